@@ -1,0 +1,368 @@
+"""Read headers: each file becomes one small, picklable :class:`HeaderRecord`.
+
+A record holds exactly what grouping, geometry and the load plan need, plus where the pixel data
+sits in the file (offset and length of the PixelData value), so pixels can later be read straight
+into the output without parsing the file again.
+
+Two readers produce the same records: :func:`read_header_pydicom` (any encoding pydicom reads) and
+the compiled scanner in :mod:`fastvol._kernels.scan` (explicit and implicit VR little endian, the
+common case). :func:`read_header` tries the scanner first and falls back to pydicom file by file;
+tests assert the two agree on every file they both read.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import CorruptFileError, NotDicomError
+
+__all__ = ["HeaderRecord", "read_header", "read_header_pydicom", "TS"]
+
+
+class TS:
+    """Transfer syntax UIDs fastvol knows by name."""
+
+    IMPLICIT_LE = "1.2.840.10008.1.2"
+    EXPLICIT_LE = "1.2.840.10008.1.2.1"
+    DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+    EXPLICIT_BE = "1.2.840.10008.1.2.2"
+    UNCOMPRESSED = frozenset({IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE})
+
+
+UNDEFINED_LENGTH = 0xFFFFFFFF
+#: ``pixel_length`` of a file that has pixel data whose bytes are not addressable in the file
+#: (deflated data sets): the pixels must be read through pydicom.
+NOT_ADDRESSABLE = -2
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRecord:
+    """What fastvol knows about one DICOM file after the header pass.
+
+    Strings are stripped of DICOM padding (trailing spaces and NULs); numbers missing or
+    unparseable in the file are ``None``. Positions and spacings are in mm, patient LPS.
+
+    Attributes
+    ----------
+    path
+        File path as given (not resolved).
+    transfer_syntax
+        TransferSyntaxUID from the file meta, or the encoding pydicom inferred for a raw data set.
+    pixel_offset
+        Byte offset in the file of the first byte of the PixelData *value* (after the element's
+        tag, VR and length); ``-1`` when the file has no PixelData or its bytes are not addressable
+        in the file (deflated data sets).
+    pixel_length
+        Declared length of the PixelData value in bytes; ``0xFFFFFFFF`` for encapsulated
+        (compressed) pixel data of undefined length; ``-1`` when there is no PixelData;
+        ``-2`` when the pixel bytes are not addressable in the file (deflated).
+    file_size
+        Size of the file in bytes when it was read, to detect truncation before reading pixels.
+    """
+
+    path: str
+    file_size: int
+    transfer_syntax: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    frame_of_reference_uid: str
+    modality: str
+    manufacturer: str
+    series_number: int | None
+    series_description: str
+    image_type: tuple[str, ...]
+    instance_number: int | None
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    photometric_interpretation: str
+    bits_allocated: int
+    bits_stored: int
+    high_bit: int
+    pixel_representation: int
+    planar_configuration: int
+    number_of_frames: int
+    image_position: tuple[float, float, float] | None
+    image_orientation: tuple[float, float, float, float, float, float] | None
+    pixel_spacing: tuple[float, float] | None
+    slice_thickness: float | None
+    spacing_between_slices: float | None
+    gantry_tilt: float | None
+    rescale_slope: float | None
+    rescale_intercept: float | None
+    temporal_position_identifier: int | None
+    trigger_time: float | None
+    acquisition_number: int | None
+    acquisition_time: str
+    echo_number: int | None
+    echo_time: float | None
+    diffusion_b_value: float | None
+    is_enhanced: bool
+    pixel_offset: int
+    pixel_length: int
+
+    @property
+    def has_pixels(self) -> bool:
+        """True when the file has a PixelData element."""
+        return self.pixel_length != -1
+
+    @property
+    def is_encapsulated(self) -> bool:
+        """True when pixel data is encapsulated (compressed frames in fragments)."""
+        return self.pixel_length == UNDEFINED_LENGTH
+
+    @property
+    def is_localizer(self) -> bool:
+        """True when ImageType marks a localizer/scout image."""
+        return any(v.upper() in ("LOCALIZER", "SCOUT") for v in self.image_type)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict of all fields (for reports and equality diagnostics)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# Tags read by the header pass. The compiled scanner must extract exactly these.
+HEADER_TAGS: dict[str, int] = {
+    "sop_class_uid": 0x00080016,
+    "sop_instance_uid": 0x00080018,
+    "image_type": 0x00080008,
+    "acquisition_time": 0x00080032,
+    "modality": 0x00080060,
+    "manufacturer": 0x00080070,
+    "series_description": 0x0008103E,
+    "slice_thickness": 0x00180050,
+    "echo_time": 0x00180081,
+    "echo_number": 0x00180086,
+    "spacing_between_slices": 0x00180088,
+    "trigger_time": 0x00181060,
+    "gantry_tilt": 0x00181120,
+    "diffusion_b_value": 0x00189087,
+    "study_instance_uid": 0x0020000D,
+    "series_instance_uid": 0x0020000E,
+    "series_number": 0x00200011,
+    "acquisition_number": 0x00200012,
+    "instance_number": 0x00200013,
+    "image_position": 0x00200032,
+    "image_orientation": 0x00200037,
+    "frame_of_reference_uid": 0x00200052,
+    "temporal_position_identifier": 0x00200100,
+    "samples_per_pixel": 0x00280002,
+    "photometric_interpretation": 0x00280004,
+    "planar_configuration": 0x00280006,
+    "number_of_frames": 0x00280008,
+    "rows": 0x00280010,
+    "columns": 0x00280011,
+    "pixel_spacing": 0x00280030,
+    "bits_allocated": 0x00280100,
+    "bits_stored": 0x00280101,
+    "high_bit": 0x00280102,
+    "pixel_representation": 0x00280103,
+    "rescale_intercept": 0x00281052,
+    "rescale_slope": 0x00281053,
+}
+PER_FRAME_FUNCTIONAL_GROUPS = 0x52009230
+PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # PixelData, Float-, DoubleFloatPixelData
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1", "replace")
+    if not isinstance(value, str):
+        # Multi-valued strings come back as MultiValue; keep the DICOM form.
+        try:
+            value = "\\".join(str(v) for v in value)
+        except TypeError:
+            value = str(value)
+    return value.rstrip(" \x00").lstrip(" ")
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    if value is None or value == "":
+        return None
+    try:
+        items = list(value) if not isinstance(value, (str, bytes, int, float)) else [value]
+        out = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        return None
+    if len(out) != n or any(v != v for v in out):  # wrong count or NaN
+        return None
+    return out
+
+
+def _float(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, (str, bytes, int, float)):
+        value = value[0] if len(value) else None  # multi-valued: first value
+        if value is None:
+            return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if out != out else out
+
+
+def _int(value: Any) -> int | None:
+    out = _float(value)
+    if out is None or out != int(out):
+        return None
+    return int(out)
+
+
+_ENCODING_TS = {
+    (True, True): TS.IMPLICIT_LE,
+    (False, True): TS.EXPLICIT_LE,
+    (False, False): TS.EXPLICIT_BE,
+}
+
+
+def record_from_dataset(
+    ds: Any, *, path: str, file_size: int, pixel_offset: int, pixel_length: int
+) -> HeaderRecord:
+    """Build a :class:`HeaderRecord` from a pydicom Dataset read without its pixels."""
+    meta = getattr(ds, "file_meta", None)
+    ts = _text(meta.get("TransferSyntaxUID")) if meta is not None and "TransferSyntaxUID" in meta else ""
+    if not ts:
+        enc = getattr(ds, "original_encoding", (True, True))
+        ts = _ENCODING_TS.get((bool(enc[0]), bool(enc[1])), TS.IMPLICIT_LE)
+
+    def get(keyword: str) -> Any:
+        elem = ds.get(keyword)
+        return elem
+
+    sop_class = _text(get("SOPClassUID")) or (
+        _text(meta.get("MediaStorageSOPClassUID")) if meta is not None else ""
+    )
+    image_type_raw = get("ImageType")
+    if image_type_raw is None:
+        image_type: tuple[str, ...] = ()
+    elif isinstance(image_type_raw, str):
+        image_type = tuple(v.strip(" \x00") for v in image_type_raw.split("\\"))
+    else:
+        image_type = tuple(_text(v) for v in image_type_raw)
+    bits_allocated = _int(get("BitsAllocated")) or 0
+    bits_stored = _int(get("BitsStored"))
+    return HeaderRecord(
+        path=path,
+        file_size=file_size,
+        transfer_syntax=ts,
+        sop_class_uid=sop_class,
+        sop_instance_uid=_text(get("SOPInstanceUID")),
+        study_instance_uid=_text(get("StudyInstanceUID")),
+        series_instance_uid=_text(get("SeriesInstanceUID")),
+        frame_of_reference_uid=_text(get("FrameOfReferenceUID")),
+        modality=_text(get("Modality")),
+        manufacturer=_text(get("Manufacturer")),
+        series_number=_int(get("SeriesNumber")),
+        series_description=_text(get("SeriesDescription")),
+        image_type=image_type,
+        instance_number=_int(get("InstanceNumber")),
+        rows=_int(get("Rows")) or 0,
+        columns=_int(get("Columns")) or 0,
+        samples_per_pixel=_int(get("SamplesPerPixel")) or 1,
+        photometric_interpretation=_text(get("PhotometricInterpretation")),
+        bits_allocated=bits_allocated,
+        bits_stored=bits_stored if bits_stored is not None else bits_allocated,
+        high_bit=_int(get("HighBit")) if get("HighBit") is not None else (
+            (bits_stored if bits_stored is not None else bits_allocated) - 1
+        ),
+        pixel_representation=_int(get("PixelRepresentation")) or 0,
+        planar_configuration=_int(get("PlanarConfiguration")) or 0,
+        number_of_frames=max(_int(get("NumberOfFrames")) or 1, 1),
+        image_position=_floats(get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+        image_orientation=_floats(get("ImageOrientationPatient"), 6),  # type: ignore[arg-type]
+        pixel_spacing=_floats(get("PixelSpacing"), 2),  # type: ignore[arg-type]
+        slice_thickness=_float(get("SliceThickness")),
+        spacing_between_slices=_float(get("SpacingBetweenSlices")),
+        gantry_tilt=_float(get("GantryDetectorTilt")),
+        rescale_slope=_float(get("RescaleSlope")),
+        rescale_intercept=_float(get("RescaleIntercept")),
+        temporal_position_identifier=_int(get("TemporalPositionIdentifier")),
+        trigger_time=_float(get("TriggerTime")),
+        acquisition_number=_int(get("AcquisitionNumber")),
+        acquisition_time=_text(get("AcquisitionTime")),
+        echo_number=_int(get("EchoNumbers")),
+        echo_time=_float(get("EchoTime")),
+        diffusion_b_value=_float(get("DiffusionBValue")),
+        is_enhanced="PerFrameFunctionalGroupsSequence" in ds,
+        pixel_offset=pixel_offset,
+        pixel_length=pixel_length,
+    )
+
+
+def _pixel_element_after(fp: Any, implicit: bool, little: bool) -> tuple[int, int]:
+    """Parse the PixelData element header at ``fp``'s position: (value offset, value length)."""
+    start = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8:
+        return -1, -1
+    endian = "<" if little else ">"
+    group, elem = struct.unpack(endian + "HH", head[:4])
+    if ((group << 16) | elem) not in PIXEL_DATA_TAGS:
+        return -1, -1
+    if implicit:
+        (length,) = struct.unpack(endian + "I", head[4:8])
+        return start + 8, length
+    if len(head) < 12:
+        raise EOFError
+    (length,) = struct.unpack(endian + "I", head[8:12])
+    return start + 12, length
+
+
+def read_header_pydicom(path: str | os.PathLike[str]) -> HeaderRecord:
+    """Read one file's header with pydicom (any encoding), without reading pixel data.
+
+    Raises
+    ------
+    NotDicomError
+        The file is not DICOM or its header cannot be parsed.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fp:
+            file_size = os.fstat(fp.fileno()).st_size
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            ts = ""
+            if getattr(ds, "file_meta", None) is not None and "TransferSyntaxUID" in ds.file_meta:
+                ts = _text(ds.file_meta.TransferSyntaxUID)
+            if ts == TS.DEFLATED_LE:
+                # Offsets refer to the inflated stream, not the file: pydicom reads the pixels.
+                probe = pydicom.dcmread(path, force=True, defer_size=64)
+                has = "PixelData" in probe
+                offset, length = (-1, NOT_ADDRESSABLE) if has else (-1, -1)
+            else:
+                enc = ds.original_encoding
+                implicit, little = (bool(enc[0]), bool(enc[1])) if enc[0] is not None else (True, True)
+                offset, length = _pixel_element_after(fp, implicit, little)
+    except (InvalidDicomError, EOFError, struct.error) as exc:
+        raise NotDicomError(f"{path}: not a readable DICOM file ({exc})", files=[path]) from exc
+    except OSError as exc:
+        raise NotDicomError(f"{path}: cannot be read ({exc})", files=[path]) from exc
+    except Exception as exc:  # pydicom raises many types on garbage; none may escape bare
+        raise CorruptFileError(
+            f"{path}: header cannot be parsed ({type(exc).__name__}: {exc})", files=[path]
+        ) from exc
+    return record_from_dataset(
+        ds, path=path, file_size=file_size, pixel_offset=offset, pixel_length=length
+    )
+
+
+def read_header(path: str | os.PathLike[str]) -> HeaderRecord:
+    """Read one file's header: the compiled scanner when it handles the file, else pydicom."""
+    try:
+        from ._kernels.scan import scan_header  # compiled fast path (issue: fast header scan)
+    except ImportError:
+        return read_header_pydicom(path)
+    record = scan_header(os.fspath(path))
+    return record if record is not None else read_header_pydicom(path)
