@@ -1,0 +1,50 @@
+"""Kernels that turn stored samples into output values, in place or into a slice of the output.
+
+Fused in one pass: mask the bits above BitsStored (scanners leave junk there), sign-extend from
+bit BitsStored-1 for signed data, then rescale (slope, intercept). Reading and writing index ``i``
+in turn makes the kernels safe when ``src`` and ``dst`` are two views of the same memory, which
+is how uncompressed frames are converted in place inside the output array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import jit
+
+
+@jit
+def store_frame(src, dst, bits_stored, signed, mask, slope, intercept):  # type: ignore[no-untyped-def]
+    """``dst[i] = decode(src[i]) * slope + intercept`` over flat arrays of equal size.
+
+    Parameters
+    ----------
+    src
+        Stored samples (any integer dtype), flat.
+    dst
+        Output, flat; integer or float. For integer ``dst`` pass integer slope and intercept.
+    bits_stored
+        BitsStored.
+    signed
+        PixelRepresentation == 1.
+    mask
+        Whether to mask to ``bits_stored`` bits and sign-extend (False when the stored dtype
+        already holds exactly BitsStored bits).
+    """
+    keep = (np.int64(1) << bits_stored) - 1
+    sign = np.int64(1) << (bits_stored - 1)
+    full = np.int64(1) << bits_stored
+    for i in range(src.size):
+        v = np.int64(src[i])
+        if mask:
+            v &= keep
+            if signed and (v & sign):
+                v -= full
+        dst[i] = v * slope + intercept
+
+
+@jit
+def fill_slots(out, slots, value):  # type: ignore[no-untyped-def]
+    """Set every listed slot of ``out`` (``(n, rows, columns)``) to ``value``."""
+    for k in range(slots.size):
+        out[slots[k]] = value

@@ -1,0 +1,404 @@
+"""Geometry: slice order, spacing, gaps, tilt and repeats from plain arrays.
+
+Nothing here sees a pydicom Dataset: inputs are positions ``(N, 3)`` (ImagePositionPatient, LPS mm),
+the orientation 6-vector (ImageOrientationPatient: row direction, then column direction) and the
+pixel spacing ``(between rows, between columns)``. Slices are ordered only by their position along
+the slice normal ``n = row_cos x col_cos``, never by file name, InstanceNumber, SliceLocation,
+SpacingBetweenSlices or ImagePositionPatient[2].
+
+Nothing here raises for gaps, uneven spacing or tilt: :func:`analyze_stack` classifies them, and the
+plan decides (by the user's options) whether to raise, fill or resample. It raises only when the
+input cannot describe a stack at all (bad orientation, non-finite positions).
+
+The affine maps ``(slice, row, column)`` indices to LPS mm, as highdicom.Volume does:
+column ``j`` moves along the row direction by PixelSpacing[1], row ``i`` along the column direction
+by PixelSpacing[0], and slice ``k`` by the true step vector between consecutive positions (which
+leans off the normal when the gantry was tilted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import BadOrientationError, GeometryError, RepeatedPositionsError
+
+__all__ = [
+    "ORIENTATION_TOLERANCE",
+    "POSITION_RTOL",
+    "SPACING_RTOL",
+    "TILT_TOLERANCE_DEG",
+    "StackGeometry",
+    "Repeats",
+    "analyze_stack",
+    "affine_from",
+    "orientation_label",
+    "split_repeats",
+    "unit_vectors",
+]
+
+#: Steps between slices agreeing within this fraction of the regular step count as equal.
+SPACING_RTOL = 0.01
+#: Largest allowed deviation from unit length and from perpendicularity of the orientation cosines.
+ORIENTATION_TOLERANCE = 1e-3
+#: Positions off the stacking line by more than this fraction of the smallest voxel size make
+#: the stack non-collinear (no single affine describes it).
+POSITION_RTOL = 0.05
+#: Stacks whose step leans off the normal by more than this angle are reported as tilted.
+TILT_TOLERANCE_DEG = 0.01
+#: Slices closer than this fraction of the typical step along the normal share one position.
+SAME_POSITION_RTOL = 0.01
+#: Absolute floor (mm) for "same position" when there is no typical step (all slices repeat).
+SAME_POSITION_ATOL = 1e-3
+
+
+def unit_vectors(
+    orientation: Sequence[float] | np.ndarray, *, tolerance: float = ORIENTATION_TOLERANCE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row direction, column direction and slice normal from ImageOrientationPatient.
+
+    Raises
+    ------
+    BadOrientationError
+        When the cosines are missing, not unit length, or not perpendicular within ``tolerance``.
+    """
+    iop = np.asarray(orientation, dtype=np.float64).reshape(-1)
+    if iop.shape != (6,) or not np.all(np.isfinite(iop)):
+        raise BadOrientationError(f"ImageOrientationPatient {list(iop)} is not six finite numbers")
+    row, col = iop[:3], iop[3:]
+    norms = np.array([np.linalg.norm(row), np.linalg.norm(col)])
+    dot = float(row @ col)
+    if np.any(np.abs(norms - 1.0) > tolerance) or abs(dot) > tolerance:
+        raise BadOrientationError(
+            f"ImageOrientationPatient {list(iop)} is not two perpendicular unit vectors "
+            f"(lengths {norms.round(6).tolist()}, dot product {dot:.2g}); "
+            f"pass orientation_tolerance= to accept it",
+            orientation=iop,
+        )
+    row = row / norms[0]
+    col = col / norms[1]
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    return row, col, normal
+
+
+def orientation_label(row: np.ndarray, col: np.ndarray, normal: np.ndarray) -> tuple[str, str]:
+    """Plane (axial, coronal, sagittal) and obliquity (orthogonal, single-, double-oblique)."""
+    plane = ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(normal)))]
+    zero = 1e-4
+    if all(np.sum(np.abs(v) > zero) == 1 for v in (row, col)):
+        return plane, "orthogonal"
+    return plane, "single-oblique" if np.sum(np.abs(normal) > zero) == 2 else "double-oblique"
+
+
+@dataclass(frozen=True, slots=True)
+class StackGeometry:
+    """Where each slice of one stack goes, and the affine of the regular grid.
+
+    Attributes
+    ----------
+    order
+        Indices into the input positions, sorted along the normal (ascending).
+    slots
+        For each sorted slice, its index in the regular grid (``slots[0] == 0``); consecutive unless
+        slices are missing.
+    n_slots
+        Slices in the regular grid (``slots[-1] + 1``).
+    kind
+        ``"regular"``, ``"gaps"`` (steps are whole multiples of the regular step), ``"irregular"``
+        or ``"single"``.
+    distances
+        Sorted positions along the normal (mm).
+    steps
+        Differences of ``distances`` (mm), length ``n - 1``.
+    step
+        Regular step along the normal (mm); the source named by ``step_source`` for one slice.
+    step_vector
+        Step between consecutive grid slices in LPS mm (leans off the normal when tilted).
+    tilt_deg
+        Angle between ``step_vector`` and the normal, in degrees.
+    residual
+        Largest distance (mm) of a position from the stacking line.
+    """
+
+    order: np.ndarray
+    slots: np.ndarray
+    n_slots: int
+    kind: str
+    distances: np.ndarray
+    steps: np.ndarray
+    step: float
+    step_vector: np.ndarray
+    step_source: str
+    tilt_deg: float
+    residual: float
+    origin: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    normal: np.ndarray
+    pixel_spacing: tuple[float, float]
+
+    @property
+    def affine(self) -> np.ndarray:
+        """4x4 affine from ``(slice, row, column)`` grid indices to LPS mm."""
+        return affine_from(self.origin, self.step_vector, self.row, self.col, self.pixel_spacing)
+
+    @property
+    def missing(self) -> np.ndarray:
+        """Grid indices with no acquired slice."""
+        present = np.zeros(self.n_slots, dtype=bool)
+        present[self.slots] = True
+        return np.flatnonzero(~present)
+
+
+def affine_from(
+    origin: np.ndarray,
+    step_vector: np.ndarray,
+    row: np.ndarray,
+    col: np.ndarray,
+    pixel_spacing: tuple[float, float],
+) -> np.ndarray:
+    """Affine mapping ``(slice, row, column)`` indices to LPS mm.
+
+    Parameters
+    ----------
+    origin
+        LPS position of voxel ``(0, 0, 0)`` (the first slice's ImagePositionPatient).
+    step_vector
+        LPS step from one slice to the next.
+    row, col
+        Unit row direction (along which the column index grows) and column direction (along
+        which the row index grows), as in ImageOrientationPatient.
+    pixel_spacing
+        PixelSpacing: (spacing between rows, spacing between columns), mm.
+    """
+    affine = np.eye(4)
+    affine[:3, 0] = step_vector
+    affine[:3, 1] = col * pixel_spacing[0]
+    affine[:3, 2] = row * pixel_spacing[1]
+    affine[:3, 3] = origin
+    return affine
+
+
+def _same_position_tolerance(distances: np.ndarray, rtol: float) -> float:
+    steps = np.diff(np.sort(distances))
+    moving = steps[steps > SAME_POSITION_ATOL]
+    if moving.size == 0:
+        return SAME_POSITION_ATOL
+    return max(SAME_POSITION_ATOL, rtol * float(np.median(moving)))
+
+
+def position_clusters(distances: np.ndarray, *, rtol: float = SAME_POSITION_RTOL) -> np.ndarray:
+    """Label each slice with the index of its distinct position along the normal (ascending)."""
+    order = np.argsort(distances, kind="stable")
+    tol = _same_position_tolerance(distances, rtol)
+    new = np.ones(order.size, dtype=bool)
+    new[1:] = np.diff(distances[order]) > tol
+    labels_sorted = np.cumsum(new) - 1
+    labels = np.empty_like(labels_sorted)
+    labels[order] = labels_sorted
+    return labels
+
+
+def analyze_stack(
+    positions: np.ndarray,
+    orientation: Sequence[float] | np.ndarray,
+    pixel_spacing: tuple[float, float],
+    *,
+    single_slice_step: tuple[float, str] | None = None,
+    spacing_rtol: float = SPACING_RTOL,
+    orientation_tolerance: float = ORIENTATION_TOLERANCE,
+) -> StackGeometry:
+    """Sort one stack of distinct positions along the normal and describe its grid.
+
+    Parameters
+    ----------
+    positions
+        ``(N, 3)`` ImagePositionPatient of each slice, LPS mm; positions must be distinct along
+        the normal (split repeats first with :func:`split_repeats`).
+    orientation
+        ImageOrientationPatient shared by the slices.
+    pixel_spacing
+        PixelSpacing, (between rows, between columns), mm.
+    single_slice_step
+        ``(step mm, source)`` to use when there is only one slice (SpacingBetweenSlices or
+        SliceThickness), else 1 mm.
+    spacing_rtol
+        Relative tolerance between steps.
+
+    Raises
+    ------
+    BadOrientationError, GeometryError
+        Unusable orientation, or non-finite positions.
+    """
+    row, col, normal = unit_vectors(orientation, tolerance=orientation_tolerance)
+    pos = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    if not np.all(np.isfinite(pos)):
+        raise GeometryError("ImagePositionPatient has non-finite values", positions=pos)
+    distances_all = pos @ normal
+    order = np.argsort(distances_all, kind="stable")
+    distances = distances_all[order]
+    spacing = (float(pixel_spacing[0]), float(pixel_spacing[1]))
+    n = pos.shape[0]
+    if n == 1:
+        step, source = single_slice_step if single_slice_step else (1.0, "default 1 mm")
+        return StackGeometry(
+            order=order, slots=np.zeros(1, dtype=np.int64), n_slots=1, kind="single",
+            distances=distances, steps=np.zeros(0), step=float(step),
+            step_vector=normal * float(step), step_source=source, tilt_deg=0.0, residual=0.0,
+            origin=pos[0], row=row, col=col, normal=normal, pixel_spacing=spacing,
+        )  # fmt: skip
+    steps = np.diff(distances)
+    base_candidates = steps[steps <= steps.min() * (1.0 + spacing_rtol)]
+    base = float(base_candidates.mean())
+    multiples = np.maximum(np.rint(steps / base), 1.0)
+    whole = np.abs(steps - multiples * base) <= spacing_rtol * base * multiples
+    if not np.all(whole):
+        kind = "irregular"
+        slots = np.arange(n, dtype=np.int64)
+    else:
+        kind = "gaps" if np.any(multiples > 1) else "regular"
+        slots = np.concatenate([[0], np.cumsum(multiples)]).astype(np.int64)
+    sorted_pos = pos[order]
+    n_slots = int(slots[-1]) + 1
+    # True step vector: least-squares fit of positions against slot index (exact for regular
+    # stacks, robust to rounding in ImagePositionPatient).
+    t = slots.astype(np.float64)
+    t_mean = t.mean()
+    centred = t - t_mean
+    step_vector = (centred @ (sorted_pos - sorted_pos.mean(axis=0))) / (centred @ centred)
+    origin = sorted_pos.mean(axis=0) - t_mean * step_vector
+    residual = float(np.max(np.linalg.norm(sorted_pos - (origin + np.outer(t, step_vector)), axis=1)))
+    along = float(step_vector @ normal)
+    tilt = float(np.degrees(np.arctan2(np.linalg.norm(step_vector - along * normal), along)))
+    if kind == "irregular":
+        # No single step: the origin is the first slice, the vector the mean step, and the
+        # residual the distance of each position from the line through first and last.
+        origin = sorted_pos[0]
+        step_vector = (sorted_pos[-1] - sorted_pos[0]) / (n - 1)
+        axis = step_vector / np.linalg.norm(step_vector)
+        rel = sorted_pos - origin
+        residual = float(np.max(np.linalg.norm(rel - np.outer(rel @ axis, axis), axis=1)))
+        along = float(step_vector @ normal)
+        tilt = float(np.degrees(np.arctan2(np.linalg.norm(step_vector - along * normal), along)))
+    else:
+        # Anchor the grid on the first acquired slice exactly, as readers expect of voxel 0.
+        origin = sorted_pos[0].copy()
+    return StackGeometry(
+        order=order, slots=slots, n_slots=n_slots, kind=kind, distances=distances, steps=steps,
+        step=float(along if kind != "irregular" else np.median(steps)), step_vector=step_vector,
+        step_source="ImagePositionPatient", tilt_deg=tilt, residual=residual, origin=origin,
+        row=row, col=col, normal=normal, pixel_spacing=spacing,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Repeats:
+    """How slices sharing positions split into volumes.
+
+    Attributes
+    ----------
+    tag
+        Keyword of the tag that tells the volumes apart (``None`` when each position is unique).
+    values
+        Distinct tag values, ascending: one per volume.
+    table
+        ``(n_volumes, n_positions)`` input indices; volume ``v`` at position ``p``.
+    position_of
+        Position label (ascending along the normal) of each input slice.
+    """
+
+    tag: str | None
+    values: tuple[object, ...]
+    table: np.ndarray
+    position_of: np.ndarray
+
+
+#: Tags that may tell apart slices at one position, in order of preference.
+REPEAT_TAGS = (
+    "TemporalPositionIdentifier",
+    "TriggerTime",
+    "AcquisitionNumber",
+    "EchoNumbers",
+    "DiffusionBValue",
+)
+
+
+def split_repeats(
+    distances: np.ndarray,
+    tags: Mapping[str, Sequence[object]],
+    *,
+    files: Sequence[str] = (),
+    rtol: float = SAME_POSITION_RTOL,
+) -> Repeats:
+    """Split slices that share positions into volumes, by the first tag that tells them apart.
+
+    Parameters
+    ----------
+    distances
+        Position of each slice along the normal (mm).
+    tags
+        Candidate tag keyword -> value per slice (``None`` where absent), tried in mapping order.
+    files
+        File of each slice, for error messages.
+
+    Raises
+    ------
+    RepeatedPositionsError
+        Positions repeat and no tag gives every position the same set of distinct values.
+    """
+    labels = position_clusters(distances, rtol=rtol)
+    n_pos = int(labels.max()) + 1
+    counts = np.bincount(labels, minlength=n_pos)
+    if counts.max() == 1:
+        table = np.empty((1, n_pos), dtype=np.int64)
+        table[0, labels] = np.arange(labels.size)
+        return Repeats(tag=None, values=(), table=table, position_of=labels)
+    tried: list[str] = []
+    for tag, values in tags.items():
+        vals = list(values)
+        if any(v is None for v in vals):
+            tried.append(f"{tag} (absent in some files)")
+            continue
+        distinct = sorted(set(vals))  # type: ignore[type-var]
+        if len(distinct) < 2:
+            tried.append(f"{tag} (one value)")
+            continue
+        per_position: list[set[object]] = [set() for _ in range(n_pos)]
+        clash = False
+        for label, value in zip(labels, vals):
+            if value in per_position[label]:
+                clash = True
+                break
+            per_position[label].add(value)
+        if clash:
+            tried.append(f"{tag} (repeats within a position)")
+            continue
+        full = set(distinct)
+        if any(s != full for s in per_position):
+            short = [p for p, s in enumerate(per_position) if s != full]
+            raise RepeatedPositionsError(
+                f"slices repeat at positions told apart by {tag}, but {len(short)} of {n_pos} "
+                f"positions lack some of its {len(distinct)} values (an incomplete volume); "
+                f"the files at the first such position: "
+                f"{[files[i] for i in np.flatnonzero(labels == short[0])] if files else ''}",
+                files=[files[i] for i in np.flatnonzero(labels == short[0])] if files else (),
+                tag=tag, values=tuple(distinct),
+            )  # fmt: skip
+        index = {v: k for k, v in enumerate(distinct)}
+        table = np.empty((len(distinct), n_pos), dtype=np.int64)
+        for i, (label, value) in enumerate(zip(labels, vals)):
+            table[index[value], label] = i
+        return Repeats(tag=tag, values=tuple(distinct), table=table, position_of=labels)
+    first = int(np.argmax(counts))
+    clashing = [files[i] for i in np.flatnonzero(labels == first)] if files else []
+    raise RepeatedPositionsError(
+        f"{int(counts.max())} slices share one position (e.g. {clashing[:4]}) and no tag tells "
+        f"them apart (tried: {', '.join(tried) or 'none'}); they may be time points or echoes "
+        f"without identifying tags, or duplicates with different SOPInstanceUIDs. Load a subset "
+        f"of files, or pass repeats='first' to keep the first file (by InstanceNumber) at each "
+        f"position",
+        files=clashing, counts=counts,
+    )  # fmt: skip

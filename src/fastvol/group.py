@@ -1,0 +1,165 @@
+"""Group into series: header records become :class:`Series`, each one stackable volume.
+
+Files are grouped by SeriesInstanceUID, then split where one volume cannot hold them: different
+orientation, Rows/Columns, pixel spacing or samples per pixel, and localizers (ImageType
+LOCALIZER/SCOUT) apart from the main stack. A Series whose UID was split gets a ``part`` number,
+so ``Series.id`` stays unique (``uid`` or ``uid#part``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .headers import HeaderRecord
+
+if TYPE_CHECKING:
+    from .report import GeometryReport
+    from .volume import Volume
+
+__all__ = ["Series", "group_series", "ORIENTATION_DECIMALS", "SPACING_DECIMALS"]
+
+#: Orientation cosines agreeing to this many decimals are one orientation (about 0.006 degrees).
+ORIENTATION_DECIMALS = 4
+#: Pixel spacings agreeing to this many decimals (mm) are one spacing.
+SPACING_DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class Series:
+    """One stackable series found by :func:`fastvol.scan`: files that can form one volume.
+
+    Attributes
+    ----------
+    records
+        Header records of the series' files (in scan order; slice order comes from geometry).
+    part
+        0 when the SeriesInstanceUID holds one group, else 1, 2, ... for each group it was split into.
+    siblings
+        Records of the other groups under the same UID (localizers, other orientations), kept so a
+        load can report what it skipped.
+    """
+
+    records: tuple[HeaderRecord, ...]
+    part: int = 0
+    siblings: tuple[HeaderRecord, ...] = ()
+    _report: list[Any] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def uid(self) -> str:
+        """SeriesInstanceUID."""
+        return self.records[0].series_instance_uid
+
+    @property
+    def id(self) -> str:
+        """Unique key: the UID, or ``uid#part`` when the UID was split into several groups."""
+        return self.uid if self.part == 0 else f"{self.uid}#{self.part}"
+
+    @property
+    def number(self) -> int | None:
+        """SeriesNumber."""
+        return self.records[0].series_number
+
+    @property
+    def description(self) -> str:
+        """SeriesDescription."""
+        return self.records[0].series_description
+
+    @property
+    def modality(self) -> str:
+        """Modality (CT, MR, PT, ...)."""
+        return self.records[0].modality
+
+    @property
+    def n_files(self) -> int:
+        """Number of files in this series."""
+        return len(self.records)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """File paths, in scan order."""
+        return tuple(r.path for r in self.records)
+
+    @property
+    def is_localizer(self) -> bool:
+        """True when every file of the group is a localizer/scout image."""
+        return all(r.is_localizer for r in self.records)
+
+    @property
+    def geometry(self) -> GeometryReport:
+        """The geometry report from headers alone, before any pixel is read (computed once)."""
+        if not self._report:
+            from .plan import describe_series
+
+            self._report.append(describe_series(self))
+        return self._report[0]  # type: ignore[no-any-return]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape the default load would return, from headers alone."""
+        return self.geometry.shape
+
+    def load(self, **options: Any) -> Volume:
+        """Load this series as a :class:`~fastvol.Volume`; options as for :func:`fastvol.load`."""
+        from .api import load_series
+
+        return load_series(self, **options)
+
+    def __str__(self) -> str:
+        first = self.records[0]
+        return (
+            f"{self.id} #{self.number} {self.modality} {self.description!r}: {self.n_files} files, "
+            f"{first.rows}x{first.columns}{' (localizer)' if self.is_localizer else ''}"
+        )
+
+
+def _group_key(r: HeaderRecord) -> tuple[Any, ...]:
+    orient = (
+        tuple(round(v, ORIENTATION_DECIMALS) + 0.0 for v in r.image_orientation)
+        if r.image_orientation is not None
+        else None
+    )
+    spacing = (
+        tuple(round(v, SPACING_DECIMALS) for v in r.pixel_spacing) if r.pixel_spacing else None
+    )
+    return (r.is_localizer, orient, r.rows, r.columns, spacing, r.samples_per_pixel, r.is_enhanced)
+
+
+def group_series(records: Iterable[HeaderRecord]) -> list[Series]:
+    """Group header records into stackable series.
+
+    Records without pixel data must be filtered out before. Series come out ordered by
+    SeriesNumber, then UID, then group size (largest first), so runs are repeatable.
+    """
+    by_uid: dict[str, list[HeaderRecord]] = {}
+    for rec in records:
+        by_uid.setdefault(rec.series_instance_uid, []).append(rec)
+    out: list[Series] = []
+    for uid_records in by_uid.values():
+        groups: dict[tuple[Any, ...], list[HeaderRecord]] = {}
+        for rec in uid_records:
+            groups.setdefault(_group_key(rec), []).append(rec)
+        # Largest non-localizer group first; it gets part 1 when the UID splits.
+        ordered = sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1])))
+        single = len(ordered) == 1
+        for part, (_, group_records) in enumerate(ordered, start=1):
+            mine = {id(r) for r in group_records}
+            siblings = tuple(r for r in uid_records if id(r) not in mine)
+            out.append(
+                Series(
+                    records=tuple(group_records),
+                    part=0 if single else part,
+                    siblings=siblings,
+                )
+            )
+    out.sort(key=lambda s: (s.number if s.number is not None else 1 << 30, s.uid, s.part))
+    return out
+
+
+def main_series(candidates: Sequence[Series]) -> Series | None:
+    """The one non-localizer group when all other candidates are localizers of the same UID."""
+    volumes = [s for s in candidates if not s.is_localizer]
+    if len(volumes) == 1 and len({s.uid for s in candidates}) == 1:
+        return volumes[0]
+    return None

@@ -1,0 +1,541 @@
+"""Plan: decide, from headers alone, what a load reads, where each frame goes, and in which dtype.
+
+:func:`make_plan` applies the user's options to the geometry of a :class:`~fastvol.group.Series`:
+it raises the typed errors (missing slices, uneven spacing, repeated positions, ...) or records
+how the pixels will be filled or resampled. The result, :class:`LoadPlan`, is a frozen value
+object of plain data (paths, offsets, lengths, transfer syntaxes, rescale, slot indices): it
+pickles, so the library call, the CLI and a DataLoader worker all run the same plan.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from . import geometry as geo
+from .errors import (
+    BadOrientationError,
+    CorruptFileError,
+    FastvolWarning,
+    GeometryError,
+    IrregularSpacingError,
+    MissingSlicesError,
+    NonCollinearError,
+    UnsupportedError,
+)
+from .headers import NOT_ADDRESSABLE, TS, HeaderRecord
+from .report import GeometryReport
+
+if TYPE_CHECKING:
+    from .group import Series
+
+__all__ = ["LoadOptions", "LoadPlan", "FrameSource", "PixelFormat", "Resample", "make_plan",
+           "describe_series", "MAX_FRAME_PIXELS"]  # fmt: skip
+
+#: Largest Rows x Columns x samples accepted for one frame (a 6 KB file can declare 4 GiB).
+MAX_FRAME_PIXELS = 1 << 28
+#: Largest output accepted, in bytes, before any allocation.
+MAX_OUTPUT_BYTES = 1 << 36
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """How a load treats unusual geometry and pixel values; see :func:`fastvol.load`."""
+
+    gaps: Literal["raise", "fill"] = "raise"
+    irregular: Literal["raise", "resample"] = "raise"
+    tilt: Literal["keep", "resample"] = "keep"
+    repeats: Literal["split", "first"] = "split"
+    rescale: bool = True
+    dtype: str | None = None
+    fill_value: float | None = None
+    spacing_rtol: float = geo.SPACING_RTOL
+    orientation_tolerance: float = geo.ORIENTATION_TOLERANCE
+    position_rtol: float = geo.POSITION_RTOL
+    tilt_tolerance_deg: float = geo.TILT_TOLERANCE_DEG
+
+    def __post_init__(self) -> None:
+        allowed = {"gaps": ("raise", "fill"), "irregular": ("raise", "resample"),
+                   "tilt": ("keep", "resample"), "repeats": ("split", "first")}  # fmt: skip
+        for name, values in allowed.items():
+            if getattr(self, name) not in values:
+                from .errors import InputError
+
+                raise InputError(f"{name}={getattr(self, name)!r}: expected one of {values}")
+
+
+@dataclass(frozen=True, slots=True)
+class PixelFormat:
+    """Stored pixel layout shared by every frame of a series."""
+
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    photometric_interpretation: str
+
+    @property
+    def stored_dtype(self) -> np.dtype:
+        """Native dtype of one stored sample (``int16`` for signed 16-bit, ...)."""
+        kind = "i" if self.pixel_representation else "u"
+        return np.dtype(f"{kind}{self.bits_allocated // 8}")
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one uncompressed frame."""
+        return self.rows * self.columns * self.samples_per_pixel * (self.bits_allocated // 8)
+
+    def stored_range(self) -> tuple[int, int]:
+        """Smallest and largest value a stored sample can hold after masking to BitsStored."""
+        if self.pixel_representation:
+            return -(1 << (self.bits_stored - 1)), (1 << (self.bits_stored - 1)) - 1
+        return 0, (1 << self.bits_stored) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class FrameSource:
+    """One frame to read: where its bytes are and which output slot it fills.
+
+    ``slot`` indexes the output flattened over its leading axes: ``volume * n_slices + slice``.
+    ``pixel_offset`` is the PixelData value offset (uncompressed: the frame starts at
+    ``pixel_offset + frame * frame_bytes``); ``-1`` with ``pixel_length == -2`` means pydicom must
+    read the pixels (deflated files).
+    """
+
+    path: str
+    slot: int
+    transfer_syntax: str
+    pixel_offset: int
+    pixel_length: int
+    file_size: int
+    frame: int = 0
+    n_frames: int = 1
+    slope: float = 1.0
+    intercept: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Resample:
+    """Resampling applied after reading, onto the regular orthogonal output grid.
+
+    Attributes
+    ----------
+    slice_index
+        Fractional output-grid index of each acquired slice along the normal (irregular spacing);
+        empty when slices are already on the grid.
+    shift
+        In-plane shift per unit of slice index, ``(rows, columns)`` in pixels, that undoes the
+        shear of a tilted stack; ``(0, 0)`` when not tilted.
+    n_slices
+        Slices of the output grid.
+    """
+
+    slice_index: tuple[float, ...]
+    shift: tuple[float, float]
+    n_slices: int
+
+
+@dataclass(frozen=True, eq=False)
+class LoadPlan:
+    """Everything a load does, decided from headers: frozen, plain, picklable."""
+
+    shape: tuple[int, ...]
+    read_shape: tuple[int, ...]
+    dtype: str
+    pixel: PixelFormat
+    sources: tuple[FrameSource, ...]
+    fill_value: float
+    resample: Resample | None
+    affine: np.ndarray
+    report: GeometryReport
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def all_uncompressed(self) -> bool:
+        """True when every frame can be read straight from its offset."""
+        return all(s.transfer_syntax in TS.UNCOMPRESSED and s.pixel_offset >= 0 for s in self.sources)
+
+
+def _first(values: list[Any]) -> Any:
+    return values[0] if values else None
+
+
+def _pixel_format(records: list[HeaderRecord], name: str) -> PixelFormat:
+    formats = {
+        (r.rows, r.columns, r.samples_per_pixel, r.bits_allocated, r.bits_stored,
+         r.pixel_representation, r.photometric_interpretation)
+        for r in records
+    }  # fmt: skip
+    if len(formats) > 1:
+        raise UnsupportedError(
+            f"series {name}: files differ in pixel format {sorted(formats)}; load them as "
+            f"separate series (pass a list of files)",
+            files=[r.path for r in records][:8],
+        )
+    fmt = PixelFormat(*formats.pop())
+    first = records[0].path
+    if fmt.samples_per_pixel != 1:
+        raise UnsupportedError(
+            f"{first}: {fmt.samples_per_pixel} samples per pixel ({fmt.photometric_interpretation}); "
+            f"colour images are not supported yet",
+            files=[first],
+        )
+    if fmt.bits_allocated not in (8, 16, 32):
+        raise UnsupportedError(
+            f"{first}: BitsAllocated {fmt.bits_allocated} is not supported (8, 16 or 32)",
+            files=[first],
+        )
+    if not 1 <= fmt.bits_stored <= fmt.bits_allocated:
+        raise CorruptFileError(
+            f"{first}: BitsStored {fmt.bits_stored} outside 1..BitsAllocated {fmt.bits_allocated}",
+            files=[first],
+        )
+    if fmt.rows <= 0 or fmt.columns <= 0 or fmt.rows * fmt.columns > MAX_FRAME_PIXELS:
+        raise CorruptFileError(
+            f"{first}: declared frame size {fmt.rows} x {fmt.columns} is not plausible",
+            files=[first],
+        )
+    return fmt
+
+
+def _check_bytes(rec: HeaderRecord, fmt: PixelFormat) -> None:
+    """Refuse files whose pixel data is shorter than declared or runs past the file's end."""
+    if rec.is_encapsulated or rec.pixel_length == NOT_ADDRESSABLE:
+        if rec.is_encapsulated and rec.pixel_offset >= rec.file_size:
+            raise CorruptFileError(f"{rec.path}: truncated before its pixel data", files=[rec.path])
+        return
+    needed = fmt.frame_bytes * rec.number_of_frames
+    if rec.pixel_length < needed:
+        raise CorruptFileError(
+            f"{rec.path}: pixel data holds {rec.pixel_length} bytes but its header promises "
+            f"{needed} ({rec.number_of_frames} frame(s) of {fmt.rows}x{fmt.columns}, "
+            f"{fmt.bits_allocated} bits)",
+            files=[rec.path],
+        )
+    if rec.pixel_offset + needed > rec.file_size:
+        raise CorruptFileError(
+            f"{rec.path}: file is truncated: pixel data needs bytes up to {rec.pixel_offset + needed} "
+            f"but the file has {rec.file_size}",
+            files=[rec.path],
+        )
+
+
+def _output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
+                  options: LoadOptions, resampled: bool) -> np.dtype:  # fmt: skip
+    if options.dtype is not None:
+        return np.dtype(options.dtype)
+    if not options.rescale:
+        return fmt.stored_dtype if not resampled else np.dtype(np.float32)
+    if resampled:
+        return np.dtype(np.float32)
+    whole = np.all(slopes == np.round(slopes)) and np.all(intercepts == np.round(intercepts))
+    if not whole:
+        return np.dtype(np.float32)
+    lo, hi = fmt.stored_range()
+    ends = np.concatenate([slopes * lo + intercepts, slopes * hi + intercepts])
+    vmin, vmax = float(ends.min()), float(ends.max())
+    for candidate in (np.int8, np.int16, np.int32, np.int64):
+        info = np.iinfo(candidate)
+        if info.min <= vmin and vmax <= info.max:
+            return np.dtype(candidate)
+    return np.dtype(np.float64)
+
+
+def _dedupe(records: list[HeaderRecord]) -> tuple[list[HeaderRecord], list[str]]:
+    seen: dict[str, HeaderRecord] = {}
+    dropped: list[str] = []
+    for rec in sorted(records, key=lambda r: r.path):
+        key = rec.sop_instance_uid or rec.path
+        if key in seen:
+            dropped.append(rec.path)
+        else:
+            seen[key] = rec
+    return list(seen.values()), dropped
+
+
+def make_plan(series: Series, options: LoadOptions | None = None, *, strict: bool = True) -> LoadPlan:
+    """Plan the load of one series.
+
+    Parameters
+    ----------
+    series
+        A stackable series (from :func:`fastvol.scan`).
+    options
+        Load options; defaults raise on gaps, uneven spacing and ambiguous repeats.
+    strict
+        False to describe the series without raising for gaps, uneven spacing or tilt (used by
+        ``Series.geometry``); errors that leave no geometry to describe still raise.
+
+    Raises
+    ------
+    GeometryError
+        Subclasses name the files and the option that loads the series anyway.
+    UnsupportedError, CorruptFileError
+        Pixel formats fastvol cannot read, or sizes the files cannot hold.
+    """
+    options = options or LoadOptions()
+    name = series.id
+    records, dropped = _dedupe([r for r in series.records if r.has_pixels])
+    decisions: list[str] = []
+    notes: list[str] = []
+    if dropped:
+        decisions.append(f"dropped {len(dropped)} duplicate instance(s) (same SOPInstanceUID)")
+    if any(r.number_of_frames > 1 or r.is_enhanced for r in records):
+        raise UnsupportedError(
+            f"series {name}: multi-frame files are not supported by the classic loader yet",
+            files=[r.path for r in records if r.number_of_frames > 1][:8], uid=series.uid,
+        )  # fmt: skip
+    fmt = _pixel_format(records, name)
+    for rec in records:
+        _check_bytes(rec, fmt)
+    lacking = [r.path for r in records if r.image_position is None]
+    if lacking:
+        raise GeometryError(
+            f"series {name}: {len(lacking)} file(s) have no usable ImagePositionPatient, so slices "
+            f"cannot be placed (e.g. {lacking[:3]})", files=lacking, uid=series.uid,
+        )  # fmt: skip
+    orientations = {r.image_orientation for r in records}
+    if None in orientations:
+        bad = [r.path for r in records if r.image_orientation is None]
+        raise BadOrientationError(
+            f"series {name}: {len(bad)} file(s) have no usable ImageOrientationPatient "
+            f"(e.g. {bad[:3]})", files=bad, uid=series.uid,
+        )  # fmt: skip
+    orientation = np.mean(np.array([r.image_orientation for r in records], dtype=np.float64), axis=0)
+    spacing_values = {r.pixel_spacing for r in records}
+    if None in spacing_values:
+        pixel_spacing = (1.0, 1.0)
+        notes.append("PixelSpacing missing: in-plane spacing taken as 1 mm")
+    else:
+        pixel_spacing = tuple(np.mean(np.array(list(spacing_values)), axis=0).tolist())  # type: ignore[assignment]
+    try:
+        row, col, normal = geo.unit_vectors(orientation, tolerance=options.orientation_tolerance)
+    except BadOrientationError as exc:
+        raise BadOrientationError(f"series {name}: {exc.message}", files=[records[0].path],
+                                  uid=series.uid) from None  # fmt: skip
+    files = [r.path for r in records]
+    positions = np.array([r.image_position for r in records], dtype=np.float64)
+    distances = positions @ normal
+
+    # Repeated positions: split into volumes by a tag, or keep the first per position.
+    if options.repeats == "first":
+        labels = geo.position_clusters(distances)
+        inst = np.array([r.instance_number if r.instance_number is not None else 0 for r in records])
+        keep: dict[int, int] = {}
+        for i in np.lexsort((inst, labels)):
+            keep.setdefault(int(labels[i]), int(i))
+        if len(keep) < len(records):
+            decisions.append(f"repeats='first': kept 1 of each repeated position, "
+                             f"skipped {len(records) - len(keep)} files")  # fmt: skip
+        table = np.array([[keep[p] for p in sorted(keep)]], dtype=np.int64)
+        repeats = geo.Repeats(tag=None, values=(), table=table, position_of=labels)
+    else:
+        tags = {
+            "TemporalPositionIdentifier": [r.temporal_position_identifier for r in records],
+            "TriggerTime": [r.trigger_time for r in records],
+            "AcquisitionNumber": [r.acquisition_number for r in records],
+            "EchoNumbers": [r.echo_number for r in records],
+            "DiffusionBValue": [r.diffusion_b_value for r in records],
+        }
+        try:
+            repeats = geo.split_repeats(distances, tags, files=files)
+        except geo.RepeatedPositionsError as exc:
+            raise type(exc)(f"series {name}: {exc.message}", files=exc.files, uid=series.uid,
+                            **exc._data) from None  # fmt: skip
+    n_volumes = repeats.table.shape[0]
+    if repeats.tag:
+        decisions.append(f"positions repeat {n_volumes} times: split into volumes by "
+                         f"{repeats.tag} {list(repeats.values)[:8]}")  # fmt: skip
+    first_volume = repeats.table[0]
+    single_step: tuple[float, str] | None = None
+    if first_volume.size == 1:
+        rec = records[int(first_volume[0])]
+        if rec.spacing_between_slices:
+            single_step = (abs(rec.spacing_between_slices), "SpacingBetweenSlices")
+        elif rec.slice_thickness:
+            single_step = (abs(rec.slice_thickness), "SliceThickness")
+        else:
+            single_step = (1.0, "default 1 mm")
+        decisions.append(f"one slice: slice step {single_step[0]:g} mm from {single_step[1]}")
+    stack = geo.analyze_stack(positions[first_volume], orientation, pixel_spacing,
+                              single_slice_step=single_step,
+                              spacing_rtol=options.spacing_rtol,
+                              orientation_tolerance=options.orientation_tolerance)  # fmt: skip
+    sorted_files = [files[int(first_volume[i])] for i in stack.order]
+
+    resample: Resample | None = None
+    n_slices = stack.n_slots
+    slot_of = stack.slots
+    affine = stack.affine
+    voxel = min(min(pixel_spacing), abs(stack.step) or 1.0)
+    if stack.residual > options.position_rtol * voxel:
+        raise NonCollinearError(
+            f"series {name}: slice positions lie up to {stack.residual:.3g} mm off one line "
+            f"(tolerance {options.position_rtol * voxel:.3g} mm), so no single affine describes "
+            f"them; pass position_rtol= to accept it",
+            files=sorted_files, uid=series.uid, residual=stack.residual,
+        )  # fmt: skip
+    if stack.kind == "gaps":
+        missing = stack.missing
+        if options.gaps == "raise" and strict:
+            before = np.searchsorted(stack.slots, missing) - 1
+            pairs = sorted({(sorted_files[b], sorted_files[b + 1]) for b in before})
+            raise MissingSlicesError(
+                f"series {name}: {missing.size} slice(s) missing from a regular grid of step "
+                f"{stack.step:.4g} mm (grid indices {missing.tolist()[:20]}); gaps between "
+                f"{pairs[:5]}; pass gaps='fill' to load it with the missing slices filled",
+                files=[f for pair in pairs for f in pair], uid=series.uid,
+                positions=stack.distances, expected_spacing=stack.step, missing=missing,
+            )  # fmt: skip
+        if options.gaps == "fill":
+            decisions.append(f"gaps='fill': {missing.size} missing slice(s) at grid indices "
+                             f"{missing.tolist()[:20]} filled")  # fmt: skip
+        else:
+            notes.append(f"{missing.size} slice(s) missing at grid indices {missing.tolist()[:20]}: "
+                         f"a load raises unless gaps='fill'")  # fmt: skip
+    elif stack.kind == "irregular" and options.irregular == "raise" and not strict:
+        n_slices = len(stack.order)
+        slot_of = np.arange(n_slices)
+        notes.append(f"uneven slice steps {np.unique(np.round(stack.steps, 4)).tolist()[:12]} mm: "
+                     f"a load raises unless irregular='resample'; affine uses the mean step")  # fmt: skip
+    elif stack.kind == "irregular":
+        if options.irregular == "raise":
+            raise IrregularSpacingError(
+                f"series {name}: slice steps along the normal differ and are not whole multiples "
+                f"of one step: {np.unique(np.round(stack.steps, 4)).tolist()[:12]} mm; pass "
+                f"irregular='resample' to resample linearly onto a regular grid",
+                files=sorted_files, uid=series.uid, spacings=stack.steps,
+            )  # fmt: skip
+        step = float(np.median(stack.steps))
+        extent = float(stack.distances[-1] - stack.distances[0])
+        n_slices = int(round(extent / step)) + 1
+        grid_step = extent / (n_slices - 1)
+        rel = (stack.distances - stack.distances[0]) / grid_step
+        along = float(stack.step_vector @ normal)
+        step_vector = stack.step_vector * (grid_step / along)
+        affine = geo.affine_from(stack.origin, step_vector, row, col, pixel_spacing)
+        resample = Resample(slice_index=tuple(rel.tolist()), shift=(0.0, 0.0), n_slices=n_slices)
+        slot_of = np.arange(len(stack.order))
+        decisions.append(f"irregular='resample': {len(stack.order)} slices resampled linearly "
+                         f"onto {n_slices} slices of {grid_step:.4g} mm")  # fmt: skip
+    tilted = stack.tilt_deg > options.tilt_tolerance_deg
+    if tilted:
+        along = float(affine[:3, 0] @ normal)
+        lean = affine[:3, 0] - along * normal
+        if options.tilt == "resample":
+            shift = (float(lean @ col) / pixel_spacing[0], float(lean @ row) / pixel_spacing[1])
+            base = resample or Resample(slice_index=(), shift=(0.0, 0.0), n_slices=n_slices)
+            resample = Resample(slice_index=base.slice_index, shift=shift, n_slices=n_slices)
+            affine = affine.copy()
+            affine[:3, 0] = along * normal
+            decisions.append(f"tilt='resample': {stack.tilt_deg:.3f} deg shear removed by "
+                             f"shifting each slice in-plane; affine is orthogonal")  # fmt: skip
+        else:
+            msg = (f"series {name}: stack leans {stack.tilt_deg:.3f} deg off the slice normal "
+                   f"(gantry tilt); pixels kept, affine is sheared; pass tilt='resample' for an "
+                   f"orthogonal grid")  # fmt: skip
+            notes.append(msg)
+            if strict:
+                warnings.warn(msg, FastvolWarning, stacklevel=4)
+
+    # Sources: volume v, position p -> slot v * n_slices + slot_of[p].
+    sources: list[FrameSource] = []
+    slopes, intercepts = [], []
+    for v in range(n_volumes):
+        volume = repeats.table[v]
+        for p_sorted, p_input in enumerate(stack.order):
+            rec = records[int(volume[p_input])]
+            slope = rec.rescale_slope if (options.rescale and rec.rescale_slope is not None) else 1.0
+            icpt = (rec.rescale_intercept
+                    if (options.rescale and rec.rescale_intercept is not None) else 0.0)  # fmt: skip
+            slopes.append(slope)
+            intercepts.append(icpt)
+            sources.append(FrameSource(
+                path=rec.path, slot=v * (len(stack.order) if resample and resample.slice_index
+                                         else n_slices) + int(slot_of[p_sorted]),
+                transfer_syntax=rec.transfer_syntax, pixel_offset=rec.pixel_offset,
+                pixel_length=rec.pixel_length, file_size=rec.file_size,
+                slope=float(slope), intercept=float(icpt),
+            ))  # fmt: skip
+    slopes_arr, icpts_arr = np.array(slopes), np.array(intercepts)
+    if np.ptp(slopes_arr) > 0 or np.ptp(icpts_arr) > 0:
+        decisions.append("rescale slope/intercept vary per slice: applied per slice")
+    out_dtype = _output_dtype(fmt, slopes_arr, icpts_arr, options, resample is not None)
+    if options.fill_value is not None:
+        fill = float(options.fill_value)
+    elif out_dtype.kind == "f":
+        fill = float("nan")
+    else:
+        fill = float(np.iinfo(out_dtype).min)
+    lead = (n_volumes,) if n_volumes > 1 else ()
+    shape = lead + (n_slices, fmt.rows, fmt.columns)
+    read_slices = len(stack.order) if (resample and resample.slice_index) else n_slices
+    read_shape = lead + (read_slices, fmt.rows, fmt.columns)
+    nbytes = int(np.prod(shape)) * out_dtype.itemsize
+    if nbytes > MAX_OUTPUT_BYTES:
+        raise CorruptFileError(f"series {name}: output of {shape} would need {nbytes} bytes",
+                               files=files[:3], uid=series.uid)  # fmt: skip
+    if fmt.photometric_interpretation == "MONOCHROME1":
+        notes.append("MONOCHROME1: values returned as modality values, not inverted for display")
+    if options.rescale and out_dtype.kind == "f" and not resample:
+        decisions.append("rescale slope or intercept not whole: output float32")
+    decisions.append(f"output dtype {out_dtype.name}"
+                     + ("" if options.rescale else " (stored values, rescale=False)"))  # fmt: skip
+    present = set(id(records[int(i)]) for i in repeats.table.ravel())
+    skipped = [(r.path, "localizer" if r.is_localizer else "other geometry group")
+               for r in series.siblings] + [(r.path, "repeated position (repeats='first')")
+                                           for r in records if id(r) not in present]  # fmt: skip
+    if series.siblings:
+        decisions.append(f"skipped {len(series.siblings)} file(s) of the same SeriesInstanceUID "
+                         f"with other geometry (localizers or other orientations)")  # fmt: skip
+    steps = stack.steps if stack.steps.size else np.array([stack.step])
+    spacing3 = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
+    plane, obliquity = geo.orientation_label(row, col, normal)
+    report = GeometryReport(
+        series=name, shape=shape, spacing=spacing3,  # type: ignore[arg-type]
+        affine=tuple(tuple(float(v) for v in r) for r in affine),
+        orientation=tuple(float(v) for v in orientation), plane=plane, obliquity=obliquity,
+        slice_positions=tuple(float(d) for d in stack.distances),
+        step_min=float(steps.min()), step_median=float(np.median(steps)),
+        step_max=float(steps.max()), kind=stack.kind,
+        missing=tuple(int(m) for m in stack.missing) if stack.kind == "gaps" else (),
+        tilt_deg=stack.tilt_deg, gantry_tilt_tag=_first([r.gantry_tilt for r in records]),
+        residual_mm=stack.residual,
+        # det < 0 for (slice, row, column) means (column, row, slice) is right-handed.
+        handedness="right" if np.linalg.det(affine[:3, :3]) < 0 else "left",
+        n_files=len(series.records), volumes_tag=repeats.tag, volumes_values=repeats.values,
+        duplicates_dropped=tuple(dropped), skipped=tuple(skipped), decisions=tuple(decisions),
+        warnings=tuple(notes),
+    )  # fmt: skip
+    ordered_records = [records[int(repeats.table[v][p])] for v in range(n_volumes) for p in stack.order]
+    first = records[0]
+    meta = {
+        "series_instance_uid": series.uid,
+        "study_instance_uid": first.study_instance_uid,
+        "frame_of_reference_uid": first.frame_of_reference_uid,
+        "series_number": first.series_number,
+        "series_description": first.series_description,
+        "modality": first.modality,
+        "manufacturer": first.manufacturer,
+        "photometric_interpretation": fmt.photometric_interpretation,
+        "sop_instance_uids": tuple(r.sop_instance_uid for r in ordered_records),
+        "files": tuple(r.path for r in ordered_records),
+        "rescale_slope": tuple(slopes), "rescale_intercept": tuple(intercepts),
+    }  # fmt: skip
+    if repeats.tag:
+        meta["volumes_tag"] = repeats.tag
+        meta["volumes_values"] = repeats.values
+    return LoadPlan(shape=shape, read_shape=read_shape, dtype=out_dtype.str, pixel=fmt,
+                    sources=tuple(sources), fill_value=fill, resample=resample, affine=affine,
+                    report=report, meta=meta)  # fmt: skip
+
+
+def describe_series(series: Series) -> GeometryReport:
+    """Geometry report of a series from headers alone, without raising for gaps, spacing or tilt."""
+    return make_plan(series, LoadOptions(), strict=False).report
+
