@@ -1,0 +1,94 @@
+"""fastvol: DICOM series to volumes, one numpy array plus a correct affine, fast.
+
+>>> import fastvol
+>>> vol = fastvol.load("path/to/series")        # doctest: +SKIP
+>>> vol.array.shape, vol.affine                  # (slice, row, column), LPS mm  # doctest: +SKIP
+
+The data's path, one module per stage: :mod:`~fastvol.find` (files) -> :mod:`~fastvol.headers`
+(header records) -> :mod:`~fastvol.group` (series) -> :mod:`~fastvol.geometry` ->
+:mod:`~fastvol.plan` -> :mod:`~fastvol.decode` / :mod:`~fastvol.stack` -> :class:`Volume`;
+:mod:`~fastvol.api` strings them together.
+
+Importing fastvol is cheap: numpy, pydicom, numba and the codecs load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BadOrientationError,
+    CorruptFileError,
+    DecodeError,
+    FastvolError,
+    FastvolWarning,
+    GeometryError,
+    InputError,
+    IrregularSpacingError,
+    MissingCodecError,
+    MissingSlicesError,
+    MixedGeometryError,
+    NonCollinearError,
+    NotDicomError,
+    RepeatedPositionsError,
+    SeriesSelectionError,
+    UnsupportedError,
+)
+
+if TYPE_CHECKING:
+    from .api import ScanResult, load, scan
+    from .group import Series
+    from .report import GeometryReport
+    from .volume import Volume
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BadOrientationError",
+    "CorruptFileError",
+    "DecodeError",
+    "FastvolError",
+    "FastvolWarning",
+    "GeometryError",
+    "GeometryReport",
+    "InputError",
+    "IrregularSpacingError",
+    "MissingCodecError",
+    "MissingSlicesError",
+    "MixedGeometryError",
+    "NonCollinearError",
+    "NotDicomError",
+    "RepeatedPositionsError",
+    "ScanResult",
+    "Series",
+    "SeriesSelectionError",
+    "UnsupportedError",
+    "Volume",
+    "__version__",
+    "load",
+    "scan",
+]
+
+_LAZY = {
+    "load": ("api", "load"),
+    "scan": ("api", "scan"),
+    "ScanResult": ("api", "ScanResult"),
+    "Series": ("group", "Series"),
+    "GeometryReport": ("report", "GeometryReport"),
+    "Volume": ("volume", "Volume"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fastvol' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,236 @@
+"""The public calls, reading like the pipeline: find files -> read headers -> group -> plan -> stack."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
+from typing import Any, Literal
+
+from .errors import FastvolError, MixedGeometryError, NotDicomError, SeriesSelectionError
+from .find import find_files
+from .group import Series, group_series, main_series
+from .headers import HeaderRecord, read_header
+from .plan import LoadOptions, make_plan
+from .volume import Volume
+
+__all__ = ["scan", "load", "load_series", "ScanResult"]
+
+PathLike = str | os.PathLike[str]
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+
+class ScanResult(list[Series]):
+    """The series found by :func:`scan` (a list), plus what was skipped and why.
+
+    Attributes
+    ----------
+    skipped
+        Reason -> files: ``"not DICOM"``, ``"unreadable"``, ``"DICOMDIR"``, ``"no pixel data"``.
+    """
+
+    skipped: dict[str, list[str]]
+
+    def __init__(self, series: Iterable[Series] = (), skipped: dict[str, list[str]] | None = None):
+        super().__init__(series)
+        self.skipped = skipped or {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ScanResult, (list(self), self.skipped))
+
+    def summary(self) -> str:
+        """One line per series, then the skipped counts."""
+        lines = [f"[{i}] {s}" for i, s in enumerate(self)]
+        for reason, files in sorted(self.skipped.items()):
+            lines.append(f"skipped {len(files)} file(s): {reason}")
+        return "\n".join(lines)
+
+
+def _read_headers(paths: Sequence[str]) -> tuple[list[HeaderRecord], dict[str, list[str]]]:
+    skipped: dict[str, list[str]] = {}
+    records: list[HeaderRecord] = []
+    try:
+        from ._kernels.scan import scan_headers  # compiled batch scanner
+
+        scanned: list[HeaderRecord | None] = scan_headers(paths)
+    except ImportError:
+        scanned = [None] * len(paths)
+    for path, rec in zip(paths, scanned):
+        if rec is None:
+            try:
+                rec = read_header(path)
+            except FastvolError:
+                skipped.setdefault("unreadable", []).append(path)
+                continue
+        if rec.sop_class_uid == DICOMDIR_SOP_CLASS:
+            skipped.setdefault("DICOMDIR", []).append(path)
+        elif not rec.has_pixels:
+            skipped.setdefault("no pixel data", []).append(path)
+        else:
+            records.append(rec)
+    return records, skipped
+
+
+def scan(paths: PathLike | Iterable[PathLike]) -> ScanResult:
+    """Find the DICOM image series under ``paths``, reading headers only.
+
+    Parameters
+    ----------
+    paths
+        Files and folders (walked recursively). DICOM is recognised by content, not by suffix.
+
+    Returns
+    -------
+    ScanResult
+        A list of :class:`~fastvol.group.Series`, each one stackable group (a SeriesInstanceUID
+        split by orientation, size, pixel spacing and localizers), ordered by SeriesNumber; its
+        ``skipped`` maps a reason to the files not used (non-DICOM, DICOMDIR, objects without
+        pixels, unreadable headers). Nothing here is fatal but a path that does not exist.
+    """
+    dicom, other = find_files(paths)  # type: ignore[arg-type]
+    records, skipped = _read_headers(dicom)
+    if other:
+        skipped["not DICOM"] = other
+    return ScanResult(group_series(records), skipped)
+
+
+def _select(found: ScanResult, series: Series | str | int | None, where: str) -> Series:
+    listing = "\n".join(f"  [{i}] {s}" for i, s in enumerate(found))
+    if isinstance(series, Series):
+        return series
+    if isinstance(series, int):
+        if not -len(found) <= series < len(found):
+            raise SeriesSelectionError(f"{where}: series={series} but {len(found)} series found:\n{listing}")
+        return found[series]
+    candidates = list(found)
+    if isinstance(series, str):
+        candidates = [s for s in found if series in (s.id, s.uid, str(s.number))]
+        if not candidates:
+            raise SeriesSelectionError(f"{where}: no series matches {series!r}; found:\n{listing}")
+    if len(candidates) == 1:
+        return candidates[0]
+    main = main_series(candidates)
+    if main is not None:
+        return main
+    if len({s.uid for s in candidates}) == 1:
+        raise MixedGeometryError(
+            f"{where}: series {candidates[0].uid} holds {len(candidates)} groups of different "
+            f"orientation or size that cannot be stacked:\n{listing}\npass series='<id>' (e.g. "
+            f"{candidates[0].id!r}) to load one group",
+            files=[f for s in candidates for f in s.files[:2]], uid=candidates[0].uid,
+            groups=tuple(s.id for s in candidates),
+        )  # fmt: skip
+    raise SeriesSelectionError(
+        f"{where}: {len(candidates)} series found; pass series= (an index, a Series, a "
+        f"SeriesInstanceUID or SeriesNumber) to choose one:\n{listing}",
+        files=[f for s in candidates for f in s.files[:1]],
+        series=tuple(s.id for s in candidates),
+    )
+
+
+def load_series(
+    series: Series,
+    *,
+    gaps: Literal["raise", "fill"] = "raise",
+    irregular: Literal["raise", "resample"] = "raise",
+    tilt: Literal["keep", "resample"] = "keep",
+    repeats: Literal["split", "first"] = "split",
+    rescale: bool = True,
+    dtype: Any = None,
+    fill_value: float | None = None,
+    executor: Executor | None | str = "default",
+    **tolerances: float,
+) -> Volume:
+    """Load one scanned series; see :func:`load` for the options."""
+    import numpy as np
+
+    from .stack import execute
+
+    try:
+        options = LoadOptions(
+            gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats, rescale=rescale,
+            dtype=None if dtype is None else np.dtype(dtype).str, fill_value=fill_value,
+            **tolerances,
+        )  # fmt: skip
+    except TypeError as exc:
+        from .errors import InputError
+
+        raise InputError(f"unknown option: {exc}") from None
+    plan = make_plan(series, options)
+    array = execute(plan, executor=executor)
+    return Volume(array=array, affine=plan.affine, geometry=plan.report, meta=plan.meta)
+
+
+def load(
+    path: PathLike | Iterable[PathLike],
+    *,
+    series: Series | str | int | None = None,
+    gaps: Literal["raise", "fill"] = "raise",
+    irregular: Literal["raise", "resample"] = "raise",
+    tilt: Literal["keep", "resample"] = "keep",
+    repeats: Literal["split", "first"] = "split",
+    rescale: bool = True,
+    dtype: Any = None,
+    fill_value: float | None = None,
+    executor: Executor | None | str = "default",
+    **tolerances: float,
+) -> Volume:
+    """Load one DICOM series from a folder, a file, or a list of files.
+
+    Parameters
+    ----------
+    path
+        Folder (walked recursively), file, or files.
+    series
+        Which series when ``path`` holds several: an index into :func:`scan`'s list, a
+        :class:`~fastvol.group.Series`, a ``Series.id``/SeriesInstanceUID, or a SeriesNumber as
+        a string. When omitted and several series are found, raises listing them (localizers of
+        the same SeriesInstanceUID do not count: they are skipped and reported).
+    gaps
+        ``"raise"`` (default) on missing slices, or ``"fill"``: return the full regular grid,
+        missing slices set to ``fill_value`` (default NaN for float output, the dtype's minimum
+        for integer output), their indices in ``geometry.missing``.
+    irregular
+        ``"raise"`` (default) on steps that are not whole multiples of one step, or
+        ``"resample"``: linear interpolation onto a regular grid of the median step (float32).
+    tilt
+        ``"keep"`` (default): pixels untouched, exact sheared affine, a FastvolWarning; or
+        ``"resample"``: slices shifted in-plane onto an orthogonal grid (float32).
+    repeats
+        ``"split"`` (default): slices sharing a position become volumes ordered by the first of
+        TemporalPositionIdentifier, TriggerTime, AcquisitionNumber, EchoNumbers, DiffusionBValue
+        that tells them apart (output ``(volume, slice, row, column)``), else raise;
+        ``"first"``: keep the lowest InstanceNumber at each position.
+    rescale
+        Apply RescaleSlope/RescaleIntercept per slice (default). Output dtype is then the smallest
+        signed integer holding every value when slopes and intercepts are whole, else float32;
+        ``False`` returns stored values in their stored dtype.
+    dtype
+        Output dtype, overriding the above.
+    executor
+        ``"default"`` (shared thread pool), ``None`` (calling thread) or an Executor.
+    **tolerances
+        ``spacing_rtol``, ``orientation_tolerance``, ``position_rtol``, ``tilt_tolerance_deg``
+        (defaults in :mod:`fastvol.geometry`).
+
+    Raises
+    ------
+    SeriesSelectionError
+        Several series and no ``series=``.
+    GeometryError
+        Gaps, uneven spacing, ambiguous repeats or mixed geometry (each subclass names the files
+        and the option that loads the series anyway).
+    NotDicomError, CorruptFileError, UnsupportedError, DecodeError
+        Unreadable, truncated or unsupported files.
+    """
+    found = scan(path)
+    where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
+    if not found:
+        skipped = "; ".join(f"{len(v)} {k}" for k, v in found.skipped.items()) or "no files"
+        raise NotDicomError(f"{where}: no DICOM image series found ({skipped})",
+                            files=[f for v in found.skipped.values() for f in v][:20])  # fmt: skip
+    chosen = _select(found, series, where)
+    return load_series(
+        chosen, gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats, rescale=rescale,
+        dtype=dtype, fill_value=fill_value, executor=executor, **tolerances,
+    )  # fmt: skip

@@ -1,0 +1,261 @@
+"""Stack: run a :class:`~fastvol.plan.LoadPlan`, filling one preallocated output array.
+
+Uncompressed frames are read with ``os.preadv`` from their byte offset straight into their slice
+of the output (or, when the output dtype is wider than the stored one, into a per-thread scratch
+frame), then masked, sign-extended and rescaled in place by one numba kernel. Compressed frames
+are read fragment by fragment and decoded by the series' decoder. Frames are spread over an
+executor: threads by default (the kernels and imagecodecs release the GIL); a process pool also
+works, frames then travel back as arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from .errors import CorruptFileError, DecodeError, FastvolError
+from .headers import TS
+from .plan import FrameSource, LoadPlan, PixelFormat
+
+__all__ = ["execute", "default_executor"]
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_PID = -1
+_POOL_LOCK = threading.Lock()
+_SCRATCH = threading.local()
+
+
+def default_executor() -> ThreadPoolExecutor:
+    """The process's shared thread pool, created on first use (and again after a fork)."""
+    global _POOL, _POOL_PID
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_PID != os.getpid():
+            workers = min(8, max(2, (os.cpu_count() or 2)))
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastvol")
+            _POOL_PID = os.getpid()
+        return _POOL
+
+
+def _scratch(nbytes: int) -> np.ndarray:
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < nbytes:
+        buf = np.empty(nbytes, dtype=np.uint8)
+        _SCRATCH.buf = buf
+    return buf[:nbytes]
+
+
+def _pread_into(fd: int, buf: np.ndarray, offset: int, path: str) -> None:
+    view = memoryview(buf).cast("B")
+    want = view.nbytes
+    done = 0
+    while done < want:
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [view[done:]], offset + done)
+        else:  # pragma: no cover - Windows
+            os.lseek(fd, offset + done, os.SEEK_SET)
+            got = os.readv(fd, [view[done:]])
+        if got <= 0:
+            raise CorruptFileError(
+                f"{path}: file ended after {done} of {want} pixel bytes at offset {offset} "
+                f"(truncated, or changed since it was scanned)",
+                files=[path],
+            )
+        done += got
+
+
+def _stored_frame(
+    src: FrameSource, pixel: PixelFormat, decoders: dict[str, Any], into: np.ndarray | None
+) -> np.ndarray:
+    """Read (and decode) one frame's stored samples, flat, native byte order.
+
+    ``into`` is a flat stored-dtype array to read uncompressed bytes into (a view of the output
+    when widths match); otherwise a scratch or decoded array is returned.
+    """
+    stored = pixel.stored_dtype
+    n = pixel.rows * pixel.columns * pixel.samples_per_pixel
+    ts = src.transfer_syntax
+    if src.pixel_offset < 0:
+        return _stored_via_pydicom(src, pixel)
+    with open(src.path, "rb", buffering=0) as fp:
+        if ts in TS.UNCOMPRESSED:
+            buf = into if into is not None else _scratch(n * stored.itemsize).view(stored)
+            _pread_into(fp.fileno(), buf, src.pixel_offset + src.frame * pixel.frame_bytes, src.path)
+            if ts == TS.EXPLICIT_BE and stored.itemsize > 1:
+                buf.byteswap(inplace=True)
+            return buf
+        from .frames import frame_ranges, read_frame
+
+        ranges = frame_ranges(fp, src.pixel_offset, src.file_size, src.n_frames, source=src.path)
+        data = read_frame(fp, ranges[src.frame])
+    frame = decoders[ts](
+        data, rows=pixel.rows, columns=pixel.columns, samples_per_pixel=pixel.samples_per_pixel,
+        bits_allocated=pixel.bits_allocated, bits_stored=pixel.bits_stored,
+        pixel_representation=pixel.pixel_representation, source=src.path,
+    )  # fmt: skip
+    flat = np.ascontiguousarray(frame).reshape(-1)
+    if flat.size != n:
+        raise DecodeError(f"{src.path}: decoded {flat.size} samples, expected {n}", files=[src.path])
+    return flat.view(stored) if flat.dtype.itemsize == stored.itemsize else flat
+
+
+def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
+    """Pixels whose bytes are not addressable in the file (deflated): let pydicom inflate them."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(src.path, force=True)
+        raw = ds.PixelData
+    except Exception as exc:
+        raise CorruptFileError(f"{src.path}: pixel data cannot be read ({exc})", files=[src.path]) from exc
+    size = pixel.frame_bytes
+    if len(raw) < (src.frame + 1) * size:
+        raise CorruptFileError(
+            f"{src.path}: pixel data holds {len(raw)} bytes, header promises {size}", files=[src.path]
+        )
+    return np.frombuffer(raw, dtype=pixel.stored_dtype.newbyteorder("<"), count=size // pixel.stored_dtype.itemsize,
+                         offset=src.frame * size).astype(pixel.stored_dtype)  # fmt: skip
+
+
+def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: PixelFormat, plain: bool) -> None:
+    from ._kernels.pixels import store_frame
+
+    if plain and stored.dtype == dst.dtype:
+        if not np.shares_memory(stored, dst):
+            dst[...] = stored
+        return
+    mask = pixel.bits_stored < pixel.bits_allocated or stored.dtype.itemsize * 8 != pixel.bits_allocated
+    if dst.dtype.kind in "iu":
+        slope, intercept = int(src.slope), int(src.intercept)
+    else:
+        slope, intercept = dst.dtype.type(src.slope), dst.dtype.type(src.intercept)  # type: ignore[assignment]
+    store_frame(stored, dst, pixel.bits_stored, bool(pixel.pixel_representation), mask, slope, intercept)
+
+
+def _fill_one(plan: LoadPlan, flat_out: np.ndarray, src: FrameSource, decoders: dict[str, Any]) -> None:
+    pixel = plan.pixel
+    dst = flat_out[src.slot].reshape(-1)
+    stored_dtype = pixel.stored_dtype
+    identity = src.slope == 1.0 and src.intercept == 0.0
+    plain = identity and pixel.bits_stored == pixel.bits_allocated
+    into = None
+    if src.transfer_syntax in TS.UNCOMPRESSED and src.pixel_offset >= 0:
+        if dst.dtype.itemsize == stored_dtype.itemsize and dst.flags.c_contiguous:
+            into = dst.view(stored_dtype)
+    try:
+        stored = _stored_frame(src, pixel, decoders, into)
+        _convert(stored, dst, src, pixel, plain and dst.dtype == stored_dtype)
+    except FastvolError:
+        raise
+    except OSError as exc:
+        raise CorruptFileError(f"{src.path}: cannot be read ({exc})", files=[src.path]) from exc
+
+
+class _ProcessTask:
+    """Process-pool task (picklable): one frame's stored samples as a fresh array."""
+
+    def __init__(self, pixel: PixelFormat, decoders: dict[str, Any]) -> None:
+        self.pixel = pixel
+        self.decoders = decoders
+
+    def __call__(self, src: FrameSource) -> np.ndarray:
+        return np.array(_stored_frame(src, self.pixel, self.decoders, None), copy=True)
+
+
+def _run(executor: Executor | None, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
+    items = list(items)
+    if executor is None or len(items) <= 1:
+        return [fn(i) for i in items]
+    futures = [executor.submit(fn, i) for i in items]
+    results = []
+    error: BaseException | None = None
+    for fut in futures:
+        try:
+            results.append(fut.result())
+        except BaseException as exc:  # finish waiting, raise the first error
+            if error is None:
+                error = exc
+    if error is not None:
+        raise error
+    return results
+
+
+def execute(plan: LoadPlan, *, executor: Executor | None | str = "default") -> np.ndarray:
+    """Read every frame of ``plan`` into a new array of shape ``plan.shape``.
+
+    Parameters
+    ----------
+    executor
+        ``"default"`` for the shared thread pool, ``None`` to run in the calling thread, or any
+        ``concurrent.futures.Executor`` (a ProcessPoolExecutor receives picklable tasks and
+        returns decoded frames).
+    """
+    pool: Executor | None = default_executor() if executor == "default" else executor  # type: ignore[assignment]
+    dtype = np.dtype(plan.dtype)
+    work_dtype = dtype if plan.resample is None else np.dtype(np.float32) if dtype.kind != "f" else dtype
+    out = np.empty(plan.read_shape, dtype=work_dtype)
+    flat = out.reshape((-1,) + out.shape[-2:])
+    filled = np.zeros(flat.shape[0], dtype=bool)
+    filled[[s.slot for s in plan.sources]] = True
+    missing = np.flatnonzero(~filled)
+    if missing.size:
+        from ._kernels.pixels import fill_slots
+
+        fill_slots(flat, missing, flat.dtype.type(plan.fill_value))
+    decoders: dict[str, Any] = {}
+    if not plan.all_uncompressed:
+        from .decode import get_decoder  # resolved once per series, not per frame
+
+        syntaxes = {s.transfer_syntax for s in plan.sources} - TS.UNCOMPRESSED
+        decoders = {ts: get_decoder(ts) for ts in syntaxes if ts != TS.DEFLATED_LE}
+    sources = plan.sources
+    if isinstance(pool, ProcessPoolExecutor):
+        frames = _run(pool, _ProcessTask(plan.pixel, decoders), sources)
+        for src, stored in zip(sources, frames):
+            dst = flat[src.slot].reshape(-1)
+            _convert(stored, dst, src, plan.pixel, False)
+    else:
+        # Batches of frames per task: enough tasks to balance, few enough to keep overhead low.
+        workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
+        size = max(1, len(sources) // (4 * workers))
+        batches = [sources[i : i + size] for i in range(0, len(sources), size)]
+        _run(pool, lambda batch: [_fill_one(plan, flat, s, decoders) for s in batch], batches)
+    if plan.resample is not None:
+        out = _resample(out, plan, dtype)
+    return out
+
+
+def _resample(read: np.ndarray, plan: LoadPlan, dtype: np.dtype) -> np.ndarray:
+    from ._kernels.resample import interpolate_slices, shift_slices
+
+    spec = plan.resample
+    assert spec is not None
+    stacks = read.reshape((-1,) + read.shape[-3:])
+    n_read = stacks.shape[1]
+    index = np.asarray(spec.slice_index if spec.slice_index else range(n_read), dtype=np.float64)
+    out = np.empty(plan.shape, dtype=dtype)
+    out_stacks = out.reshape((-1,) + out.shape[-3:])
+    fill = stacks.dtype.type(plan.fill_value)
+    for v in range(stacks.shape[0]):
+        if spec.shift != (0.0, 0.0):
+            shift_slices(stacks[v], index, spec.shift[0], spec.shift[1], fill)
+        if spec.slice_index:
+            tmp = np.empty(out_stacks.shape[1:], dtype=stacks.dtype)
+            interpolate_slices(stacks[v], index, tmp)
+            _cast_into(tmp, out_stacks[v])
+        else:
+            _cast_into(stacks[v], out_stacks[v])
+    return out
+
+
+def _cast_into(src: np.ndarray, dst: np.ndarray) -> None:
+    if dst.dtype.kind in "iu":
+        info = np.iinfo(dst.dtype)
+        np.copyto(dst, np.clip(np.rint(np.nan_to_num(src, nan=info.min)), info.min, info.max), casting="unsafe")
+    else:
+        np.copyto(dst, src, casting="unsafe")
+

@@ -1,0 +1,107 @@
+"""The result of a load: one array, its affine, the geometry report and the series' metadata."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .report import GeometryReport
+
+__all__ = ["Volume", "LPS_TO_RAS"]
+
+#: Flips the first two world axes: RAS = LPS_TO_RAS @ LPS (and back, it is its own inverse).
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """A loaded series.
+
+    Attributes
+    ----------
+    array
+        Voxel values, axes ``(..., slice, row, column)``; leading axes (if any) are non-spatial
+        (time, echo, b-value: see ``geometry.volumes_tag``). Slices are ordered along the slice
+        normal (row direction x column direction), ascending.
+    affine
+        4x4 float64 mapping ``(slice, row, column)`` indices to DICOM patient coordinates (LPS, mm),
+        as highdicom.Volume does.
+    geometry
+        What was found and decided (:class:`~fastvol.report.GeometryReport`).
+    meta
+        Series attributes, and per-slice ``sop_instance_uids`` and ``files`` in array order
+        (flattened over leading axes).
+    """
+
+    array: np.ndarray
+    affine: np.ndarray
+    geometry: GeometryReport
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Array shape."""
+        return tuple(self.array.shape)
+
+    @property
+    def affine_ras(self) -> np.ndarray:
+        """The same ``(slice, row, column)`` indices mapped to RAS mm (x and y negated)."""
+        return LPS_TO_RAS @ self.affine
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Distance in mm between neighbouring voxel centres along ``(slice, row, column)``."""
+        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
+
+    @property
+    def origin(self) -> np.ndarray:
+        """LPS position (mm) of voxel ``(0, 0, 0)``."""
+        return self.affine[:3, 3].copy()
+
+    @property
+    def direction(self) -> np.ndarray:
+        """3x3 unit vectors (columns) of the ``(slice, row, column)`` axes in LPS."""
+        return self.affine[:3, :3] / np.array(self.spacing)
+
+    def to_nifti(self, path: str | os.PathLike[str]) -> str:
+        """Write a NIfTI file (needs the ``nifti`` extra: nibabel), atomically.
+
+        The NIfTI array is ``(column, row, slice, ...)`` with a RAS affine, the usual layout of
+        NIfTI readers; this conversion is explicit and only happens here.
+        """
+        try:
+            import nibabel as nib
+        except ImportError as exc:
+            from .errors import MissingCodecError
+
+            raise MissingCodecError("writing NIfTI needs nibabel: pip install 'fastvol[nifti]'",
+                                    install_hint="pip install 'fastvol[nifti]'") from exc  # fmt: skip
+        nd = self.array.ndim
+        # (..., slice, row, column) -> (column, row, slice, ...)
+        data = np.transpose(self.array, (nd - 1, nd - 2, nd - 3, *range(nd - 3)))
+        perm = np.zeros((4, 4))
+        perm[0, 2] = perm[1, 1] = perm[2, 0] = perm[3, 3] = 1.0  # (col,row,slice) -> (slice,row,col)
+        affine = self.affine_ras @ perm
+        image = nib.Nifti1Image(np.ascontiguousarray(data), affine)
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".nii.gz" if path.endswith(".gz") else ".nii")
+        os.close(fd)
+        try:
+            nib.save(image, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    def __repr__(self) -> str:
+        return (f"Volume(shape={self.shape}, dtype={self.array.dtype}, "
+                f"spacing={tuple(round(s, 4) for s in self.spacing)}, series={self.geometry.series!r})")  # fmt: skip
