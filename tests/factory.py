@@ -11,11 +11,12 @@ Small helpers make the defects a loader meets in the wild: :func:`truncate`,
 Encoding
 --------
 Native syntaxes (implicit/explicit VR little endian, explicit VR big endian, deflated) are written
-by pydicom. RLE Lossless, JPEG-LS Lossless and JPEG 2000 Lossless use pydicom's own encoders
-(``Dataset.compress``; pylibjpeg-openjpeg and pyjpegls as its plugins). JPEG Baseline, JPEG
-Lossless (process 14, SV1 and predictor 6) and HTJ2K Lossless have no pydicom encoder and are
-encoded with imagecodecs, then encapsulated. A syntax no installed package can encode raises
-:class:`FactoryUnavailable`, which :func:`require` turns into a clean ``pytest.skip``.
+by pydicom. RLE Lossless and JPEG-LS Lossless use pydicom's own encoders (``Dataset.compress``;
+pyjpegls as its plugin). JPEG Baseline, JPEG Lossless (process 14, SV1 and predictor 6) and HTJ2K
+Lossless have no pydicom encoder, and pydicom's JPEG 2000 encoder (pylibjpeg-openjpeg) fixes six
+wavelet resolutions, so it refuses images under 32 pixels a side: these four are encoded with
+imagecodecs (resolutions fitted to the image), then encapsulated. A syntax no installed package
+can encode raises :class:`FactoryUnavailable`; :func:`require` turns that into ``pytest.skip``.
 
 JPEG Baseline is lossy: ``WrittenSeries.stored`` then holds the values decoded (imagecodecs,
 libjpeg-turbo) from what was written, and other decoders may differ from it by a few units
@@ -120,8 +121,16 @@ LOCALIZER_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
 LOSSY_TOLERANCE = 4
 #: JPEG Lossless predictor used for 1.2.840.10008.1.2.4.57 (anything but 1, which is .70).
 NON_SV1_PREDICTOR = 6
-BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
-MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+#: Syntaxes encoded with imagecodecs (monochrome only), the others through pydicom.
+IMAGECODECS_SYNTAXES = (
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
+    JPEGLossless,
+    JPEG2000Lossless,
+    HTJ2KLossless,
+)
+BASIC_TEXT_SR = UID("1.2.840.10008.5.1.4.1.1.88.11")
+MEDIA_STORAGE_DIRECTORY = UID("1.2.840.10008.1.3.10")
 
 
 class FactoryUnavailable(Exception):
@@ -142,6 +151,8 @@ def _imagecodecs_reason(uid: str) -> str | None:
     try:
         if uid == HTJ2KLossless:
             imagecodecs.htj2k_encode(probe, reversible=True)
+        elif uid == JPEG2000Lossless:
+            imagecodecs.jpeg2k_encode(probe, level=0, codecformat="J2K", reversible=True)
         elif uid in (JPEGLosslessSV1, JPEGLossless):
             imagecodecs.jpeg8_encode(probe, lossless=True, predictor=1, bitspersample=12)
         elif uid == JPEGBaseline8Bit:
@@ -155,17 +166,21 @@ def _encoder_reason(uid: str) -> str | None:
     """Why the factory cannot write ``uid``, or None when it can."""
     if uid in NATIVE_SYNTAXES:
         return None
-    if uid in (RLELossless, JPEGLSLossless, JPEG2000Lossless):
+    if uid in (RLELossless, JPEGLSLossless):
         from pydicom.pixels import get_encoder
 
         encoder = get_encoder(uid)
         if encoder.is_available:
             return None
-        missing = "; ".join(
-            f"{name}: {', '.join(deps)}" for name, deps in encoder.missing_dependencies.items()
-        ) if isinstance(encoder.missing_dependencies, dict) else str(encoder.missing_dependencies)
+        missing = (
+            "; ".join(
+                f"{name}: {', '.join(deps)}" for name, deps in encoder.missing_dependencies.items()
+            )
+            if isinstance(encoder.missing_dependencies, dict)
+            else str(encoder.missing_dependencies)
+        )
         return f"no pydicom encoder plugin for {UID(uid).name} ({missing})"
-    if uid in (HTJ2KLossless, JPEGLosslessSV1, JPEGLossless, JPEGBaseline8Bit):
+    if uid in IMAGECODECS_SYNTAXES:
         return _imagecodecs_reason(uid)
     return f"the factory has no encoder for transfer syntax {uid}"
 
@@ -188,8 +203,21 @@ def _imagecodecs_frame(uid: str, frame: np.ndarray, bits_stored: int) -> bytes:
     """Encode one monochrome frame (true values) with imagecodecs for ``uid``."""
     import imagecodecs
 
+    # Wavelet levels must fit the smallest side (2 ** (resolutions - 1) <= side).
+    resolutions = max(1, min(6, int(np.log2(min(frame.shape[:2]))) + 1))
     if uid == HTJ2KLossless:
-        return bytes(imagecodecs.htj2k_encode(frame, reversible=True))
+        return bytes(imagecodecs.htj2k_encode(frame, reversible=True, resolutions=resolutions))
+    if uid == JPEG2000Lossless:
+        return bytes(
+            imagecodecs.jpeg2k_encode(
+                frame,
+                level=0,
+                codecformat="J2K",
+                reversible=True,
+                bitspersample=bits_stored,
+                resolutions=resolutions,
+            )
+        )
     if uid == JPEGBaseline8Bit:
         return bytes(imagecodecs.jpeg8_encode(frame, level=95))
     # JPEG Lossless codes the bit pattern of the BitsStored-bit two's complement value.
@@ -198,7 +226,9 @@ def _imagecodecs_frame(uid: str, frame: np.ndarray, bits_stored: int) -> bytes:
     )
     predictor = 1 if uid == JPEGLosslessSV1 else NON_SV1_PREDICTOR
     return bytes(
-        imagecodecs.jpeg8_encode(pattern, lossless=True, predictor=predictor, bitspersample=bits_stored)
+        imagecodecs.jpeg8_encode(
+            pattern, lossless=True, predictor=predictor, bitspersample=bits_stored
+        )
     )
 
 
@@ -317,7 +347,9 @@ def _ds(value: float) -> str:
     return format_number_as_ds(float(value))
 
 
-def _per_frame(values: float | Sequence[float] | np.ndarray, n: int, repeats: int, name: str) -> np.ndarray:
+def _per_frame(
+    values: float | Sequence[float] | np.ndarray, n: int, repeats: int, name: str
+) -> np.ndarray:
     """Broadcast a scalar, ``(n,)`` or ``(repeats * n,)`` argument to ``(repeats, n)`` floats."""
     array = np.asarray(values, dtype=float).reshape(-1)
     if array.size == 1:
@@ -330,10 +362,18 @@ def _per_frame(values: float | Sequence[float] | np.ndarray, n: int, repeats: in
 
 
 def _values(
-    rng: np.random.Generator, shape: tuple[int, ...], bits_stored: int, signed: bool, dtype: np.dtype
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    bits_stored: int,
+    signed: bool,
+    dtype: np.dtype,
 ) -> np.ndarray:
     """Random true stored values spanning the BitsStored range, extremes included."""
-    low, high = (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1)
+    low, high = (
+        (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1)
+        if signed
+        else (0, (1 << bits_stored) - 1)
+    )
     values = rng.integers(low, high, size=shape, endpoint=True)
     flat = values.reshape(-1)
     if flat.size >= 2:
@@ -346,8 +386,10 @@ def _smooth_values(shape: tuple[int, ...], phase: float, dtype: np.dtype) -> np.
     rows, columns = shape[:2]
     r, c = np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij")
     image = 128 + 90 * np.sin(r / 5.0 + phase) * np.cos(c / 7.0 - phase)
-    return np.rint(image).astype(dtype).reshape(shape) if len(shape) == 2 else np.repeat(
-        np.rint(image).astype(dtype)[..., None], shape[2], axis=2
+    return (
+        np.rint(image).astype(dtype).reshape(shape)
+        if len(shape) == 2
+        else np.repeat(np.rint(image).astype(dtype)[..., None], shape[2], axis=2)
     )
 
 
@@ -494,11 +536,15 @@ def write_series(
         raise ValueError(f"unsupported pixel format {bits_allocated=}, {bits_stored=}")
     if junk_high_bits and (bits_stored == bits_allocated or ts not in NATIVE_SYNTAXES):
         raise ValueError("junk_high_bits needs bits_stored < bits_allocated and a native syntax")
-    if raw_dataset and ts not in (ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian):
+    if raw_dataset and ts not in (
+        ImplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+    ):
         raise ValueError("raw_dataset needs an uncompressed, non-deflated transfer syntax")
     if ts == JPEGBaseline8Bit and (bits_allocated, bits_stored, signed) != (8, 8, False):
         raise ValueError("JPEG Baseline needs bits_allocated=8, bits_stored=8, signed=False")
-    if ts in (HTJ2KLossless, JPEGLosslessSV1, JPEGLossless, JPEGBaseline8Bit) and samples_per_pixel != 1:
+    if ts in IMAGECODECS_SYNTAXES and samples_per_pixel != 1:
         raise FactoryUnavailable(f"the factory encodes {ts.name} for monochrome images only")
     if ts in COMPRESSED_SYNTAXES and bits_allocated == 32 and ts != RLELossless:
         raise ValueError(f"{ts.name} cannot hold 32-bit pixels")
@@ -538,19 +584,39 @@ def write_series(
     items: list[_Item] = []
     if localizer:
         centre = generated.mean(axis=0) if n else np.zeros(3)
-        items.append(_Item(centre, np.array(LOCALIZER_ORIENTATION), frame(-1.0), 1.0, 0.0, -1, 0, is_localizer=True))
+        items.append(
+            _Item(
+                position=centre,
+                orientation=np.array(LOCALIZER_ORIENTATION),
+                values=frame(-1.0),
+                slope=1.0,
+                intercept=0.0,
+                position_index=-1,
+                repeat_index=0,
+                is_localizer=True,
+            )
+        )
     dropped, duplicated = set(drop), set(duplicate)
     for r in range(repeats):
         for k in range(n):
             if k in dropped:
                 continue
-            item = _Item(generated[k], orient, frame(0.37 * k + 1.1 * r), float(_ds(slope_grid[r, k])),
-                         float(_ds(intercept_grid[r, k])), k, r)
+            item = _Item(
+                position=generated[k],
+                orientation=orient,
+                values=frame(0.37 * k + 1.1 * r),
+                slope=float(_ds(slope_grid[r, k])),
+                intercept=float(_ds(intercept_grid[r, k])),
+                position_index=k,
+                repeat_index=r,
+            )
             items.append(item)
             if r == 0 and k in duplicated:
                 items.append(_Item(**{**item.__dict__, "is_duplicate": True}))
     if shuffle is not False and shuffle is not None:
-        order = np.random.default_rng(seed if shuffle is True else int(shuffle)).permutation(len(items))
+        order = np.random.default_rng(seed if shuffle is True else int(shuffle)).permutation(
+            len(items)
+        )
         items = [items[i] for i in order]
 
     # Instance numbers follow the generated positions, not the write order.
@@ -580,13 +646,22 @@ def write_series(
             continue
         sop_uid = str(generate_uid(entropy_srcs=[entropy, "instance", str(key)]))
         ds = _dataset(
-            item, sop_uid=sop_uid, study_uid=study_uid, series_uid=series_uid, frame_uid=frame_uid,
-            modality=modality, image_type=image_type, instance_number=numbers[-1],
+            item,
+            sop_uid=sop_uid,
+            study_uid=study_uid,
+            series_uid=series_uid,
+            frame_uid=frame_uid,
+            modality=modality,
+            image_type=image_type,
+            instance_number=numbers[-1],
             spacing_ds=spacing_ds,
             step=step if step_vector is None else float(np.linalg.norm(step_vector)),
-            repeat_tag=repeat_tag if repeats > 1 else None, photometric=photometric,
-            samples_per_pixel=samples_per_pixel, bits_allocated=bits_allocated,
-            bits_stored=bits_stored, signed=signed,
+            repeat_tag=repeat_tag if repeats > 1 else None,
+            photometric=photometric,
+            samples_per_pixel=samples_per_pixel,
+            bits_allocated=bits_allocated,
+            bits_stored=bits_stored,
+            signed=signed,
         )
         for keyword, value in (extra or {}).items():
             if value is None:
@@ -597,8 +672,14 @@ def write_series(
         if edit is not None:
             edit(i, ds)
         data, truth = _encode(
-            ds, item.values, ts, bits_allocated=bits_allocated, bits_stored=bits_stored,
-            junk_high_bits=junk_high_bits, raw_dataset=raw_dataset, rng=rng,
+            ds,
+            item.values,
+            ts,
+            bits_allocated=bits_allocated,
+            bits_stored=bits_stored,
+            junk_high_bits=junk_high_bits,
+            raw_dataset=raw_dataset,
+            rng=rng,
         )
         encoded[key] = (data, sop_uid, truth)
     paths: list[str] = []
@@ -615,7 +696,9 @@ def write_series(
         positions=np.array([it.position for it in items], dtype=float).reshape(-1, 3),
         orientation=orient,
         pixel_spacing=(float(spacing_ds[0]), float(spacing_ds[1])),
-        stored=np.array([encoded[key][2] for key in keys], dtype=dtype).reshape((len(items),) + shape),
+        stored=np.array([encoded[key][2] for key in keys], dtype=dtype).reshape(
+            (len(items),) + shape
+        ),
         slopes=np.array([it.slope for it in items]),
         intercepts=np.array([it.intercept for it in items]),
         position_index=np.array([it.position_index for it in items], dtype=int),
@@ -657,7 +740,9 @@ def _dataset(
     """The data set of one image, without pixel data."""
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = list(image_type) if not item.is_localizer else ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    ds.ImageType = (
+        list(image_type) if not item.is_localizer else ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    )
     ds.SOPClassUID = SOP_CLASSES.get(modality, SecondaryCaptureImageStorage)
     ds.SOPInstanceUID = sop_uid
     ds.StudyDate = ds.SeriesDate = "20240115"
@@ -713,13 +798,15 @@ def _encode(
         raw = values.view(np.dtype(f"u{bits_allocated // 8}")).copy()
         if junk_high_bits:
             mask = (1 << bits_stored) - 1
-            junk = rng.integers(1, 1 << (bits_allocated - bits_stored), size=raw.shape, endpoint=False)
+            junk = rng.integers(
+                1, 1 << (bits_allocated - bits_stored), size=raw.shape, endpoint=False
+            )
             raw = (raw & mask) | (junk.astype(raw.dtype) << bits_stored)
         raw = raw.astype(raw.dtype.newbyteorder(">" if ts == ExplicitVRBigEndian else "<"))
         data = raw.tobytes()
         ds.PixelData = data + b"\x00" * (len(data) % 2)
         ds["PixelData"].VR = "OB" if bits_allocated == 8 else "OW"
-    elif ts in (RLELossless, JPEGLSLossless, JPEG2000Lossless):
+    elif ts in (RLELossless, JPEGLSLossless):
         ds.compress(ts, values, generate_instance_uid=False)
     else:
         frame = _imagecodecs_frame(ts, values, bits_stored)
@@ -735,7 +822,9 @@ def _encode(
             del ds.file_meta
         ds.preamble = None
         pydicom.dcmwrite(
-            buffer, ds, implicit_vr=ts == ImplicitVRLittleEndian,
+            buffer,
+            ds,
+            implicit_vr=ts == ImplicitVRLittleEndian,
             little_endian=ts != ExplicitVRBigEndian,
         )
     else:

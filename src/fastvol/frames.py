@@ -164,8 +164,7 @@ def frame_ranges(
 
     if bot_length:
         if bot_length % 4:
-            raise _corrupt(f"Basic Offset Table length {bot_length} is not a multiple of 4",
-                           source)
+            raise _corrupt(f"Basic Offset Table length {bot_length} is not a multiple of 4", source)
         raw = window.read(bot_start, bot_length)
         if len(raw) != bot_length:
             raise _corrupt("Basic Offset Table is truncated", source)
@@ -173,8 +172,11 @@ def frame_ranges(
         frames = _from_basic(offsets, items, index_of, number_of_frames)
         if frames is not None:
             return frames
-        logger.debug("%s: Basic Offset Table %s does not match the fragments; ignoring it",
-                     source, offsets[:8])
+        logger.debug(
+            "%s: Basic Offset Table %s does not match the fragments; ignoring it",
+            source,
+            offsets[:8],
+        )
 
     fragments = [(start + 8, length) for start, length in items]
     if number_of_frames == 1:
@@ -182,9 +184,7 @@ def frame_ranges(
     if len(fragments) == number_of_frames:
         return [(fragment,) for fragment in fragments]
     if len(fragments) < number_of_frames:
-        raise _corrupt(
-            f"has {len(fragments)} fragments for {number_of_frames} frames", source
-        )
+        raise _corrupt(f"has {len(fragments)} fragments for {number_of_frames} frames", source)
     frames = _split_by_start_markers(window, fragments, number_of_frames)
     if frames is None:
         frames = _split_by_end_markers(window, fragments, number_of_frames)
@@ -222,8 +222,9 @@ def _walk_items(
         if tag != ITEM_TAG:
             raise _corrupt(
                 f"has tag ({group:04X},{element:04X}) at byte {position} where an item "
-                "(FFFE,E000)" + (" or the sequence delimiter (FFFE,E0DD)" if bot_length >= 0
-                                 else "") + " belongs",
+                "(FFFE,E000)"
+                + (" or the sequence delimiter (FFFE,E0DD)" if bot_length >= 0 else "")
+                + " belongs",
                 source,
             )
         if length == UNDEFINED_LENGTH:
@@ -258,7 +259,7 @@ def _from_extended(
             source,
         )
     frames: list[FrameRanges] = []
-    for frame, (offset, length) in enumerate(zip(offsets, lengths)):
+    for frame, (offset, length) in enumerate(zip(offsets, lengths, strict=True)):
         index = index_of.get(offset)
         if index is None:
             raise _corrupt(
@@ -302,9 +303,7 @@ def _split_by_start_markers(
     window: _Window, fragments: list[tuple[int, int]], number_of_frames: int
 ) -> list[FrameRanges] | None:
     """Start a frame at every fragment that begins a codestream."""
-    starts = [
-        window.read(offset, 12).startswith(_FRAME_START_MARKERS) for offset, _ in fragments
-    ]
+    starts = [window.read(offset, 12).startswith(_FRAME_START_MARKERS) for offset, _ in fragments]
     if not starts[0] or sum(starts) != number_of_frames:
         return None
     return _group(fragments, starts)
@@ -326,7 +325,7 @@ def _split_by_end_markers(
 
 def _group(fragments: list[tuple[int, int]], starts: list[bool]) -> list[FrameRanges]:
     frames: list[list[tuple[int, int]]] = []
-    for fragment, start in zip(fragments, starts):
+    for fragment, start in zip(fragments, starts, strict=True):
         if start:
             frames.append([])
         frames[-1].append(fragment)

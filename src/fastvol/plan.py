@@ -290,6 +290,13 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
             f"series {name}: multi-frame files are not supported by the classic loader yet",
             files=[r.path for r in records if r.number_of_frames > 1][:8], uid=series.uid,
         )  # fmt: skip
+    mosaic = [r.path for r in records if "MOSAIC" in (v.upper() for v in r.image_type)]
+    if mosaic:
+        raise UnsupportedError(
+            f"series {name}: Siemens mosaic images (ImageType MOSAIC) need demosaicing, which "
+            f"this loader does not do yet; loading the tiles as one slice would be wrong",
+            files=mosaic[:8], uid=series.uid,
+        )  # fmt: skip
     fmt = _pixel_format(records, name)
     for rec in records:
         _check_bytes(rec, fmt)
@@ -297,7 +304,9 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
     if lacking:
         raise GeometryError(
             f"series {name}: {len(lacking)} file(s) have no usable ImagePositionPatient, so slices "
-            f"cannot be placed (e.g. {lacking[:3]})", files=lacking, uid=series.uid,
+            f"cannot be placed in patient space (projection images such as DX/CR/XA have no "
+            f"plane geometry; fastvol does not invent one) (e.g. {lacking[:3]})",
+            files=lacking, uid=series.uid,
         )  # fmt: skip
     orientations = {r.image_orientation for r in records}
     if None in orientations:

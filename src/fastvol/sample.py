@@ -18,7 +18,12 @@ from collections.abc import Sequence
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 
 __all__ = ["write_sample_series"]
 
@@ -52,7 +57,11 @@ def _phantom_hu(
     x = (np.arange(columns) - (columns - 1) / 2) * spacing[1]
     zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
     # Semi-axes as fractions of the field of view, so any size gives a sensible phantom.
-    ax, ay, az = 0.42 * columns * spacing[1], 0.32 * rows * spacing[0], 0.45 * max(n_slices * slice_step, 1.0)
+    ax, ay, az = (
+        0.42 * columns * spacing[1],
+        0.32 * rows * spacing[0],
+        0.45 * max(n_slices * slice_step, 1.0),
+    )
     body = (xx / ax) ** 2 + (yy / ay) ** 2 + (zz / az) ** 2 <= 1.0
     hu = np.full(zz.shape, AIR_HU)
     hu[body] = WATER_HU

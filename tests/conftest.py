@@ -1,0 +1,28 @@
+"""Shared fixtures: the factory module on the path, the real corpus behind an env variable."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def corpus_root() -> Path | None:
+    """The real-DICOM corpus: ``$FASTVOL_CORPUS``, else ``../shared/corpus`` beside the repo."""
+    env = os.environ.get("FASTVOL_CORPUS")
+    root = Path(env) if env else REPO.parent / "shared" / "corpus"
+    return root if (root / "manifest.json").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    root = corpus_root()
+    if root is None:
+        pytest.skip("real DICOM corpus absent: set FASTVOL_CORPUS or place it at ../shared/corpus")
+    return root
