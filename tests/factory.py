@@ -309,11 +309,13 @@ class WrittenSeries:
         """Indices into the per-file arrays of the volume's slices, in volume order.
 
         Duplicates and the localizer are left out; slices are sorted by repeat, then by distance
-        along :attr:`normal` (ascending).
+        along :attr:`normal`, descending (highdicom's order: ``(slice, row, column)`` is
+        right-handed).
         """
         keep = np.flatnonzero(~self.is_duplicate & ~self.is_localizer)
         distance = self.positions[keep] @ self.normal
-        return keep[np.lexsort((distance, self.repeat_index[keep]))]
+        # Descending along the normal: slice 0 furthest along it, as highdicom.Volume orders.
+        return keep[np.lexsort((-distance, self.repeat_index[keep]))]
 
     def sorted_positions(self) -> np.ndarray:
         """``(n, 3)`` positions of the slices along the normal (the first repeat's)."""

@@ -26,8 +26,9 @@ def oblique_iop(r: np.ndarray) -> np.ndarray:
 
 
 def stack(iop, n, step, origin=(10.0, -20.0, 30.0), lean=(0.0, 0.0)):
+    """Positions in array order: slice k is k steps along -normal (highdicom's direction)."""
     row, col, normal = geo.unit_vectors(iop)
-    vec = normal * step + row * lean[0] + col * lean[1]
+    vec = -normal * step + row * lean[0] + col * lean[1]
     return np.asarray(origin) + np.outer(np.arange(n), vec), vec
 
 
@@ -61,7 +62,8 @@ def test_order_never_uses_z_alone_for_oblique_stacks():
     row, col, normal = geo.unit_vectors(iop)
     g = geo.analyze_stack(pos[::-1], iop, (1.0, 1.0))
     d = pos[::-1][g.order] @ normal
-    assert np.all(np.diff(d) > 0)
+    assert np.all(np.diff(d) < 0)  # descending along the normal, whatever z does
+    assert np.linalg.det(g.affine[:3, :3]) > 0  # (slice, row, column) right-handed
 
 
 def test_gaps_are_whole_multiples():
@@ -76,14 +78,14 @@ def test_gaps_are_whole_multiples():
 
 def test_irregular_spacing_detected():
     d = np.array([0.0, 2.0, 4.0, 7.0, 9.0])
-    pos = np.outer(d, [0, 0, 1.0])
+    pos = np.outer(d, [0, 0, -1.0])
     g = geo.analyze_stack(pos, AXIAL, (1, 1))
     assert g.kind == "irregular"
 
 
 def test_spacing_within_tolerance_is_regular():
     d = np.array([0.0, 2.0, 4.01, 6.0, 8.0])
-    g = geo.analyze_stack(np.outer(d, [0, 0, 1.0]), AXIAL, (1, 1))
+    g = geo.analyze_stack(np.outer(d, [0, 0, -1.0]), AXIAL, (1, 1))
     assert g.kind == "regular"
 
 
@@ -99,7 +101,7 @@ def test_tilt_gives_sheared_affine_and_angle():
 def test_single_slice_uses_given_step():
     g = geo.analyze_stack(np.zeros((1, 3)), AXIAL, (1, 1), single_slice_step=(3.0, "SliceThickness"))
     assert g.kind == "single"
-    np.testing.assert_allclose(g.affine[:3, 0], [0, 0, 3.0])
+    np.testing.assert_allclose(g.affine[:3, 0], [0, 0, -3.0])
 
 
 def test_affine_columns_follow_highdicom_convention():

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from .errors import FastvolError, MixedGeometryError, NotDicomError, SeriesSelectionError
 from .find import find_files
 from .group import Series, group_series, main_series
-from .headers import HeaderRecord, read_header
+from .headers import HeaderRecord, read_headers
 from .plan import LoadOptions, make_plan
 from .volume import Volume
 
@@ -49,20 +49,10 @@ class ScanResult(list[Series]):
 def _read_headers(paths: Sequence[str]) -> tuple[list[HeaderRecord], dict[str, list[str]]]:
     skipped: dict[str, list[str]] = {}
     records: list[HeaderRecord] = []
-    try:
-        from ._kernels.scan import scan_headers  # compiled batch scanner
-
-        scanned: list[HeaderRecord | None] = scan_headers(paths)
-    except ImportError:
-        scanned = [None] * len(paths)
-    for path, rec in zip(paths, scanned):
-        if rec is None:
-            try:
-                rec = read_header(path)
-            except FastvolError:
-                skipped.setdefault("unreadable", []).append(path)
-                continue
-        if rec.sop_class_uid == DICOMDIR_SOP_CLASS:
+    for path, rec in zip(paths, read_headers(paths)):
+        if isinstance(rec, FastvolError):
+            skipped.setdefault("unreadable", []).append(path)
+        elif rec.sop_class_uid == DICOMDIR_SOP_CLASS:
             skipped.setdefault("DICOMDIR", []).append(path)
         elif not rec.has_pixels:
             skipped.setdefault("no pixel data", []).append(path)

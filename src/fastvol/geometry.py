@@ -4,7 +4,9 @@ Nothing here sees a pydicom Dataset: inputs are positions ``(N, 3)`` (ImagePosit
 the orientation 6-vector (ImageOrientationPatient: row direction, then column direction) and the
 pixel spacing ``(between rows, between columns)``. Slices are ordered only by their position along
 the slice normal ``n = row_cos x col_cos``, never by file name, InstanceNumber, SliceLocation,
-SpacingBetweenSlices or ImagePositionPatient[2].
+SpacingBetweenSlices or ImagePositionPatient[2]. As in highdicom.Volume, slice 0 is the one
+furthest along ``n`` and the slice index grows along ``col_cos x row_cos = -n``, which makes the
+``(slice, row, column)`` index frame right-handed.
 
 Nothing here raises for gaps, uneven spacing or tilt: :func:`analyze_stack` classifies them, and the
 plan decides (by the user's options) whether to raise, fill or resample. It raises only when the
@@ -66,13 +68,15 @@ def unit_vectors(
     """
     iop = np.asarray(orientation, dtype=np.float64).reshape(-1)
     if iop.shape != (6,) or not np.all(np.isfinite(iop)):
-        raise BadOrientationError(f"ImageOrientationPatient {list(iop)} is not six finite numbers")
+        raise BadOrientationError(
+            f"ImageOrientationPatient {iop.tolist()} is not six finite numbers", orientation=iop
+        )
     row, col = iop[:3], iop[3:]
     norms = np.array([np.linalg.norm(row), np.linalg.norm(col)])
     dot = float(row @ col)
     if np.any(np.abs(norms - 1.0) > tolerance) or abs(dot) > tolerance:
         raise BadOrientationError(
-            f"ImageOrientationPatient {list(iop)} is not two perpendicular unit vectors "
+            f"ImageOrientationPatient {iop.round(6).tolist()} is not two perpendicular unit vectors "
             f"(lengths {norms.round(6).tolist()}, dot product {dot:.2g}); "
             f"pass orientation_tolerance= to accept it",
             orientation=iop,
@@ -100,7 +104,8 @@ class StackGeometry:
     Attributes
     ----------
     order
-        Indices into the input positions, sorted along the normal (ascending).
+        Indices into the input positions in array order: descending along the normal, i.e.
+        ascending along the stacking axis ``-normal`` (highdicom's convention).
     slots
         For each sorted slice, its index in the regular grid (``slots[0] == 0``); consecutive unless
         slices are missing.
@@ -110,15 +115,15 @@ class StackGeometry:
         ``"regular"``, ``"gaps"`` (steps are whole multiples of the regular step), ``"irregular"``
         or ``"single"``.
     distances
-        Sorted positions along the normal (mm).
+        Positions along the stacking axis ``-normal`` (mm), in array order (ascending).
     steps
-        Differences of ``distances`` (mm), length ``n - 1``.
+        Differences of ``distances`` (mm, positive), length ``n - 1``.
     step
-        Regular step along the normal (mm); the source named by ``step_source`` for one slice.
+        Regular step along the stacking axis (mm); from ``step_source`` for one slice.
     step_vector
         Step between consecutive grid slices in LPS mm (leans off the normal when tilted).
     tilt_deg
-        Angle between ``step_vector`` and the normal, in degrees.
+        Angle between ``step_vector`` and the stacking axis, in degrees.
     residual
         Largest distance (mm) of a position from the stacking line.
     """
@@ -139,6 +144,11 @@ class StackGeometry:
     col: np.ndarray
     normal: np.ndarray
     pixel_spacing: tuple[float, float]
+
+    @property
+    def axis(self) -> np.ndarray:
+        """Unit stacking axis: the direction in which the slice index grows (``-normal``)."""
+        return -self.normal
 
     @property
     def affine(self) -> np.ndarray:
@@ -234,10 +244,11 @@ def analyze_stack(
         Unusable orientation, or non-finite positions.
     """
     row, col, normal = unit_vectors(orientation, tolerance=orientation_tolerance)
+    axis = -normal  # highdicom's stacking direction: (slice, row, column) right-handed
     pos = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
     if not np.all(np.isfinite(pos)):
         raise GeometryError("ImagePositionPatient has non-finite values", positions=pos)
-    distances_all = pos @ normal
+    distances_all = pos @ axis
     order = np.argsort(distances_all, kind="stable")
     distances = distances_all[order]
     spacing = (float(pixel_spacing[0]), float(pixel_spacing[1]))
@@ -247,7 +258,7 @@ def analyze_stack(
         return StackGeometry(
             order=order, slots=np.zeros(1, dtype=np.int64), n_slots=1, kind="single",
             distances=distances, steps=np.zeros(0), step=float(step),
-            step_vector=normal * float(step), step_source=source, tilt_deg=0.0, residual=0.0,
+            step_vector=axis * float(step), step_source=source, tilt_deg=0.0, residual=0.0,
             origin=pos[0], row=row, col=col, normal=normal, pixel_spacing=spacing,
         )  # fmt: skip
     steps = np.diff(distances)
@@ -271,8 +282,8 @@ def analyze_stack(
     step_vector = (centred @ (sorted_pos - sorted_pos.mean(axis=0))) / (centred @ centred)
     origin = sorted_pos.mean(axis=0) - t_mean * step_vector
     residual = float(np.max(np.linalg.norm(sorted_pos - (origin + np.outer(t, step_vector)), axis=1)))
-    along = float(step_vector @ normal)
-    tilt = float(np.degrees(np.arctan2(np.linalg.norm(step_vector - along * normal), along)))
+    along = float(step_vector @ axis)
+    tilt = float(np.degrees(np.arctan2(np.linalg.norm(step_vector - along * axis), along)))
     if kind == "irregular":
         # No single step: the origin is the first slice, the vector the mean step, and the
         # residual the distance of each position from the line through first and last.
@@ -281,8 +292,8 @@ def analyze_stack(
         axis = step_vector / np.linalg.norm(step_vector)
         rel = sorted_pos - origin
         residual = float(np.max(np.linalg.norm(rel - np.outer(rel @ axis, axis), axis=1)))
-        along = float(step_vector @ normal)
-        tilt = float(np.degrees(np.arctan2(np.linalg.norm(step_vector - along * normal), along)))
+        along = float(step_vector @ axis)
+        tilt = float(np.degrees(np.arctan2(np.linalg.norm(step_vector - along * axis), along)))
     else:
         # Anchor the grid on the first acquired slice exactly, as readers expect of voxel 0.
         origin = sorted_pos[0].copy()

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .errors import CorruptFileError, NotDicomError
+from .errors import CorruptFileError, FastvolError, NotDicomError
 
-__all__ = ["HeaderRecord", "read_header", "read_header_pydicom", "TS"]
+__all__ = ["HeaderRecord", "read_header", "read_header_pydicom", "read_headers", "TS"]
 
 
 class TS:
@@ -358,11 +359,38 @@ def read_header_pydicom(path: str | os.PathLike[str]) -> HeaderRecord:
     )
 
 
+def _scanner_enabled() -> bool:
+    # FASTVOL_SCANNER=0 forces pydicom for every file (debugging, benchmarks of the fallback).
+    return os.environ.get("FASTVOL_SCANNER", "1") != "0"
+
+
 def read_header(path: str | os.PathLike[str]) -> HeaderRecord:
     """Read one file's header: the compiled scanner when it handles the file, else pydicom."""
-    try:
-        from ._kernels.scan import scan_header  # compiled fast path (issue: fast header scan)
-    except ImportError:
-        return read_header_pydicom(path)
-    record = scan_header(os.fspath(path))
-    return record if record is not None else read_header_pydicom(path)
+    return read_headers([os.fspath(path)], skip_unreadable=False)[0]  # type: ignore[return-value]
+
+
+def read_headers(
+    paths: Sequence[str], *, skip_unreadable: bool = True
+) -> list[HeaderRecord | FastvolError]:
+    """Read many files' headers: one batch through the compiled scanner, pydicom for the rest.
+
+    Returns one entry per path: its record, or (with ``skip_unreadable``) the
+    :class:`~fastvol.errors.FastvolError` saying why it could not be read.
+    """
+    scanned: list[HeaderRecord | None] = [None] * len(paths)
+    if _scanner_enabled() and paths:
+        from ._kernels.scan import scan_headers  # compiled fast path
+
+        scanned = list(scan_headers(list(paths)))
+    out: list[HeaderRecord | FastvolError] = []
+    for path, rec in zip(paths, scanned):
+        if rec is None:
+            try:
+                rec = read_header_pydicom(path)
+            except FastvolError as exc:
+                if not skip_unreadable:
+                    raise
+                out.append(exc)
+                continue
+        out.append(rec)
+    return out

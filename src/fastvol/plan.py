@@ -422,10 +422,10 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
             )  # fmt: skip
         step = float(np.median(stack.steps))
         extent = float(stack.distances[-1] - stack.distances[0])
-        n_slices = int(round(extent / step)) + 1
+        n_slices = int(np.ceil(extent / step - 1e-9)) + 1  # no coarser than the median step
         grid_step = extent / (n_slices - 1)
         rel = (stack.distances - stack.distances[0]) / grid_step
-        along = float(stack.step_vector @ normal)
+        along = float(stack.step_vector @ stack.axis)
         step_vector = stack.step_vector * (grid_step / along)
         affine = geo.affine_from(stack.origin, step_vector, row, col, pixel_spacing)
         resample = Resample(slice_index=tuple(rel.tolist()), shift=(0.0, 0.0), n_slices=n_slices)
@@ -434,14 +434,14 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
                          f"onto {n_slices} slices of {grid_step:.4g} mm")  # fmt: skip
     tilted = stack.tilt_deg > options.tilt_tolerance_deg
     if tilted:
-        along = float(affine[:3, 0] @ normal)
-        lean = affine[:3, 0] - along * normal
+        along = float(affine[:3, 0] @ stack.axis)
+        lean = affine[:3, 0] - along * stack.axis
         if options.tilt == "resample":
             shift = (float(lean @ col) / pixel_spacing[0], float(lean @ row) / pixel_spacing[1])
             base = resample or Resample(slice_index=(), shift=(0.0, 0.0), n_slices=n_slices)
             resample = Resample(slice_index=base.slice_index, shift=shift, n_slices=n_slices)
             affine = affine.copy()
-            affine[:3, 0] = along * normal
+            affine[:3, 0] = along * stack.axis
             decisions.append(f"tilt='resample': {stack.tilt_deg:.3f} deg shear removed by "
                              f"shifting each slice in-plane; affine is orthogonal")  # fmt: skip
         else:
@@ -509,14 +509,13 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         series=name, shape=shape, spacing=spacing3,  # type: ignore[arg-type]
         affine=tuple(tuple(float(v) for v in r) for r in affine),
         orientation=tuple(float(v) for v in orientation), plane=plane, obliquity=obliquity,
-        slice_positions=tuple(float(d) for d in stack.distances),
+        slice_positions=tuple(-float(d) for d in stack.distances),
         step_min=float(steps.min()), step_median=float(np.median(steps)),
         step_max=float(steps.max()), kind=stack.kind,
         missing=tuple(int(m) for m in stack.missing) if stack.kind == "gaps" else (),
         tilt_deg=stack.tilt_deg, gantry_tilt_tag=_first([r.gantry_tilt for r in records]),
         residual_mm=stack.residual,
-        # det < 0 for (slice, row, column) means (column, row, slice) is right-handed.
-        handedness="right" if np.linalg.det(affine[:3, :3]) < 0 else "left",
+        handedness="right" if np.linalg.det(affine[:3, :3]) > 0 else "left",
         n_files=len(series.records), volumes_tag=repeats.tag, volumes_values=repeats.values,
         duplicates_dropped=tuple(dropped), skipped=tuple(skipped), decisions=tuple(decisions),
         warnings=tuple(notes),

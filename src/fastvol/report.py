@@ -35,7 +35,8 @@ class GeometryReport:
     plane, obliquity
         Dominant plane (axial/coronal/sagittal) and orthogonal/single-oblique/double-oblique.
     slice_positions
-        Acquired slice positions along the normal (mm), ascending.
+        Acquired slice positions along the normal ``row x column`` (mm), in array order
+        (descending: slice 0 is furthest along the normal, as in highdicom).
     step_min, step_median, step_max
         Steps between consecutive distinct positions (mm).
     kind
@@ -45,7 +46,7 @@ class GeometryReport:
     tilt_deg
         Angle between the stacking direction and the slice normal (gantry tilt / shear).
     handedness
-        Sign of the ``(column, row, slice)`` index frame in LPS: ``right`` or ``left``.
+        Handedness of the ``(slice, row, column)`` index frame in LPS (``right``, as highdicom).
     volumes_tag, volumes_values
         Tag that split repeated positions into volumes, and its value per volume.
     duplicates_dropped
@@ -110,7 +111,7 @@ class GeometryReport:
             f"step min/median/max {self.step_min:.4g}/{self.step_median:.4g}/{self.step_max:.4g} mm",
             f"tilt        {self.tilt_deg:.3f} deg"
             + (f" (GantryDetectorTilt {self.gantry_tilt_tag:g})" if self.gantry_tilt_tag else ""),
-            f"handedness  {self.handedness} (column, row, slice in LPS)",
+            f"handedness  {self.handedness} ((slice, row, column) in LPS)",
             "affine (slice, row, column) -> LPS mm:",
             *("  " + fmt(np.array(r), precision=4, suppress_small=True) for r in self.affine),
         ]

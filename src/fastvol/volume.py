@@ -25,8 +25,9 @@ class Volume:
     ----------
     array
         Voxel values, axes ``(..., slice, row, column)``; leading axes (if any) are non-spatial
-        (time, echo, b-value: see ``geometry.volumes_tag``). Slices are ordered along the slice
-        normal (row direction x column direction), ascending.
+        (time, echo, b-value: see ``geometry.volumes_tag``). Slices are ordered by their position
+        along the slice normal (row direction x column direction), descending, as in
+        highdicom.Volume, so the ``(slice, row, column)`` frame is right-handed.
     affine
         4x4 float64 mapping ``(slice, row, column)`` indices to DICOM patient coordinates (LPS, mm),
         as highdicom.Volume does.
