@@ -43,6 +43,7 @@ the records.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from struct import unpack_from as struct_unpack_from
 from typing import Any
@@ -662,7 +663,7 @@ def _fd_first(raw: bytes) -> float | None:
     return None if value != value else value
 
 
-def _record(data: bytes, row: list[int], info: list[int], path: str, file_size: int) -> Any:
+def _record(data: bytes | bytearray, row: list[int], info: list[int], path: str, file_size: int) -> Any:
     """Build the record of one scanned file; None when pydicom might read it otherwise.
 
     ``row`` is the file's flattened ``fields`` row, offsets into ``data``; ``info`` its info
@@ -854,14 +855,28 @@ def scan_header(path: str, *, first_block: int = FIRST_BLOCK) -> HeaderRecord | 
     return _scan_file_growing(os.fspath(path), first_block)
 
 
+#: Files read per kernel call in :func:`scan_headers`: bounds the buffer (reused per thread,
+#: since first-touch page faults of a fresh buffer cost as much as the scan).
+BATCH = 256
+_buffers = threading.local()
+
+
+def _batch_buffer(size: int) -> bytearray:
+    buf: bytearray | None = getattr(_buffers, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = _buffers.buf = bytearray(size)
+    return buf
+
+
 def scan_headers(
     paths: Sequence[str], *, first_block: int = FIRST_BLOCK
 ) -> list[HeaderRecord | None]:
-    """Read many files' headers with the compiled scanner, in one kernel call.
+    """Read many files' headers with the compiled scanner, one kernel call per batch.
 
-    The first ``first_block`` bytes of every file are read into one preallocated buffer (one
-    ``os.preadv`` per file), scanned in one kernel call, and converted to records; files whose
-    header runs past the first block are scanned again one by one with a growing block.
+    The first ``first_block`` bytes of every file of a batch of :data:`BATCH` are read into
+    one reused buffer (one ``os.preadv`` per file), scanned in one kernel call, and converted
+    to records; files whose header runs past the first block are scanned again one by one
+    with a growing block.
 
     Parameters
     ----------
@@ -876,11 +891,16 @@ def scan_headers(
         Per path, as :func:`scan_header`: ``None`` where pydicom must read the file.
     """
     paths = [os.fspath(p) for p in paths]
+    records: list[HeaderRecord | None] = []
+    for first in range(0, len(paths), BATCH):
+        records.extend(_scan_batch(paths[first : first + BATCH], first_block))
+    return records
+
+
+def _scan_batch(paths: list[str], first_block: int) -> list[HeaderRecord | None]:
     n_files = len(paths)
-    if n_files == 0:
-        return []
-    buf = np.empty(n_files * first_block, dtype=np.uint8)
-    view = memoryview(buf)
+    data = _batch_buffer(n_files * first_block)
+    view = memoryview(data)
     starts = np.arange(n_files, dtype=np.int64) * first_block
     sizes = np.zeros(n_files, dtype=np.int64)
     whole = np.zeros(n_files, dtype=np.bool_)
@@ -895,7 +915,7 @@ def scan_headers(
         try:
             file_size = os.fstat(fd).st_size
             start = i * first_block
-            got = os.preadv(fd, [view[start : start + first_block]], 0)
+            got = _pread_into(fd, view[start : start + first_block])
         except OSError:
             continue
         finally:
@@ -903,8 +923,10 @@ def scan_headers(
         sizes[i] = got
         whole[i] = got >= file_size
         file_sizes[i] = file_size
-    rows, infos = _scan(buf, starts, sizes, whole)
-    data = buf.tobytes()  # one copy, so values are sliced from bytes, not numpy
+    try:
+        rows, infos = _scan(np.frombuffer(data, dtype=np.uint8), starts, sizes, whole)
+    finally:
+        view.release()
     records: list[HeaderRecord | None] = []
     for i, path in enumerate(paths):
         if infos[i][INFO_STATUS] == NEED_MORE:
@@ -912,3 +934,20 @@ def scan_headers(
         else:
             records.append(_record(data, rows[i], infos[i], path, file_sizes[i]))
     return records
+
+
+def _pread_into(fd: int, target: memoryview) -> int:
+    """Read from offset 0 of ``fd`` into ``target``; the number of bytes read."""
+    if _preadv is not None:
+        return _preadv(fd, [target], 0)
+    got = 0
+    while got < len(target):  # platforms without preadv (Windows)
+        chunk = os.read(fd, len(target) - got)
+        if not chunk:
+            break
+        target[got : got + len(chunk)] = chunk
+        got += len(chunk)
+    return got
+
+
+_preadv = getattr(os, "preadv", None)

@@ -1,0 +1,95 @@
+"""The public surface, the cost of importing, and the command line."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastvol
+import factory as fx
+from fastvol import cli, errors
+
+
+def test_exported_members_are_pinned():
+    assert sorted(fastvol.__all__) == sorted([
+        "BadOrientationError", "CorruptFileError", "DecodeError", "FastvolError", "FastvolWarning",
+        "GeometryError", "GeometryReport", "InputError", "IrregularSpacingError",
+        "MissingCodecError", "MissingSlicesError", "MixedGeometryError", "NonCollinearError",
+        "NotDicomError", "RepeatedPositionsError", "ScanResult", "Series", "SeriesSelectionError",
+        "UnsupportedError", "Volume", "__version__", "load", "scan",
+    ])  # fmt: skip
+    for name in fastvol.__all__:
+        assert getattr(fastvol, name) is not None
+
+
+def test_every_error_is_a_fastvol_error_and_a_builtin():
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if name == "FastvolWarning":
+            assert issubclass(cls, UserWarning)
+            continue
+        assert issubclass(cls, fastvol.FastvolError)
+        if cls is not fastvol.FastvolError:
+            assert issubclass(cls, (ValueError, LookupError, ImportError, NotImplementedError))
+
+
+def test_import_is_cheap():
+    code = ("import sys, fastvol; heavy = {'numpy', 'numba', 'pydicom', 'torch', 'nibabel', "
+            "'imagecodecs', 'pylibjpeg', 'highdicom'}; print(sorted(heavy & set(sys.modules)))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_loading_starts_no_thread_at_import_or_scan(tmp_path):
+    fx.write_series(tmp_path, n=2)
+    code = ("import threading, fastvol, sys; n = threading.active_count(); "
+            f"fastvol.scan({str(tmp_path)!r}); print(n, threading.active_count())")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"]
+
+
+def test_cli_sample_prints_report():
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main([], stdout=out, stderr=err) == 0
+    text = out.getvalue()
+    assert "sample series" in text and "affine" in text and "spacing" in text
+    assert "(48, 128, 128)" in text
+
+
+def test_cli_json_scan_and_errors(tmp_path):
+    w = fx.write_series(tmp_path / "s", n=4, drop=(1,))
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main([str(tmp_path / "s")], stdout=out, stderr=err) == 2
+    assert "MissingSlicesError" in err.getvalue() and "gaps='fill'" in err.getvalue()
+    out = io.StringIO()
+    assert cli.main([str(tmp_path / "s"), "--gaps", "fill", "--json"], stdout=out) == 0
+    report = json.loads(out.getvalue())
+    assert report["missing"] == [2] and report["shape"] == [4, 16, 12]
+    out = io.StringIO()
+    assert cli.main([str(tmp_path / "s"), "--scan"], stdout=out) == 0
+    assert w.series_uid in out.getvalue()
+
+
+def test_cli_writes_npz_atomically(tmp_path):
+    w = fx.write_series(tmp_path / "s", n=3)
+    target = tmp_path / "vol.npz"
+    assert cli.main([str(tmp_path / "s"), "--out", str(target)], stdout=io.StringIO()) == 0
+    with np.load(target) as saved:
+        np.testing.assert_array_equal(saved["array"], w.volume(rescaled=True))
+        assert saved["affine_lps"].shape == (4, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s", "vol.npz"]
+
+
+def test_cli_help_is_instant():
+    out = subprocess.run([sys.executable, "-m", "fastvol.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "geometry report" in out.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1.2.3"])
+def test_cli_series_argument(value):
+    assert cli._series_arg(value) == (int(value) if value.lstrip("-").isdigit() else value)
