@@ -11,6 +11,7 @@ from .errors import FastvolError, MixedGeometryError, NotDicomError, SeriesSelec
 from .find import find_files
 from .group import Series, group_series, main_series
 from .headers import HeaderRecord, read_headers
+from .multiframe import expand_frames, needs_expansion
 from .plan import LoadOptions, make_plan
 from .volume import Volume
 
@@ -27,16 +28,21 @@ class ScanResult(list[Series]):
     ----------
     skipped
         Reason -> files: ``"not DICOM"``, ``"unreadable"``, ``"DICOMDIR"``, ``"no pixel data"``.
+    errors
+        File -> why it was unreadable.
     """
 
     skipped: dict[str, list[str]]
+    errors: dict[str, str]
 
-    def __init__(self, series: Iterable[Series] = (), skipped: dict[str, list[str]] | None = None):
+    def __init__(self, series: Iterable[Series] = (), skipped: dict[str, list[str]] | None = None,
+                 errors: dict[str, str] | None = None):  # fmt: skip
         super().__init__(series)
         self.skipped = skipped or {}
+        self.errors = errors or {}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ScanResult, (list(self), self.skipped))
+        return (ScanResult, (list(self), self.skipped, self.errors))
 
     def summary(self) -> str:
         """One line per series, then the skipped counts."""
@@ -46,19 +52,29 @@ class ScanResult(list[Series]):
         return "\n".join(lines)
 
 
-def _read_headers(paths: Sequence[str]) -> tuple[list[HeaderRecord], dict[str, list[str]]]:
+def _read_headers(
+    paths: Sequence[str],
+) -> tuple[list[HeaderRecord], dict[str, list[str]], dict[str, str]]:
     skipped: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
     records: list[HeaderRecord] = []
     for path, rec in zip(paths, read_headers(paths)):
         if isinstance(rec, FastvolError):
             skipped.setdefault("unreadable", []).append(path)
+            errors[path] = str(rec)
         elif rec.sop_class_uid == DICOMDIR_SOP_CLASS:
             skipped.setdefault("DICOMDIR", []).append(path)
         elif not rec.has_pixels:
             skipped.setdefault("no pixel data", []).append(path)
+        elif needs_expansion(rec):
+            try:
+                records.extend(expand_frames(rec))
+            except FastvolError as exc:
+                skipped.setdefault("unreadable", []).append(path)
+                errors[path] = str(exc)
         else:
             records.append(rec)
-    return records, skipped
+    return records, skipped, errors
 
 
 def scan(paths: PathLike | Iterable[PathLike]) -> ScanResult:
@@ -78,10 +94,10 @@ def scan(paths: PathLike | Iterable[PathLike]) -> ScanResult:
         pixels, unreadable headers). Nothing here is fatal but a path that does not exist.
     """
     dicom, other = find_files(paths)  # type: ignore[arg-type]
-    records, skipped = _read_headers(dicom)
+    records, skipped, errors = _read_headers(dicom)
     if other:
         skipped["not DICOM"] = other
-    return ScanResult(group_series(records), skipped)
+    return ScanResult(group_series(records), skipped, errors)
 
 
 def _select(found: ScanResult, series: Series | str | int | None, where: str) -> Series:
@@ -125,6 +141,7 @@ def load_series(
     irregular: Literal["raise", "resample"] = "raise",
     tilt: Literal["keep", "resample"] = "keep",
     repeats: Literal["split", "first"] = "split",
+    incomplete: Literal["raise", "drop"] = "raise",
     rescale: bool = True,
     dtype: Any = None,
     fill_value: float | None = None,
@@ -138,8 +155,9 @@ def load_series(
 
     try:
         options = LoadOptions(
-            gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats, rescale=rescale,
-            dtype=None if dtype is None else np.dtype(dtype).str, fill_value=fill_value,
+            gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats, incomplete=incomplete,
+            rescale=rescale, dtype=None if dtype is None else np.dtype(dtype).str,
+            fill_value=fill_value,
             **tolerances,
         )  # fmt: skip
     except TypeError as exc:
@@ -159,6 +177,7 @@ def load(
     irregular: Literal["raise", "resample"] = "raise",
     tilt: Literal["keep", "resample"] = "keep",
     repeats: Literal["split", "first"] = "split",
+    incomplete: Literal["raise", "drop"] = "raise",
     rescale: bool = True,
     dtype: Any = None,
     fill_value: float | None = None,
@@ -187,10 +206,16 @@ def load(
         ``"keep"`` (default): pixels untouched, exact sheared affine, a FastvolWarning; or
         ``"resample"``: slices shifted in-plane onto an orthogonal grid (float32).
     repeats
-        ``"split"`` (default): slices sharing a position become volumes ordered by the first of
-        TemporalPositionIdentifier, TriggerTime, AcquisitionNumber, EchoNumbers, DiffusionBValue
-        that tells them apart (output ``(volume, slice, row, column)``), else raise;
-        ``"first"``: keep the lowest InstanceNumber at each position.
+        ``"split"`` (default): slices sharing a position become volumes (output
+        ``(volume, slice, row, column)``) ordered by the first of TemporalPositionIdentifier
+        (TemporalPositionIndex), TriggerTime, AcquisitionNumber, EchoNumbers, EchoTime,
+        DiffusionBValue, (b-value, gradient), DimensionIndexValues that tells them apart; failing
+        that, by acquisition order (AcquisitionNumber, AcquisitionTime, InstanceNumber within
+        each position), said in the report; ``"first"``: keep the lowest InstanceNumber at each
+        position.
+    incomplete
+        ``"raise"`` (default) when a volume lacks slices (an interrupted run), or ``"drop"``
+        to keep only complete volumes (dropped files in ``geometry.skipped``).
     rescale
         Apply RescaleSlope/RescaleIntercept per slice (default). Output dtype is then the smallest
         signed integer holding every value when slopes and intercepts are whole, else float32;
@@ -217,10 +242,12 @@ def load(
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
     if not found:
         skipped = "; ".join(f"{len(v)} {k}" for k, v in found.skipped.items()) or "no files"
-        raise NotDicomError(f"{where}: no DICOM image series found ({skipped})",
+        why = "".join(f"\n  {e}" for e in list(found.errors.values())[:5])
+        raise NotDicomError(f"{where}: no DICOM image series found ({skipped}){why}",
                             files=[f for v in found.skipped.values() for f in v][:20])  # fmt: skip
     chosen = _select(found, series, where)
     return load_series(
-        chosen, gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats, rescale=rescale,
-        dtype=dtype, fill_value=fill_value, executor=executor, **tolerances,
+        chosen, gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats,
+        incomplete=incomplete, rescale=rescale, dtype=dtype, fill_value=fill_value,
+        executor=executor, **tolerances,
     )  # fmt: skip

@@ -314,51 +314,130 @@ class Repeats:
     tag
         Keyword of the tag that tells the volumes apart (``None`` when each position is unique).
     values
-        Distinct tag values, ascending: one per volume.
+        One value per volume, in volume order (tag values ascending, or ranks ``0..m-1`` when
+        ``by_order``).
     table
-        ``(n_volumes, n_positions)`` input indices; volume ``v`` at position ``p``.
+        ``(n_volumes, n_positions)`` input indices; volume ``v`` at position ``p`` (positions
+        labelled ascending along the normal).
     position_of
-        Position label (ascending along the normal) of each input slice.
+        Position label of each input slice.
+    by_order
+        True when volumes were inferred from acquisition order (rank of ``tag`` within each
+        position) rather than told apart by equal tag values across positions.
+    dropped
+        Input indices left out because their volume was incomplete (``incomplete="drop"``).
     """
 
     tag: str | None
     values: tuple[object, ...]
     table: np.ndarray
     position_of: np.ndarray
+    by_order: bool = False
+    dropped: tuple[int, ...] = ()
 
 
-#: Tags that may tell apart slices at one position, in order of preference.
-REPEAT_TAGS = (
-    "TemporalPositionIdentifier",
-    "TriggerTime",
-    "AcquisitionNumber",
-    "EchoNumbers",
-    "DiffusionBValue",
-)
+def _files_at(labels: np.ndarray, label: int, files: Sequence[str]) -> list[str]:
+    return [files[i] for i in np.flatnonzero(labels == label)] if files else []
+
+
+def _by_value(tag: str, vals: list[object], labels: np.ndarray, n_pos: int, files: Sequence[str],
+              incomplete: str) -> Repeats | str:  # fmt: skip
+    """Volumes told apart by equal tag values across positions, or why the tag does not work."""
+    if any(v is None for v in vals):
+        return f"{tag} (absent in some files)"
+    distinct = sorted(set(vals))  # type: ignore[type-var]
+    if len(distinct) < 2:
+        return f"{tag} (one value)"
+    per_position: list[set[object]] = [set() for _ in range(n_pos)]
+    for label, value in zip(labels, vals):
+        if value in per_position[label]:
+            return f"{tag} (repeats within a position)"
+        per_position[label].add(value)
+    common = set.intersection(*per_position)
+    dropped: tuple[int, ...] = ()
+    if common != set(distinct):
+        short = [p for p, s in enumerate(per_position) if s != set(distinct)]
+        if incomplete != "drop" or not common:
+            raise RepeatedPositionsError(
+                f"slices repeat at positions told apart by {tag}, but {len(short)} of {n_pos} "
+                f"positions lack some of its {len(distinct)} values (an incomplete volume, e.g. "
+                f"an interrupted run); files at the first such position: "
+                f"{_files_at(labels, short[0], files)[:6]}; pass incomplete='drop' to keep only "
+                f"the complete volumes",
+                files=_files_at(labels, short[0], files), tag=tag, values=tuple(distinct),
+            )  # fmt: skip
+        dropped = tuple(i for i, v in enumerate(vals) if v not in common)
+        distinct = sorted(common)  # type: ignore[type-var]
+    index = {v: k for k, v in enumerate(distinct)}
+    table = np.empty((len(distinct), n_pos), dtype=np.int64)
+    for i, (label, value) in enumerate(zip(labels, vals)):
+        if value in index:
+            table[index[value], label] = i
+    return Repeats(tag=tag, values=tuple(distinct), table=table, position_of=labels, dropped=dropped)
+
+
+def _by_order(tag: str, vals: list[object], labels: np.ndarray, n_pos: int, files: Sequence[str],
+              incomplete: str) -> Repeats | str:  # fmt: skip
+    """Volumes inferred from acquisition order: the k-th slice (by ``tag``) at every position."""
+    if any(v is None or v == "" for v in vals):
+        return f"{tag} order (absent in some files)"
+    members = [np.flatnonzero(labels == p) for p in range(n_pos)]
+    ranked = []
+    for idx in members:
+        keys = [vals[i] for i in idx]
+        if len(set(keys)) != len(keys):
+            return f"{tag} order (ties within a position)"
+        ranked.append(idx[np.argsort(np.array(keys, dtype=object), kind="stable")])
+    counts = np.array([len(r) for r in ranked])
+    m = int(counts.min())
+    dropped: tuple[int, ...] = ()
+    if counts.max() != m:
+        if incomplete != "drop":
+            short = int(np.argmin(counts))
+            raise RepeatedPositionsError(
+                f"positions repeat {m} to {int(counts.max())} times (volumes inferred from {tag} "
+                f"order): the last volume looks incomplete (an interrupted run); files at a short "
+                f"position: {_files_at(labels, short, files)[:6]}; pass incomplete='drop' to keep "
+                f"the {m} complete volumes",
+                files=_files_at(labels, short, files), tag=tag, counts=counts,
+            )  # fmt: skip
+        dropped = tuple(int(i) for r in ranked for i in r[m:])
+    table = np.array([[r[k] for r in ranked] for k in range(m)], dtype=np.int64)
+    return Repeats(tag=tag, values=tuple(range(m)), table=table, position_of=labels,
+                   by_order=True, dropped=dropped)  # fmt: skip
 
 
 def split_repeats(
     distances: np.ndarray,
     tags: Mapping[str, Sequence[object]],
     *,
+    order_tags: Mapping[str, Sequence[object]] | None = None,
     files: Sequence[str] = (),
+    incomplete: str = "raise",
     rtol: float = SAME_POSITION_RTOL,
 ) -> Repeats:
-    """Split slices that share positions into volumes, by the first tag that tells them apart.
+    """Split slices that share positions into volumes.
+
+    First by the first of ``tags`` whose values tell the slices at each position apart and are
+    the same set at every position (volumes ordered by value); failing that, by acquisition
+    order: the first of ``order_tags`` with distinct values within each position ranks them, and
+    volume ``k`` is the ``k``-th slice at every position.
 
     Parameters
     ----------
     distances
         Position of each slice along the normal (mm).
-    tags
-        Candidate tag keyword -> value per slice (``None`` where absent), tried in mapping order.
+    tags, order_tags
+        Tag keyword -> value per slice (``None`` where absent), tried in mapping order.
     files
         File of each slice, for error messages.
+    incomplete
+        ``"raise"`` when some position lacks a volume, or ``"drop"`` the incomplete volumes.
 
     Raises
     ------
     RepeatedPositionsError
-        Positions repeat and no tag gives every position the same set of distinct values.
+        Positions repeat and nothing tells the volumes apart, or a volume is incomplete.
     """
     labels = position_clusters(distances, rtol=rtol)
     n_pos = int(labels.max()) + 1
@@ -369,42 +448,17 @@ def split_repeats(
         return Repeats(tag=None, values=(), table=table, position_of=labels)
     tried: list[str] = []
     for tag, values in tags.items():
-        vals = list(values)
-        if any(v is None for v in vals):
-            tried.append(f"{tag} (absent in some files)")
-            continue
-        distinct = sorted(set(vals))  # type: ignore[type-var]
-        if len(distinct) < 2:
-            tried.append(f"{tag} (one value)")
-            continue
-        per_position: list[set[object]] = [set() for _ in range(n_pos)]
-        clash = False
-        for label, value in zip(labels, vals):
-            if value in per_position[label]:
-                clash = True
-                break
-            per_position[label].add(value)
-        if clash:
-            tried.append(f"{tag} (repeats within a position)")
-            continue
-        full = set(distinct)
-        if any(s != full for s in per_position):
-            short = [p for p, s in enumerate(per_position) if s != full]
-            raise RepeatedPositionsError(
-                f"slices repeat at positions told apart by {tag}, but {len(short)} of {n_pos} "
-                f"positions lack some of its {len(distinct)} values (an incomplete volume); "
-                f"the files at the first such position: "
-                f"{[files[i] for i in np.flatnonzero(labels == short[0])] if files else ''}",
-                files=[files[i] for i in np.flatnonzero(labels == short[0])] if files else (),
-                tag=tag, values=tuple(distinct),
-            )  # fmt: skip
-        index = {v: k for k, v in enumerate(distinct)}
-        table = np.empty((len(distinct), n_pos), dtype=np.int64)
-        for i, (label, value) in enumerate(zip(labels, vals)):
-            table[index[value], label] = i
-        return Repeats(tag=tag, values=tuple(distinct), table=table, position_of=labels)
+        found = _by_value(tag, list(values), labels, n_pos, files, incomplete)
+        if isinstance(found, Repeats):
+            return found
+        tried.append(found)
+    for tag, values in (order_tags or {}).items():
+        found = _by_order(tag, list(values), labels, n_pos, files, incomplete)
+        if isinstance(found, Repeats):
+            return found
+        tried.append(found)
     first = int(np.argmax(counts))
-    clashing = [files[i] for i in np.flatnonzero(labels == first)] if files else []
+    clashing = _files_at(labels, first, files)
     raise RepeatedPositionsError(
         f"{int(counts.max())} slices share one position (e.g. {clashing[:4]}) and no tag tells "
         f"them apart (tried: {', '.join(tried) or 'none'}); they may be time points or echoes "

@@ -74,12 +74,17 @@ class Series:
     @property
     def n_files(self) -> int:
         """Number of files in this series."""
+        return len(self.files)
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames (slices) in this series, over all its files."""
         return len(self.records)
 
     @property
     def files(self) -> tuple[str, ...]:
-        """File paths, in scan order."""
-        return tuple(r.path for r in self.records)
+        """File paths, in scan order (each once, also when it holds several frames)."""
+        return tuple(dict.fromkeys(r.path for r in self.records))
 
     @property
     def is_localizer(self) -> bool:

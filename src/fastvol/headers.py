@@ -106,6 +106,12 @@ class HeaderRecord:
     is_enhanced: bool
     pixel_offset: int
     pixel_length: int
+    # Per-frame facts, set by fastvol.multiframe when a multi-frame file is expanded into one
+    # record per frame; single-frame files keep the defaults.
+    frame: int = 0
+    dimension_index: tuple[int, ...] = ()
+    stack_id: str = ""
+    diffusion_gradient: tuple[float, float, float] | None = None
 
     @property
     def has_pixels(self) -> bool:
@@ -346,6 +352,10 @@ def read_header_pydicom(path: str | os.PathLike[str]) -> HeaderRecord:
                 enc = ds.original_encoding
                 implicit, little = (bool(enc[0]), bool(enc[1])) if enc[0] is not None else (True, True)
                 offset, length = _pixel_element_after(fp, implicit, little)
+        # Inside the try: converting values can raise on garbage (bad VR, wrong-length US, ...).
+        return record_from_dataset(
+            ds, path=path, file_size=file_size, pixel_offset=offset, pixel_length=length
+        )
     except (InvalidDicomError, EOFError, struct.error) as exc:
         raise NotDicomError(f"{path}: not a readable DICOM file ({exc})", files=[path]) from exc
     except OSError as exc:
@@ -354,9 +364,6 @@ def read_header_pydicom(path: str | os.PathLike[str]) -> HeaderRecord:
         raise CorruptFileError(
             f"{path}: header cannot be parsed ({type(exc).__name__}: {exc})", files=[path]
         ) from exc
-    return record_from_dataset(
-        ds, path=path, file_size=file_size, pixel_offset=offset, pixel_length=length
-    )
 
 
 def _scanner_enabled() -> bool:

@@ -49,6 +49,7 @@ class LoadOptions:
     irregular: Literal["raise", "resample"] = "raise"
     tilt: Literal["keep", "resample"] = "keep"
     repeats: Literal["split", "first"] = "split"
+    incomplete: Literal["raise", "drop"] = "raise"
     rescale: bool = True
     dtype: str | None = None
     fill_value: float | None = None
@@ -59,7 +60,8 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         allowed = {"gaps": ("raise", "fill"), "irregular": ("raise", "resample"),
-                   "tilt": ("keep", "resample"), "repeats": ("split", "first")}  # fmt: skip
+                   "tilt": ("keep", "resample"), "repeats": ("split", "first"),
+                   "incomplete": ("raise", "drop")}  # fmt: skip
         for name, values in allowed.items():
             if getattr(self, name) not in values:
                 from .errors import InputError
@@ -247,10 +249,10 @@ def _output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
 
 
 def _dedupe(records: list[HeaderRecord]) -> tuple[list[HeaderRecord], list[str]]:
-    seen: dict[str, HeaderRecord] = {}
+    seen: dict[tuple[str, int], HeaderRecord] = {}
     dropped: list[str] = []
-    for rec in sorted(records, key=lambda r: r.path):
-        key = rec.sop_instance_uid or rec.path
+    for rec in sorted(records, key=lambda r: (r.path, r.frame)):
+        key = (rec.sop_instance_uid or rec.path, rec.frame)
         if key in seen:
             dropped.append(rec.path)
         else:
@@ -285,11 +287,9 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
     notes: list[str] = []
     if dropped:
         decisions.append(f"dropped {len(dropped)} duplicate instance(s) (same SOPInstanceUID)")
-    if any(r.number_of_frames > 1 or r.is_enhanced for r in records):
-        raise UnsupportedError(
-            f"series {name}: multi-frame files are not supported by the classic loader yet",
-            files=[r.path for r in records if r.number_of_frames > 1][:8], uid=series.uid,
-        )  # fmt: skip
+    if any(r.number_of_frames > 1 for r in records):
+        decisions.append(f"{sum(r.number_of_frames > 1 for r in records if r.frame == 0)} "
+                         f"multi-frame file(s): frames placed by their own geometry")  # fmt: skip
     mosaic = [r.path for r in records if "MOSAIC" in (v.upper() for v in r.image_type)]
     if mosaic:
         raise UnsupportedError(
@@ -299,7 +299,8 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         )  # fmt: skip
     fmt = _pixel_format(records, name)
     for rec in records:
-        _check_bytes(rec, fmt)
+        if rec.frame == 0:
+            _check_bytes(rec, fmt)
     lacking = [r.path for r in records if r.image_position is None]
     if lacking:
         raise GeometryError(
@@ -344,22 +345,24 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         table = np.array([[keep[p] for p in sorted(keep)]], dtype=np.int64)
         repeats = geo.Repeats(tag=None, values=(), table=table, position_of=labels)
     else:
-        tags = {
-            "TemporalPositionIdentifier": [r.temporal_position_identifier for r in records],
-            "TriggerTime": [r.trigger_time for r in records],
-            "AcquisitionNumber": [r.acquisition_number for r in records],
-            "EchoNumbers": [r.echo_number for r in records],
-            "DiffusionBValue": [r.diffusion_b_value for r in records],
-        }
+        tags, order_tags = _repeat_tags(records, distances)
         try:
-            repeats = geo.split_repeats(distances, tags, files=files)
+            repeats = geo.split_repeats(distances, tags, order_tags=order_tags, files=files,
+                                        incomplete=options.incomplete)  # fmt: skip
         except geo.RepeatedPositionsError as exc:
             raise type(exc)(f"series {name}: {exc.message}", files=exc.files, uid=series.uid,
                             **exc._data) from None  # fmt: skip
     n_volumes = repeats.table.shape[0]
-    if repeats.tag:
+    if repeats.tag and repeats.by_order:
+        decisions.append(f"positions repeat {n_volumes} times and no tag tells the volumes apart: "
+                         f"volumes inferred from acquisition order ({repeats.tag} within each "
+                         f"position)")  # fmt: skip
+    elif repeats.tag:
         decisions.append(f"positions repeat {n_volumes} times: split into volumes by "
                          f"{repeats.tag} {list(repeats.values)[:8]}")  # fmt: skip
+    if repeats.dropped:
+        decisions.append(f"incomplete='drop': {len(repeats.dropped)} frame(s) of incomplete "
+                         f"volumes left out")  # fmt: skip
     first_volume = repeats.table[0]
     single_step: tuple[float, str] | None = None
     if first_volume.size == 1:
@@ -469,6 +472,7 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
                                          else n_slices) + int(slot_of[p_sorted]),
                 transfer_syntax=rec.transfer_syntax, pixel_offset=rec.pixel_offset,
                 pixel_length=rec.pixel_length, file_size=rec.file_size,
+                frame=rec.frame, n_frames=rec.number_of_frames,
                 slope=float(slope), intercept=float(icpt),
             ))  # fmt: skip
     slopes_arr, icpts_arr = np.array(slopes), np.array(intercepts)
@@ -497,8 +501,10 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
                      + ("" if options.rescale else " (stored values, rescale=False)"))  # fmt: skip
     present = set(id(records[int(i)]) for i in repeats.table.ravel())
     skipped = [(r.path, "localizer" if r.is_localizer else "other geometry group")
-               for r in series.siblings] + [(r.path, "repeated position (repeats='first')")
-                                           for r in records if id(r) not in present]  # fmt: skip
+               for r in series.siblings] + [
+        (r.path, "incomplete volume" if options.repeats == "split"
+         else "repeated position (repeats='first')")
+        for r in records if id(r) not in present]  # fmt: skip
     if series.siblings:
         decisions.append(f"skipped {len(series.siblings)} file(s) of the same SeriesInstanceUID "
                          f"with other geometry (localizers or other orientations)")  # fmt: skip
@@ -516,7 +522,7 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         tilt_deg=stack.tilt_deg, gantry_tilt_tag=_first([r.gantry_tilt for r in records]),
         residual_mm=stack.residual,
         handedness="right" if np.linalg.det(affine[:3, :3]) > 0 else "left",
-        n_files=len(series.records), volumes_tag=repeats.tag, volumes_values=repeats.values,
+        n_files=series.n_files, volumes_tag=repeats.tag, volumes_values=repeats.values,
         duplicates_dropped=tuple(dropped), skipped=tuple(skipped), decisions=tuple(decisions),
         warnings=tuple(notes),
     )  # fmt: skip
@@ -533,14 +539,75 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         "photometric_interpretation": fmt.photometric_interpretation,
         "sop_instance_uids": tuple(r.sop_instance_uid for r in ordered_records),
         "files": tuple(r.path for r in ordered_records),
+        "frames": tuple(r.frame for r in ordered_records),
         "rescale_slope": tuple(slopes), "rescale_intercept": tuple(intercepts),
     }  # fmt: skip
     if repeats.tag:
         meta["volumes_tag"] = repeats.tag
         meta["volumes_values"] = repeats.values
+        meta["volumes_by_order"] = repeats.by_order
+        # Per-volume acquisition facts a 4D user needs (b-values and gradients, echo and
+        # trigger times), from the volume's first slice.
+        heads = [records[int(repeats.table[v][stack.order[0]])] for v in range(n_volumes)]
+        meta["b_values"] = tuple(r.diffusion_b_value for r in heads)
+        meta["gradients"] = tuple(r.diffusion_gradient for r in heads)
+        meta["echo_times"] = tuple(r.echo_time for r in heads)
+        meta["trigger_times"] = tuple(r.trigger_time for r in heads)
     return LoadPlan(shape=shape, read_shape=read_shape, dtype=out_dtype.str, pixel=fmt,
                     sources=tuple(sources), fill_value=fill, resample=resample, affine=affine,
                     report=report, meta=meta)  # fmt: skip
+
+
+def _repeat_tags(records: list[HeaderRecord], distances: np.ndarray
+                 ) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:  # fmt: skip
+    """Candidate tags telling volumes apart (by value), then those giving acquisition order."""
+    diffusion = [
+        None if r.diffusion_b_value is None else (r.diffusion_b_value, r.diffusion_gradient or ())
+        for r in records
+    ]
+    tags: dict[str, list[Any]] = {
+        "TemporalPositionIdentifier": [r.temporal_position_identifier for r in records],
+        "TriggerTime": [r.trigger_time for r in records],
+        "AcquisitionNumber": [r.acquisition_number for r in records],
+        "EchoNumbers": [r.echo_number for r in records],
+        "EchoTime": [r.echo_time for r in records],
+        "DiffusionBValue": [r.diffusion_b_value for r in records],
+        "Diffusion (b-value, gradient)": diffusion,
+    }
+    dims = _non_spatial_dimensions(records, distances)
+    if dims is not None:
+        tags["DimensionIndexValues"] = dims
+    # Several tags together (multi-echo time series, ...): volumes ordered by the tuple.
+    varying = [k for k, v in tags.items() if None not in v and len(set(v)) > 1]
+    if len(varying) > 1:
+        tags[" + ".join(varying)] = [tuple(tags[k][i] for k in varying) for i in range(len(records))]
+    order_tags: dict[str, list[Any]] = {
+        "AcquisitionNumber": [r.acquisition_number for r in records],
+        "AcquisitionTime": [r.acquisition_time or None for r in records],
+        "InstanceNumber": [r.instance_number for r in records],
+    }
+    return tags, order_tags
+
+
+def _non_spatial_dimensions(records: list[HeaderRecord], distances: np.ndarray) -> list[Any] | None:
+    """DimensionIndexValues without the components that follow the slice position."""
+    dims = [r.dimension_index for r in records]
+    if not dims[0] or any(len(d) != len(dims[0]) for d in dims):
+        return None
+    labels = geo.position_clusters(distances)
+    arr = np.array(dims)
+    keep = []
+    for j in range(arr.shape[1]):
+        column = arr[:, j]
+        per_position = {int(lab): set() for lab in labels}  # type: dict[int, set[int]]
+        for lab, value in zip(labels, column):
+            per_position[int(lab)].add(int(value))
+        spatial = all(len(v) == 1 for v in per_position.values()) and len(set(column)) > 1
+        if not spatial:
+            keep.append(j)
+    if not keep:
+        return None
+    return [tuple(int(v) for v in row[keep]) for row in arr]
 
 
 def describe_series(series: Series) -> GeometryReport:

@@ -117,7 +117,7 @@ class GeometryReport:
         ]
         if self.volumes_tag:
             lines.append(f"volumes     {len(self.volumes_values)} by {self.volumes_tag}: "
-                         f"{list(self.volumes_values)[:12]}")  # fmt: skip
+                         f"{list(self.volumes_values)[:8]}")  # fmt: skip
         if self.missing:
             lines.append(f"missing     slice indices {list(self.missing)}")
         if self.duplicates_dropped:

@@ -34,8 +34,10 @@ class Volume:
     geometry
         What was found and decided (:class:`~fastvol.report.GeometryReport`).
     meta
-        Series attributes, and per-slice ``sop_instance_uids`` and ``files`` in array order
-        (flattened over leading axes).
+        Series attributes, and per-slice ``sop_instance_uids``, ``files`` and ``frames`` (frame
+        index within a multi-frame file) in array order, flattened over leading axes. 4D series
+        add ``volumes_tag``, ``volumes_values``, ``b_values``, ``gradients``, ``echo_times``,
+        ``trigger_times`` (one per volume).
     """
 
     array: np.ndarray

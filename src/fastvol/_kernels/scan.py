@@ -182,7 +182,8 @@ def _is_upper(byte: int) -> bool:
 @jit
 def _vr_kind(vr_table: np.ndarray, b0: int, b1: int) -> int:
     if _is_upper(b0) and _is_upper(b1):
-        return vr_table[(b0 - 65) * 26 + (b1 - 65)]
+        # int64 first: uint8 arithmetic wraps when the kernel runs as Python (NUMBA_DISABLE_JIT)
+        return vr_table[(np.int64(b0) - 65) * 26 + (np.int64(b1) - 65)]
     return 0
 
 
@@ -558,9 +559,11 @@ _NUMERIC_BYTES = b"0123456789+-.eE \\\x00"
 _LATIN1_CHARSETS = frozenset({"", "ISO_IR 100", "ISO_IR 6"})
 _ASCII_TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\x00"
 _INF = float("inf")
+#: Values are sliced from the reused bytearray of a batch or the bytes of one file.
+_Bytes = bytes | bytearray
 
 
-def _ui(raw: bytes) -> str:
+def _ui(raw: _Bytes) -> str:
     """_text(UI value): pydicom strips NUL/space, splits, strips each UID of whitespace."""
     value = raw.decode("latin-1").rstrip("\x00 ")
     if "\\" in value:
@@ -570,12 +573,12 @@ def _ui(raw: bytes) -> str:
     return value.rstrip(" \x00").lstrip(" ")
 
 
-def _cs(raw: bytes) -> str:
+def _cs(raw: _Bytes) -> str:
     """_text(CS or TM value): decoded Latin-1, trailing padding and leading spaces removed."""
     return raw.decode("latin-1").rstrip(" \x00").lstrip(" ")
 
 
-def _lo(raw: bytes, latin1: bool) -> str:
+def _lo(raw: _Bytes, latin1: bool) -> str:
     """_text(LO value): decoded with the character set, each value stripped of padding."""
     if b"\x1b" in raw or (not latin1 and raw.translate(None, _ASCII_TEXT_BYTES)):
         raise _Unsure  # escape sequences or bytes another character set may decode otherwise
@@ -587,14 +590,14 @@ def _lo(raw: bytes, latin1: bool) -> str:
     return text.rstrip(" \x00").lstrip(" ")
 
 
-def _image_type(raw: bytes) -> tuple[str, ...]:
+def _image_type(raw: _Bytes) -> tuple[str, ...]:
     values = raw.decode("latin-1").rstrip(" \x00").split("\\")
     if len(values) == 1:
         return (values[0].strip(" \x00"),)
     return tuple(v.rstrip(" \x00").lstrip(" ") for v in values)
 
 
-def _ds_values(raw: bytes) -> list[float | None]:
+def _ds_values(raw: _Bytes) -> list[float | None]:
     """DS items as pydicom converts them: floats, ``None`` for a blank item.
 
     Raises _Unsure on bytes outside digits/sign/point/exponent/space, or an item float()
@@ -614,12 +617,12 @@ def _ds_values(raw: bytes) -> list[float | None]:
     return out
 
 
-def _ds_first(raw: bytes) -> float | None:
+def _ds_first(raw: _Bytes) -> float | None:
     """_float of a DS value: its first item, None when empty or blank."""
     return _ds_values(raw)[0] if raw else None
 
 
-def _ds_n(raw: bytes, n: int) -> tuple[float, ...] | None:
+def _ds_n(raw: _Bytes, n: int) -> tuple[float, ...] | None:
     """_floats of a DS value: exactly n non-blank items, else None."""
     if not raw:
         return None
@@ -629,7 +632,7 @@ def _ds_n(raw: bytes, n: int) -> tuple[float, ...] | None:
     return tuple(values)  # type: ignore[arg-type]
 
 
-def _is_first(raw: bytes) -> int | None:
+def _is_first(raw: _Bytes) -> int | None:
     """_int of an IS value: its first item as an int; None if empty, blank or not integral."""
     if len(raw) > 512 or raw.translate(None, _NUMERIC_BYTES):
         raise _Unsure
@@ -654,7 +657,7 @@ def _is_first(raw: bytes) -> int | None:
     return first
 
 
-def _fd_first(raw: bytes) -> float | None:
+def _fd_first(raw: _Bytes) -> float | None:
     if len(raw) % 8:
         raise _Unsure  # pydicom raises on a partial value
     if not raw:
@@ -663,7 +666,7 @@ def _fd_first(raw: bytes) -> float | None:
     return None if value != value else value
 
 
-def _record(data: bytes | bytearray, row: list[int], info: list[int], path: str, file_size: int) -> Any:
+def _record(data: _Bytes, row: list[int], info: list[int], path: str, file_size: int) -> Any:
     """Build the record of one scanned file; None when pydicom might read it otherwise.
 
     ``row`` is the file's flattened ``fields`` row, offsets into ``data``; ``info`` its info

@@ -1,0 +1,466 @@
+"""Shared benchmark fixtures: series written once per session, a warmed-up ``benchmark``.
+
+Data
+----
+``ct_series(n, rows, columns, syntax=..., plain=False, seed=0)`` writes (once per session and
+arguments) a classic single-frame CT series with a scanner-like header and CT-like content (air,
+a water body with noise, lungs, bone; 12 bits stored, RescaleIntercept -1024, so the output is
+int16), uncompressed or compressed (``syntax``: a key of :data:`SYNTAXES`); ``plain=True``
+writes signed 16-bit values with identity rescale instead (the pure-copy path).
+``ct_study(n_series, ...)`` writes that many such series in sub-folders of one folder, and
+``factory_series(**kwargs)`` any series of ``tests/factory.py`` (``write_series``). Set
+``FASTVOL_BENCH_DATA`` to a folder to keep the written series between sessions.
+
+``bench_size(n, rows=512, columns=512)`` gives the size a test should use: as asked when timing,
+tiny under ``--benchmark-disable`` (the test suite runs the benchmarks once that way, for rot).
+
+Warm-up
+-------
+``benchmark`` is pytest-benchmark's fixture wrapped so that calling it runs the function once
+untimed first (numba compiles, caches fill, pages are touched), as datashader's conftest does.
+A function whose warm-up takes longer than :data:`SLOW_S` is then timed over
+:data:`SLOW_ROUNDS` rounds (``pedantic``) instead of calibrated rounds. Nothing changes under
+``--benchmark-disable`` (one plain call), nor for ``benchmark.pedantic``.
+
+Peers
+-----
+``require_exe(name)`` skips unless the executable is on PATH or beside the running Python;
+modules: ``pytest.importorskip``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+#: Transfer syntaxes the CT writer knows, by short label.
+SYNTAXES: dict[str, str] = {
+    "explicit": "1.2.840.10008.1.2.1",
+    "implicit": "1.2.840.10008.1.2",
+    "rle": "1.2.840.10008.1.2.5",
+    "jpeg-lossless": "1.2.840.10008.1.2.4.70",
+    "jpeg-ls": "1.2.840.10008.1.2.4.80",
+    "j2k": "1.2.840.10008.1.2.4.90",
+    "htj2k": "1.2.840.10008.1.2.4.201",
+}
+#: Warm-up slower than this (s): time a few pedantic rounds rather than calibrated ones.
+SLOW_S = 0.25
+SLOW_ROUNDS = 3
+#: Size used for every series under ``--benchmark-disable``.
+TINY = (6, 32, 32)
+BITS_STORED = 12
+INTERCEPT = -1024
+
+
+# ------------------------------------------------------------------------------------ writer
+
+
+@dataclass(frozen=True)
+class BenchSeries:
+    """One written series: its folder, files (InstanceNumber order) and sizes."""
+
+    folder: str
+    paths: tuple[str, ...]
+    n: int
+    rows: int
+    columns: int
+    syntax: str
+    plain: bool
+
+    @property
+    def file_bytes(self) -> int:
+        """Total size of the files, bytes."""
+        return sum(os.path.getsize(p) for p in self.paths)
+
+    @property
+    def output_bytes(self) -> int:
+        """Bytes of the int16 volume a loader returns."""
+        return self.n * self.rows * self.columns * 2
+
+    @property
+    def label(self) -> str:
+        return f"{self.n}x{self.rows}x{self.columns} {self.syntax}"
+
+
+def _ct_slice_base(rows: int, columns: int) -> np.ndarray:
+    """A CT slice in HU without noise: air, water body, two lungs, a bone ring."""
+    y, x = np.meshgrid(np.linspace(-1, 1, rows), np.linspace(-1, 1, columns), indexing="ij")
+    hu = np.full((rows, columns), -1000.0, dtype=np.float32)
+    hu[(x / 0.85) ** 2 + (y / 0.65) ** 2 <= 1] = 0.0
+    for cx in (-0.4, 0.4):
+        hu[((x - cx) / 0.28) ** 2 + (y / 0.4) ** 2 <= 1] = -800.0
+    r = np.hypot(x, y + 0.45)
+    hu[(r > 0.08) & (r < 0.14)] = 700.0
+    return hu
+
+
+def _template(rows: int, columns: int, seed: int) -> Any:
+    """A scanner-like CT header, shared by every slice of a series (UIDs from ``seed``)."""
+    from pydicom.dataset import Dataset
+    from pydicom.uid import CTImageStorage, generate_uid
+
+    uid = lambda what: generate_uid(entropy_srcs=["fastvol bench", str(seed), what])  # noqa: E731
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SOPClassUID = CTImageStorage
+    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = "20240115"
+    ds.StudyTime, ds.SeriesTime = "093000", "093512"
+    ds.AccessionNumber = f"BENCH{seed:05d}"
+    ds.Modality = "CT"
+    ds.Manufacturer = "fastvol"
+    ds.InstitutionName = "Benchmark Lab"
+    ds.ReferringPhysicianName = ""
+    ds.StationName = "FVCT01"
+    ds.StudyDescription = "CT CHEST"
+    ds.SeriesDescription = f"Axial 1.0 bench {seed}"
+    ds.ManufacturerModelName = "Bench 1"
+    ds.PatientName = "Bench^Patient"
+    ds.PatientID = f"BENCH{seed:04d}"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.PatientAge = "054Y"
+    ds.BodyPartExamined = "CHEST"
+    ds.SliceThickness = "1"
+    ds.KVP = "120"
+    ds.DataCollectionDiameter = "500"
+    ds.SoftwareVersions = "bench"
+    ds.ReconstructionDiameter = "360"
+    ds.GantryDetectorTilt = "0"
+    ds.TableHeight = "150"
+    ds.RotationDirection = "CW"
+    ds.ExposureTime = 500
+    ds.XRayTubeCurrent = 200
+    ds.Exposure = 100
+    ds.FilterType = "BODY FILTER"
+    ds.GeneratorPower = 24000
+    ds.FocalSpots = "1.2"
+    ds.ConvolutionKernel = "STANDARD"
+    ds.PatientPosition = "HFS"
+    ds.StudyInstanceUID = uid("study")
+    ds.SeriesInstanceUID = uid("series")
+    ds.StudyID = "1"
+    ds.SeriesNumber = 2 + seed
+    ds.AcquisitionNumber = 1
+    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    ds.FrameOfReferenceUID = uid("frame")
+    ds.PositionReferenceIndicator = "SN"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = rows, columns
+    ds.PixelSpacing = ["0.703125", "0.703125"]
+    ds.BitsAllocated = 16
+    ds.WindowCenter, ds.WindowWidth = "40", "400"
+    ds.RescaleSlope = "1"
+    ds.RescaleType = "HU"
+    return ds
+
+
+def _encode_frame(syntax: str, frame: np.ndarray, bits_stored: int) -> bytes:
+    """One compressed frame (``frame``: stored values, unsigned or signed 16-bit)."""
+    import imagecodecs
+
+    if syntax == SYNTAXES["rle"]:
+        from pydicom.pixels import get_encoder
+
+        signed = frame.dtype.kind == "i"
+        return bytes(get_encoder(syntax).encode(
+            frame, rows=frame.shape[0], columns=frame.shape[1], samples_per_pixel=1,
+            bits_allocated=16, bits_stored=bits_stored, pixel_representation=int(signed),
+            photometric_interpretation="MONOCHROME2", number_of_frames=1,
+        ))  # fmt: skip
+    if syntax == SYNTAXES["jpeg-ls"]:
+        return bytes(imagecodecs.jpegls_encode(frame, level=0))
+    if syntax == SYNTAXES["j2k"]:
+        return bytes(imagecodecs.jpeg2k_encode(
+            frame, level=0, codecformat="J2K", reversible=True, bitspersample=bits_stored
+        ))  # fmt: skip
+    if syntax == SYNTAXES["htj2k"]:
+        return bytes(imagecodecs.htj2k_encode(frame, reversible=True))
+    if syntax == SYNTAXES["jpeg-lossless"]:
+        pattern = (frame.astype(np.int64) & ((1 << bits_stored) - 1)).astype(np.uint16)
+        return bytes(imagecodecs.jpeg8_encode(
+            pattern, lossless=True, predictor=1, bitspersample=bits_stored
+        ))  # fmt: skip
+    raise ValueError(f"no encoder for {syntax}")
+
+
+def write_ct_series(
+    folder: str, n: int, rows: int, columns: int, *, syntax: str = "explicit",
+    plain: bool = False, seed: int = 0,
+) -> list[str]:  # fmt: skip
+    """Write an axial CT series (files ``IM0001``... along +z, 1 mm apart) and return the paths.
+
+    ``plain``: signed 16-bit stored values, slope 1, intercept 0 (else 12 bits stored unsigned,
+    intercept -1024). ``syntax``: a key of :data:`SYNTAXES`.
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, generate_uid
+
+    uid = SYNTAXES[syntax]
+    native = syntax in ("explicit", "implicit")
+    os.makedirs(folder, exist_ok=True)
+    ds = _template(rows, columns, seed)
+    bits = 16 if plain else BITS_STORED
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, int(plain)
+    ds.RescaleIntercept = "0" if plain else str(INTERCEPT)
+    base = _ct_slice_base(rows, columns)
+    rng = np.random.default_rng(seed)
+    x0, y0 = -0.703125 * (columns - 1) / 2, -0.703125 * (rows - 1) / 2
+    paths = []
+    for k in range(n):
+        hu = base + rng.standard_normal((rows, columns), dtype=np.float32) * 12.0
+        if plain:
+            stored = np.rint(hu).astype(np.int16)
+        else:
+            stored = np.clip(np.rint(hu - INTERCEPT), 0, (1 << BITS_STORED) - 1).astype(np.uint16)
+        z = k - (n - 1) / 2
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=["fastvol bench", str(seed), str(k)])
+        ds.InstanceNumber = k + 1
+        ds.ContentTime = ds.AcquisitionTime = f"0935{12 + k % 48:02d}.{k % 1000:03d}"
+        ds.ImagePositionPatient = [f"{x0:g}", f"{y0:g}", f"{z:g}"]
+        ds.SliceLocation = f"{z:g}"
+        if native:
+            ds.PixelData = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
+            ds["PixelData"].VR = "OW"
+        else:
+            ds.PixelData = encapsulate([_encode_frame(uid, stored, bits)])
+            ds["PixelData"].VR = "OB"
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        meta.TransferSyntaxUID = uid
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        ds.file_meta = meta
+        path = os.path.join(folder, f"IM{k + 1:04d}")
+        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------------------------- fixtures
+
+
+def _is_disabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("benchmark_disable", False))
+
+
+@pytest.fixture(scope="session")
+def bench_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where series are written: ``$FASTVOL_BENCH_DATA`` (kept), else a session tmp folder."""
+    env = os.environ.get("FASTVOL_BENCH_DATA")
+    if env:
+        Path(env).mkdir(parents=True, exist_ok=True)
+        return Path(env)
+    return tmp_path_factory.mktemp("bench-data")
+
+
+def _cached(root: Path, key: str, write: Callable[[str], None]) -> str:
+    """``root/key``, written by ``write(tmp_folder)`` once (marker ``key.done`` beside it)."""
+    folder, done = root / key, root / f"{key}.done"
+    if not done.exists():
+        tmp = root / f"{key}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        write(str(tmp))
+        tmp.rename(folder)
+        done.touch()
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def ct_series(bench_data_root: Path) -> Callable[..., BenchSeries]:
+    """Callable ``(n, rows, columns, *, syntax="explicit", plain=False, seed=0) -> BenchSeries``."""
+
+    def get(n: int, rows: int = 512, columns: int = 512, *, syntax: str = "explicit",
+            plain: bool = False, seed: int = 0) -> BenchSeries:  # fmt: skip
+        key = f"ct-{n}x{rows}x{columns}-{syntax}-{'plain' if plain else 'ct12'}-s{seed}"
+        folder = _cached(bench_data_root, key, lambda tmp: write_ct_series(
+            tmp, n, rows, columns, syntax=syntax, plain=plain, seed=seed))  # fmt: skip
+        paths = tuple(sorted(os.path.join(folder, f) for f in os.listdir(folder)))
+        return BenchSeries(folder, paths, n, rows, columns, syntax, plain)
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def ct_study(bench_data_root: Path) -> Callable[..., str]:
+    """Callable ``(n_series, n, rows, columns) -> folder`` of that many CT series (sub-folders)."""
+
+    def get(n_series: int, n: int, rows: int, columns: int) -> str:
+        def write(tmp: str) -> None:
+            for i in range(n_series):
+                write_ct_series(os.path.join(tmp, f"S{i + 1:03d}"), n, rows, columns, seed=i)
+
+        return _cached(bench_data_root, f"study-{n_series}x{n}x{rows}x{columns}", write)
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def factory_series(bench_data_root: Path) -> Callable[..., Any]:
+    """Callable ``(**write_series_kwargs) -> WrittenSeries`` (tests/factory.py), cached."""
+    import factory
+
+    cache: dict[str, Any] = {}
+
+    def get(**kwargs: Any) -> Any:
+        key = repr(sorted(kwargs.items()))
+        if key not in cache:
+            folder = bench_data_root / f"factory-{len(cache):03d}"
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                cache[key] = factory.write_series(folder, **kwargs)
+            except factory.FactoryUnavailable as exc:
+                pytest.skip(str(exc))
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture
+def bench_size(request: pytest.FixtureRequest) -> Callable[..., tuple[int, int, int]]:
+    """Callable ``(n, rows=512, columns=512)``: that size when timing, :data:`TINY` when not."""
+    disabled = _is_disabled(request.config)
+
+    def size(n: int, rows: int = 512, columns: int = 512) -> tuple[int, int, int]:
+        return TINY if disabled else (n, rows, columns)
+
+    return size
+
+
+def require_exe(name: str) -> str:
+    """Path of executable ``name`` (PATH, then beside ``sys.executable``), else skip the test."""
+    found = shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
+    if found is None:
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+@pytest.fixture(scope="session")
+def exe() -> Callable[[str], str]:
+    """:func:`require_exe` as a fixture (test modules do not import conftest)."""
+    return require_exe
+
+
+class _Warmed:
+    """pytest-benchmark's fixture, warming the function up once before timing it."""
+
+    def __init__(self, inner: Any) -> None:
+        object.__setattr__(self, "_inner", inner)
+
+    def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        inner = self._inner
+        if inner.disabled:
+            return inner(fn, *args, **kwargs)
+        t0 = time.perf_counter()
+        fn(*args, **kwargs)
+        if time.perf_counter() - t0 > SLOW_S:
+            return inner.pedantic(fn, args, kwargs, rounds=SLOW_ROUNDS, iterations=1)
+        return inner(fn, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._inner, name, value)
+
+
+@pytest.fixture
+def benchmark(benchmark: Any) -> Iterator[Any]:
+    """The ``benchmark`` fixture with a warm-up call first (see the module docstring)."""
+    yield _Warmed(benchmark)
+
+
+def median_s(fn: Callable[[], Any], repeat: int = 5) -> float:
+    """Median wall time of ``fn()`` over ``repeat`` calls (after one warm-up call), seconds."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def read_all_bytes(paths: Any) -> int:
+    """The floor: read every file's bytes (one thread); returns the byte count."""
+    total = 0
+    for p in paths:
+        with open(p, "rb", buffering=0) as fp:
+            total += len(fp.read())
+    return total
+
+
+@pytest.fixture(scope="session")
+def floor() -> Callable[[Any], int]:
+    """:func:`read_all_bytes` as a fixture."""
+    return read_all_bytes
+
+
+@pytest.fixture(scope="session")
+def timed_median() -> Callable[..., float]:
+    """:func:`median_s` as a fixture."""
+    return median_s
+
+
+# ------------------------------------------------------------------------------ machine info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fp:
+            for line in fp:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as fp:
+            for line in fp:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    """Record the machine and the versions that matter in the JSON results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for name in ("fastvol", "numpy", "pydicom", "numba", "imagecodecs", "pylibjpeg", "highdicom",
+                 "SimpleITK", "dicom-numpy", "dcm2niix"):  # fmt: skip
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    machine_info["fastvol_bench"] = {
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_usable": affinity,
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }

@@ -1,0 +1,149 @@
+"""Read per-frame headers: a multi-frame file becomes one :class:`HeaderRecord` per frame.
+
+Enhanced CT/MR/PET objects (and their Legacy Converted forms) carry the geometry and values of
+each frame in the Shared and Per-Frame Functional Groups; a frame's attributes are the shared
+ones overridden by its own. RT Dose grids carry one ImagePositionPatient plus
+GridFrameOffsetVector along the normal. After expansion every frame is placed, sorted and split
+into volumes by exactly the same geometry code as classic single-frame slices: frames are
+ordered by geometry, never by their stored order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from .errors import CorruptFileError
+from .headers import HeaderRecord, _float, _floats, _int, _text
+
+__all__ = ["expand_frames", "needs_expansion"]
+
+
+def needs_expansion(record: HeaderRecord) -> bool:
+    """True for files holding several frames (or enhanced single-frame files)."""
+    # RT Dose also for one frame: its values need DoseGridScaling, read with the grid offsets.
+    return record.has_pixels and (
+        record.number_of_frames > 1 or record.is_enhanced or record.modality == "RTDOSE"
+    )
+
+
+def _item(ds: Any, keyword: str) -> Any:
+    seq = ds.get(keyword) if ds is not None else None
+    if seq is None or len(seq) == 0:
+        return None
+    return seq[0]
+
+
+def _lookup(groups: tuple[Any, ...], sequence: str, keyword: str) -> Any:
+    """Attribute ``keyword`` of the first item of ``sequence``, per-frame group first, then shared."""
+    for group in groups:
+        item = _item(group, sequence)
+        if item is not None and keyword in item:
+            return item.get(keyword)
+    return None
+
+
+def expand_frames(record: HeaderRecord) -> list[HeaderRecord]:
+    """One record per frame of a multi-frame file, each with that frame's geometry and values.
+
+    Raises
+    ------
+    CorruptFileError
+        The functional groups cannot be read or disagree with NumberOfFrames.
+    """
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(record.path, stop_before_pixels=True, force=True)
+    except Exception as exc:
+        raise CorruptFileError(f"{record.path}: cannot read its per-frame headers ({exc})",
+                               files=[record.path]) from exc  # fmt: skip
+    n = record.number_of_frames
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = _item(ds, "SharedFunctionalGroupsSequence")
+    if per_frame is not None:
+        if len(per_frame) != n:
+            raise CorruptFileError(
+                f"{record.path}: {len(per_frame)} per-frame functional groups for "
+                f"NumberOfFrames {n}", files=[record.path],
+            )  # fmt: skip
+        return [_enhanced_frame(record, i, (per_frame[i], shared)) for i in range(n)]
+    offsets = ds.get("GridFrameOffsetVector")
+    if offsets is not None and record.image_position and record.image_orientation:
+        values = [float(offsets)] if isinstance(offsets, (int, float, str)) else list(offsets)
+        return _grid_frames(record, ds, [float(v) for v in values])
+    if n == 1:
+        return [record]
+    # Multi-frame without per-frame geometry (NM, US cine, ...): frames share one position and
+    # must be told apart by the caller; keep them, marked by frame index.
+    return [dataclasses.replace(record, frame=i) for i in range(n)]
+
+
+def _enhanced_frame(record: HeaderRecord, index: int, groups: tuple[Any, ...]) -> HeaderRecord:
+    def get(sequence: str, keyword: str) -> Any:
+        return _lookup(groups, sequence, keyword)
+
+    position = _floats(get("PlanePositionSequence", "ImagePositionPatient"), 3)
+    orientation = _floats(get("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+    spacing = _floats(get("PixelMeasuresSequence", "PixelSpacing"), 2)
+    slope = _float(get("PixelValueTransformationSequence", "RescaleSlope"))
+    intercept = _float(get("PixelValueTransformationSequence", "RescaleIntercept"))
+    dims = get("FrameContentSequence", "DimensionIndexValues")
+    dimension_index: tuple[int, ...] = ()
+    if dims is not None:
+        values = [dims] if isinstance(dims, int) else list(dims)
+        dimension_index = tuple(int(v) for v in values)
+    gradient = _floats(
+        _lookup(tuple(_item(g, "MRDiffusionSequence") for g in groups),
+                "DiffusionGradientDirectionSequence", "DiffusionGradientOrientation"), 3,
+    )  # fmt: skip
+    trigger = get("CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime")
+    acquired = get("FrameContentSequence", "FrameAcquisitionDateTime")
+    return dataclasses.replace(
+        record,
+        frame=index,
+        image_position=position,  # type: ignore[arg-type]
+        image_orientation=orientation if orientation is not None else record.image_orientation,  # type: ignore[arg-type]
+        pixel_spacing=spacing if spacing is not None else record.pixel_spacing,  # type: ignore[arg-type]
+        slice_thickness=_float(get("PixelMeasuresSequence", "SliceThickness")) or record.slice_thickness,
+        spacing_between_slices=(_float(get("PixelMeasuresSequence", "SpacingBetweenSlices"))
+                                or record.spacing_between_slices),  # fmt: skip
+        rescale_slope=slope if slope is not None else record.rescale_slope,
+        rescale_intercept=intercept if intercept is not None else record.rescale_intercept,
+        temporal_position_identifier=_int(get("FrameContentSequence", "TemporalPositionIndex")),
+        trigger_time=_float(trigger) if trigger is not None else record.trigger_time,
+        acquisition_number=_int(get("FrameContentSequence", "FrameAcquisitionNumber")),
+        acquisition_time=_text(acquired) if acquired is not None else record.acquisition_time,
+        echo_number=None,
+        echo_time=_float(get("MREchoSequence", "EffectiveEchoTime")),
+        diffusion_b_value=_float(get("MRDiffusionSequence", "DiffusionBValue")),
+        diffusion_gradient=gradient,  # type: ignore[arg-type]
+        dimension_index=dimension_index,
+        stack_id=_text(get("FrameContentSequence", "StackID")),
+    )
+
+
+def _grid_frames(record: HeaderRecord, ds: Any, offsets: list[float]) -> list[HeaderRecord]:
+    """RT Dose: frame k lies GridFrameOffsetVector[k] mm along the normal from the IPP."""
+    n = record.number_of_frames
+    if n == 1 and offsets:
+        offsets = offsets[:1]  # single-frame extracts often keep the full vector; only [0] counts
+    if len(offsets) != n:
+        raise CorruptFileError(f"{record.path}: GridFrameOffsetVector has {len(offsets)} values for "
+                               f"{n} frames", files=[record.path])  # fmt: skip
+    iop = np.asarray(record.image_orientation, dtype=np.float64)
+    normal = np.cross(iop[:3], iop[3:])
+    origin = np.asarray(record.image_position, dtype=np.float64)
+    # Relative offsets start at 0; absolute ones (first value == IPP z) are made relative.
+    base = offsets[0] if offsets[0] != 0 and abs(offsets[0] - origin @ normal) < 1e-3 else 0.0
+    scaling = _float(ds.get("DoseGridScaling"))
+    slope = record.rescale_slope if record.rescale_slope is not None else scaling
+    return [
+        dataclasses.replace(
+            record, frame=k, rescale_slope=slope,
+            image_position=tuple(float(v) for v in origin + (offsets[k] - base) * normal),  # type: ignore[arg-type]
+        )
+        for k in range(n)
+    ]  # fmt: skip
