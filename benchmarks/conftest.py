@@ -35,13 +35,14 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -357,33 +358,28 @@ def exe() -> Callable[[str], str]:
     return require_exe
 
 
-class _Warmed:
+class _Warmed(BenchmarkFixture):  # type: ignore[misc]
     """pytest-benchmark's fixture, warming the function up once before timing it."""
 
-    def __init__(self, inner: Any) -> None:
-        object.__setattr__(self, "_inner", inner)
-
     def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        inner = self._inner
-        if inner.disabled:
-            return inner(fn, *args, **kwargs)
+        if self.disabled:
+            return super().__call__(fn, *args, **kwargs)
         t0 = time.perf_counter()
         fn(*args, **kwargs)
         if time.perf_counter() - t0 > SLOW_S:
-            return inner.pedantic(fn, args, kwargs, rounds=SLOW_ROUNDS, iterations=1)
-        return inner(fn, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._inner, name, value)
+            return self.pedantic(fn, args, kwargs, rounds=SLOW_ROUNDS, iterations=1)
+        return super().__call__(fn, *args, **kwargs)
 
 
 @pytest.fixture
-def benchmark(benchmark: Any) -> Iterator[Any]:
-    """The ``benchmark`` fixture with a warm-up call first (see the module docstring)."""
-    yield _Warmed(benchmark)
+def benchmark(benchmark: BenchmarkFixture) -> BenchmarkFixture:
+    """The ``benchmark`` fixture with a warm-up call first (see the module docstring).
+
+    The same object, its class switched to :class:`_Warmed` (pytest-benchmark insists on a
+    ``BenchmarkFixture`` instance).
+    """
+    benchmark.__class__ = _Warmed
+    return benchmark
 
 
 def median_s(fn: Callable[[], Any], repeat: int = 5) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from world import LPS_FROM_RAS, index_map, to_reference_layout
 
 from fastvol.errors import CorruptFileError, GeometryError
 from fastvol.mosaic import (
@@ -23,7 +24,6 @@ from fastvol.mosaic import (
     parse_csa_header,
     read_mosaic_info,
 )
-from world import LPS_FROM_RAS, index_map, to_reference_layout
 
 # --- synthetic -------------------------------------------------------------------------------
 
@@ -33,7 +33,8 @@ def _mosaic(n_images: int, side: int, r: int, c: int) -> np.ndarray:
     mosaic = np.zeros((side * r, side * c), dtype=np.int32)
     for k in range(n_images):
         i, j = divmod(k, side)
-        mosaic[i * r : (i + 1) * r, j * c : (j + 1) * c] = 1000 * (k + 1) + np.arange(r * c).reshape(r, c)
+        tile = 1000 * (k + 1) + np.arange(r * c).reshape(r, c)
+        mosaic[i * r : (i + 1) * r, j * c : (j + 1) * c] = tile
     return mosaic
 
 
@@ -61,7 +62,8 @@ def test_demosaic_rejects_wrong_size() -> None:
 
 
 @pytest.mark.parametrize(
-    ("n_images", "side"), [(1, 1), (2, 2), (4, 2), (5, 3), (9, 3), (10, 4), (35, 6), (36, 6), (37, 7)]
+    ("n_images", "side"),
+    [(1, 1), (2, 2), (4, 2), (5, 3), (9, 3), (10, 4), (35, 6), (36, 6), (37, 7)],
 )
 def test_tiles_per_side_is_ceil_sqrt(n_images: int, side: int) -> None:
     assert MosaicInfo.from_sizes(n_images, side * 8, side * 8).tiles_per_side == side
@@ -135,21 +137,33 @@ def test_geometry_refuses_missing_step_and_skew_normal() -> None:
 # --- CSA parser ------------------------------------------------------------------------------
 
 
-def _csa2(tags: dict[str, list[str]]) -> bytes:
-    """Encode a CSA2 ("SV10") header the way Siemens writes it."""
-    out = [b"SV10\x04\x03\x02\x01", struct.pack("<2I", len(tags), 77)]
-    for name, values in tags.items():
-        out.append(struct.pack("<64si4s3i", name.encode(), len(values), b"DS\0\0", 3, 6, 77))
-        for item in range(6):
+def _csa2(tags: dict[str, list[str]], *, csa1: bool = False) -> bytes:
+    """Encode a CSA header the way Siemens writes it: SV10 ("CSA2"), or the older CSA1 layout
+    (no magic; item lengths offset by the second tag's item count)."""
+    out = [] if csa1 else [b"SV10\x04\x03\x02\x01"]
+    out.append(struct.pack("<2I", len(tags), 77))
+    n_items, offset = 6, 0
+    for tag_no, (name, values) in enumerate(tags.items()):
+        out.append(struct.pack("<64si4s3i", name.encode(), len(values), b"DS\0\0", 3, n_items, 77))
+        if csa1 and tag_no == 1:
+            offset = n_items
+        for item in range(n_items):
             text = (values[item] + "\0").encode() if item < len(values) else b""
-            out.append(struct.pack("<4i", len(text), len(text), 77, len(text)))
+            x0 = len(text) + offset if csa1 else len(text)
+            out.append(struct.pack("<4i", x0, len(text), 77, len(text)))
             out.append(text + b"\0" * (-len(text) % 4))
     return b"".join(out)
 
 
-def test_csa2_round_trip() -> None:
-    tags = {"NumberOfImagesInMosaic": ["35"], "SliceNormalVector": ["0.0", "0.1", "0.99"]}
-    assert parse_csa_header(_csa2(tags)) == tags
+@pytest.mark.parametrize("csa1", [False, True], ids=["SV10", "CSA1"])
+def test_csa_round_trip(csa1: bool) -> None:
+    tags = {
+        "EchoLinePosition": ["32"],
+        "NumberOfImagesInMosaic": ["35"],
+        "SliceNormalVector": ["0.0", "0.1", "0.99"],
+        "Empty": [],
+    }
+    assert parse_csa_header(_csa2(tags, csa1=csa1)) == tags
 
 
 @pytest.mark.parametrize(
@@ -288,7 +302,8 @@ def test_corpus_mosaic_matches_dcm2niix(corpus: Path, it: dict) -> None:
             slice_thickness=float(ds.SliceThickness),
         )  # fmt: skip
         tiles = demosaic(ds.pixel_array, info)[order]
-        values = tiles * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        values = tiles * slope + float(ds.get("RescaleIntercept", 0) or 0)
         t = index_map(affine, ref_lps, atol=0.05)
         # Same extent, not just the same lattice: both corner voxels land on the reference grid.
         for corner in ([0, 0, 0, 1], [*(np.array(values.shape) - 1), 1]):
@@ -297,6 +312,9 @@ def test_corpus_mosaic_matches_dcm2niix(corpus: Path, it: dict) -> None:
         ours = to_reference_layout(values, t, ref_data.shape)
         np.testing.assert_array_equal(ours, ref_data[..., volume], err_msg=f"values differ: {path}")
         affines.append(affine)
+        # The ASCCONV slice spacing agrees with SpacingBetweenSlices (the step dcm2niix uses).
+        if info.protocol_slice_step is not None and sbs is not None:
+            assert abs(info.protocol_slice_step - float(sbs)) < 1e-3
     # Volumes of one series share one grid.
     for affine in affines[1:]:
         np.testing.assert_allclose(affine, affines[0], atol=1e-4)

@@ -7,7 +7,13 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from typing import Any, Literal
 
-from .errors import FastvolError, MixedGeometryError, NotDicomError, SeriesSelectionError
+from .errors import (
+    CorruptFileError,
+    FastvolError,
+    MixedGeometryError,
+    NotDicomError,
+    SeriesSelectionError,
+)
 from .find import find_files
 from .group import Series, group_series, main_series
 from .headers import HeaderRecord, read_headers
@@ -243,6 +249,9 @@ def load(
     if not found:
         skipped = "; ".join(f"{len(v)} {k}" for k, v in found.skipped.items()) or "no files"
         why = "".join(f"\n  {e}" for e in list(found.errors.values())[:5])
+        if found.errors and "not DICOM" not in found.skipped:
+            raise CorruptFileError(f"{where}: no readable DICOM image series ({skipped}){why}",
+                                   files=list(found.errors)[:20])  # fmt: skip
         raise NotDicomError(f"{where}: no DICOM image series found ({skipped}){why}",
                             files=[f for v in found.skipped.values() for f in v][:20])  # fmt: skip
     chosen = _select(found, series, where)

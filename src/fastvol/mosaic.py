@@ -213,9 +213,10 @@ def _csa_numbers(tags: dict[str, list[str]], name: str) -> list[float]:
     return out
 
 
-_ASCCONV = re.compile(rb"### ASCCONV BEGIN[^\n]*###(.*?)### ASCCONV END ###", re.S)
+_ASCCONV = re.compile(rb"### ASCCONV BEGIN[^\n]*###(.*?)### ASCCONV END ###", re.DOTALL)
 _SLICE_POSITION = re.compile(
-    r"^sSliceArray\.asSlice\[(\d+)\]\.sPosition\.d(Sag|Cor|Tra)\s*=\s*([-+0-9.eE]+)", re.M
+    r"^sSliceArray\.asSlice\[(\d+)\]\.sPosition\.d(Sag|Cor|Tra)\s*=\s*([-+0-9.eE]+)",
+    re.MULTILINE,
 )
 
 
