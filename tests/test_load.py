@@ -171,13 +171,38 @@ def test_repeated_positions_split_by_each_tag(tmp_path):
         assert list(vol.geometry.volumes_values) == sorted(vol.geometry.volumes_values)
 
 
-def test_repeated_positions_without_tag_raise_then_first(tmp_path):
-    fx.write_series(tmp_path, n=4, repeats=2, repeat_tag=None)
+def test_repeated_positions_inferred_from_acquisition_order(tmp_path):
+    # No tag tells the volumes apart, but InstanceNumber gives the acquisition order (fMRI).
+    w = fx.write_series(tmp_path, n=4, repeats=3, repeat_tag=None, shuffle=5)
+    vol = _load(tmp_path)
+    assert vol.shape == (3, 4, 16, 12)
+    np.testing.assert_array_equal(vol.array, w.volume(rescaled=True))
+    assert vol.meta["volumes_by_order"] and vol.geometry.volumes_tag == "InstanceNumber"
+    assert any("acquisition order" in d for d in vol.geometry.decisions)
+
+
+def test_repeated_positions_without_any_order_raise_then_first(tmp_path):
+    fx.write_series(tmp_path, n=4, repeats=2, repeat_tag=None, instance_numbers=None,
+                    extra={"AcquisitionNumber": None, "AcquisitionTime": None})  # fmt: skip
     with pytest.raises(fastvol.RepeatedPositionsError, match="repeats='first'"):
         _load(tmp_path)
     vol = _load(tmp_path, repeats="first")
     assert vol.shape[0] == 4
     assert len(vol.geometry.skipped) == 4
+
+
+@pytest.mark.parametrize("tag", ["TemporalPositionIdentifier", None])
+def test_incomplete_last_volume_raises_then_drops(tmp_path, tag):
+    w = fx.write_series(tmp_path, n=5, repeats=3, repeat_tag=tag)
+    last = [i for i in range(len(w.paths)) if w.repeat_index[i] == 2][:2]
+    for i in last:
+        os.remove(w.paths[i])
+    with pytest.raises(fastvol.RepeatedPositionsError, match="incomplete='drop'"):
+        _load(tmp_path)
+    vol = _load(tmp_path, incomplete="drop")
+    assert vol.shape == (2, 5, 16, 12)
+    np.testing.assert_array_equal(vol.array, w.volume(rescaled=True)[:2])
+    assert sum(reason == "incomplete volume" for _, reason in vol.geometry.skipped) == 3
 
 
 def test_localizer_in_series_is_skipped_and_reported(tmp_path):
