@@ -142,6 +142,14 @@ class Resample:
     n_slices: int
 
 
+@dataclass(frozen=True, slots=True)
+class Mosaic:
+    """Cut each read mosaic image into ``info.n_images`` tiles, then reorder them by ``order``."""
+
+    info: Any  # fastvol.mosaic.MosaicInfo (imported lazily: plain picklable values)
+    order: tuple[int, ...]
+
+
 @dataclass(frozen=True, eq=False)
 class LoadPlan:
     """Everything a load does, decided from headers: frozen, plain, picklable."""
@@ -156,11 +164,29 @@ class LoadPlan:
     affine: np.ndarray
     report: GeometryReport
     meta: dict[str, Any] = field(default_factory=dict)
+    mosaic: Mosaic | None = None
 
     @property
     def all_uncompressed(self) -> bool:
         """True when every frame can be read straight from its offset."""
         return all(s.transfer_syntax in TS.UNCOMPRESSED and s.pixel_offset >= 0 for s in self.sources)
+
+
+def _mosaic_info(records: list[HeaderRecord], name: str) -> Any:
+    """The tile grid of a Siemens mosaic series (``None`` for other series)."""
+    mosaic = [r for r in records if "MOSAIC" in (v.upper() for v in r.image_type)]
+    if not mosaic:
+        return None
+    from .mosaic import read_mosaic_info
+
+    info = read_mosaic_info(mosaic[0].path)
+    if info is None or len(mosaic) != len(records):
+        raise UnsupportedError(
+            f"series {name}: ImageType MOSAIC on {len(mosaic)} of {len(records)} files, but no "
+            f"usable mosaic description (CSA NumberOfImagesInMosaic); cannot cut the tiles",
+            files=[r.path for r in mosaic[:8]],
+        )  # fmt: skip
+    return info
 
 
 def _first(values: list[Any]) -> Any:
@@ -290,13 +316,7 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
     if any(r.number_of_frames > 1 for r in records):
         decisions.append(f"{sum(r.number_of_frames > 1 for r in records if r.frame == 0)} "
                          f"multi-frame file(s): frames placed by their own geometry")  # fmt: skip
-    mosaic = [r.path for r in records if "MOSAIC" in (v.upper() for v in r.image_type)]
-    if mosaic:
-        raise UnsupportedError(
-            f"series {name}: Siemens mosaic images (ImageType MOSAIC) need demosaicing, which "
-            f"this loader does not do yet; loading the tiles as one slice would be wrong",
-            files=mosaic[:8], uid=series.uid,
-        )  # fmt: skip
+    mosaic_info = _mosaic_info(records, name)
     fmt = _pixel_format(records, name)
     for rec in records:
         if rec.frame == 0:
@@ -365,7 +385,7 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
                          f"volumes left out")  # fmt: skip
     first_volume = repeats.table[0]
     single_step: tuple[float, str] | None = None
-    if first_volume.size == 1:
+    if first_volume.size == 1 and mosaic_info is None:
         rec = records[int(first_volume[0])]
         if rec.spacing_between_slices:
             single_step = (abs(rec.spacing_between_slices), "SpacingBetweenSlices")
@@ -475,6 +495,31 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
                 frame=rec.frame, n_frames=rec.number_of_frames,
                 slope=float(slope), intercept=float(icpt),
             ))  # fmt: skip
+    ordered_records = [records[int(repeats.table[v][p])] for v in range(n_volumes) for p in stack.order]
+    mosaic: Mosaic | None = None
+    shape_rows, shape_cols = fmt.rows, fmt.columns
+    if mosaic_info is not None:
+        # Each file is one whole volume: the plan reads the mosaics, stack cuts them into tiles.
+        from .mosaic import mosaic_geometry
+
+        rec = ordered_records[0]
+        order, affine = mosaic_geometry(
+            rec.image_position, orientation, pixel_spacing, fmt.rows, fmt.columns, mosaic_info,
+            rec.spacing_between_slices, slice_thickness=rec.slice_thickness,
+        )  # fmt: skip
+        n_tiles = mosaic_info.n_images
+        index = np.c_[np.arange(n_tiles), np.zeros((n_tiles, 2)), np.ones(n_tiles)]
+        stack = geo.analyze_stack((affine @ index.T).T[:, :3], orientation, pixel_spacing)
+        n_slices, shape_rows, shape_cols = n_tiles, mosaic_info.tile_rows, mosaic_info.tile_cols
+        mosaic = Mosaic(info=mosaic_info, order=tuple(int(i) for i in order))
+        ordered_records = [r for r in ordered_records for _ in range(n_tiles)]
+        slopes = [x for x in slopes for _ in range(n_tiles)]
+        intercepts = [x for x in intercepts for _ in range(n_tiles)]
+        decisions.append(f"Siemens mosaic: {n_tiles} slices of {shape_rows}x{shape_cols} cut from "
+                         f"each {fmt.rows}x{fmt.columns} image ({mosaic_info.n_images_source}); "
+                         f"positions corrected from the mosaic corner, stored "
+                         f"{'ascending' if mosaic_info.ascending else 'descending'} along the "
+                         f"normal")  # fmt: skip
     slopes_arr, icpts_arr = np.array(slopes), np.array(intercepts)
     if np.ptp(slopes_arr) > 0 or np.ptp(icpts_arr) > 0:
         decisions.append("rescale slope/intercept vary per slice: applied per slice")
@@ -486,9 +531,9 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
     else:
         fill = float(np.iinfo(out_dtype).min)
     lead = (n_volumes,) if n_volumes > 1 else ()
-    shape = lead + (n_slices, fmt.rows, fmt.columns)
+    shape = lead + (n_slices, shape_rows, shape_cols)
     read_slices = len(stack.order) if (resample and resample.slice_index) else n_slices
-    read_shape = lead + (read_slices, fmt.rows, fmt.columns)
+    read_shape = lead + (1 if mosaic else read_slices, fmt.rows, fmt.columns)
     nbytes = int(np.prod(shape)) * out_dtype.itemsize
     if nbytes > MAX_OUTPUT_BYTES:
         raise CorruptFileError(f"series {name}: output of {shape} would need {nbytes} bytes",
@@ -526,7 +571,6 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         duplicates_dropped=tuple(dropped), skipped=tuple(skipped), decisions=tuple(decisions),
         warnings=tuple(notes),
     )  # fmt: skip
-    ordered_records = [records[int(repeats.table[v][p])] for v in range(n_volumes) for p in stack.order]
     first = records[0]
     meta = {
         "series_instance_uid": series.uid,
@@ -542,6 +586,8 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         "frames": tuple(r.frame for r in ordered_records),
         "rescale_slope": tuple(slopes), "rescale_intercept": tuple(intercepts),
     }  # fmt: skip
+    if mosaic is not None:
+        meta["mosaic_images"] = mosaic.info.n_images
     if repeats.tag:
         meta["volumes_tag"] = repeats.tag
         meta["volumes_values"] = repeats.values
@@ -555,7 +601,7 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         meta["trigger_times"] = tuple(r.trigger_time for r in heads)
     return LoadPlan(shape=shape, read_shape=read_shape, dtype=out_dtype.str, pixel=fmt,
                     sources=tuple(sources), fill_value=fill, resample=resample, affine=affine,
-                    report=report, meta=meta)  # fmt: skip
+                    report=report, meta=meta, mosaic=mosaic)  # fmt: skip
 
 
 def _repeat_tags(records: list[HeaderRecord], distances: np.ndarray

@@ -226,6 +226,11 @@ def execute(plan: LoadPlan, *, executor: Executor | None | str = "default") -> n
         _run(pool, lambda batch: [_fill_one(plan, flat, s, decoders) for s in batch], batches)
     if plan.resample is not None:
         out = _resample(out, plan, dtype)
+    if plan.mosaic is not None:
+        from .mosaic import demosaic
+
+        tiles = demosaic(out.reshape((-1,) + out.shape[-2:]), plan.mosaic.info)
+        out = np.ascontiguousarray(tiles[:, list(plan.mosaic.order)]).reshape(plan.shape)
     return out
 
 
