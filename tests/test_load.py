@@ -439,3 +439,25 @@ def test_to_nifti_is_world_consistent(tmp_path):
         np.testing.assert_allclose((lps @ [0, 0, k, 1])[:3], pos, atol=1e-4)
     np.testing.assert_array_equal(data[:, :, 2].T, vol.array[2])
     assert not [p for p in Path(tmp_path).iterdir() if p.name.startswith("tmp")]
+
+
+def test_select_volumes_reads_only_those(tmp_path, monkeypatch):
+    import fastvol.stack as stack
+
+    w = fx.write_series(tmp_path, n=4, repeats=3, repeat_tag="TemporalPositionIdentifier",
+                        transfer_syntax="1.2.840.10008.1.2.5")  # fmt: skip
+    truth = w.volume(rescaled=True)
+    read: list[str] = []
+    original = stack._stored_frame
+    monkeypatch.setattr(stack, "_stored_frame", lambda src, *a: read.append(src.path) or original(src, *a))
+    one = _load(tmp_path, select=1)
+    assert one.shape == (4, 16, 12)
+    np.testing.assert_array_equal(one.array, truth[1])
+    assert len(read) == 4 and set(read) == set(one.meta["files"])
+    assert sum(reason == "not selected" for _, reason in one.geometry.skipped) == 8
+    some = _load(tmp_path, select=[2, 0])
+    np.testing.assert_array_equal(some.array, truth[[2, 0]])
+    assert some.geometry.volumes_values == (3, 1)
+    np.testing.assert_array_equal(_load(tmp_path, select=slice(0, 1)).array, truth[:1])
+    with pytest.raises(fastvol.InputError, match="select"):
+        _load(tmp_path, select=5)

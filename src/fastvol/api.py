@@ -148,6 +148,7 @@ def load_series(
     tilt: Literal["keep", "resample"] = "keep",
     repeats: Literal["split", "first"] = "split",
     incomplete: Literal["raise", "drop"] = "raise",
+    select: int | slice | Sequence[int] | None = None,
     rescale: bool = True,
     dtype: Any = None,
     fill_value: float | None = None,
@@ -162,6 +163,7 @@ def load_series(
     try:
         options = LoadOptions(
             gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats, incomplete=incomplete,
+            select=select if isinstance(select, (int, slice, type(None))) else tuple(select),
             rescale=rescale, dtype=None if dtype is None else np.dtype(dtype).str,
             fill_value=fill_value,
             **tolerances,
@@ -184,6 +186,7 @@ def load(
     tilt: Literal["keep", "resample"] = "keep",
     repeats: Literal["split", "first"] = "split",
     incomplete: Literal["raise", "drop"] = "raise",
+    select: int | slice | Sequence[int] | None = None,
     rescale: bool = True,
     dtype: Any = None,
     fill_value: float | None = None,
@@ -222,6 +225,10 @@ def load(
     incomplete
         ``"raise"`` (default) when a volume lacks slices (an interrupted run), or ``"drop"``
         to keep only complete volumes (dropped files in ``geometry.skipped``).
+    select
+        Volumes to load from a 4D series, by numpy indexing of the volume axis: an int (returns
+        a 3D array), a slice or a sequence of ints (keeps the volume axis). Frames of other
+        volumes are never read or decoded.
     rescale
         Apply RescaleSlope/RescaleIntercept per slice (default). Output dtype is then the smallest
         signed integer holding every value when slopes and intercepts are whole, else float32;
@@ -257,6 +264,6 @@ def load(
     chosen = _select(found, series, where)
     return load_series(
         chosen, gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats,
-        incomplete=incomplete, rescale=rescale, dtype=dtype, fill_value=fill_value,
+        incomplete=incomplete, select=select, rescale=rescale, dtype=dtype, fill_value=fill_value,
         executor=executor, **tolerances,
     )  # fmt: skip

@@ -9,6 +9,7 @@ pickles, so the library call, the CLI and a DataLoader worker all run the same p
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -50,6 +51,7 @@ class LoadOptions:
     tilt: Literal["keep", "resample"] = "keep"
     repeats: Literal["split", "first"] = "split"
     incomplete: Literal["raise", "drop"] = "raise"
+    select: int | slice | tuple[int, ...] | None = None
     rescale: bool = True
     dtype: str | None = None
     fill_value: float | None = None
@@ -170,6 +172,21 @@ class LoadPlan:
     def all_uncompressed(self) -> bool:
         """True when every frame can be read straight from its offset."""
         return all(s.transfer_syntax in TS.UNCOMPRESSED and s.pixel_offset >= 0 for s in self.sources)
+
+
+def _select_volumes(select: int | slice | tuple[int, ...], n_volumes: int, name: str) -> np.ndarray:
+    """Volume indices chosen by ``select`` (numpy indexing rules), or a typed error."""
+    from .errors import InputError
+
+    try:
+        chosen = np.arange(n_volumes)[select if not isinstance(select, tuple) else list(select)]
+    except (IndexError, TypeError) as exc:
+        raise InputError(f"series {name}: select={select!r} does not index its {n_volumes} "
+                         f"volume(s) ({exc})") from None  # fmt: skip
+    chosen = np.atleast_1d(chosen)
+    if chosen.size == 0:
+        raise InputError(f"series {name}: select={select!r} chooses none of its {n_volumes} volumes")
+    return chosen
 
 
 def _mosaic_info(records: list[HeaderRecord], name: str) -> Any:
@@ -373,6 +390,18 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
             raise type(exc)(f"series {name}: {exc.message}", files=exc.files, uid=series.uid,
                             **exc._data) from None  # fmt: skip
     n_volumes = repeats.table.shape[0]
+    unselected: list[int] = []
+    if options.select is not None:
+        chosen = _select_volumes(options.select, n_volumes, name)
+        unselected = [int(i) for v in sorted(set(range(n_volumes)) - set(chosen.tolist()))
+                      for i in repeats.table[v]]  # fmt: skip
+        repeats = dataclasses.replace(
+            repeats, table=repeats.table[chosen],
+            values=tuple(repeats.values[i] for i in chosen) if repeats.values else (),
+        )  # fmt: skip
+        decisions.append(f"select={options.select!r}: volumes {chosen.tolist()[:16]} of "
+                         f"{n_volumes}; the others are not read")  # fmt: skip
+        n_volumes = len(chosen)
     if repeats.tag and repeats.by_order:
         decisions.append(f"positions repeat {n_volumes} times and no tag tells the volumes apart: "
                          f"volumes inferred from acquisition order ({repeats.tag} within each "
@@ -530,7 +559,8 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         fill = float("nan")
     else:
         fill = float(np.iinfo(out_dtype).min)
-    lead = (n_volumes,) if n_volumes > 1 else ()
+    keep_axis = options.select is not None and not isinstance(options.select, int)
+    lead = (n_volumes,) if n_volumes > 1 or keep_axis else ()
     shape = lead + (n_slices, shape_rows, shape_cols)
     read_slices = len(stack.order) if (resample and resample.slice_index) else n_slices
     read_shape = lead + (1 if mosaic else read_slices, fmt.rows, fmt.columns)
@@ -545,9 +575,11 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
     decisions.append(f"output dtype {out_dtype.name}"
                      + ("" if options.rescale else " (stored values, rescale=False)"))  # fmt: skip
     present = set(id(records[int(i)]) for i in repeats.table.ravel())
+    not_selected = set(id(records[i]) for i in unselected)
     skipped = [(r.path, "localizer" if r.is_localizer else "other geometry group")
                for r in series.siblings] + [
-        (r.path, "incomplete volume" if options.repeats == "split"
+        (r.path, "not selected" if id(r) in not_selected
+         else "incomplete volume" if options.repeats == "split"
          else "repeated position (repeats='first')")
         for r in records if id(r) not in present]  # fmt: skip
     if series.siblings:
