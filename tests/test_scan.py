@@ -32,6 +32,8 @@ from fastvol._kernels.scan import scan_header, scan_headers
 from fastvol.errors import FastvolError
 from fastvol.headers import TS, read_header_pydicom
 
+pytestmark = pytest.mark.kernels
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("FASTVOL_CORPUS", REPO.parent / "shared" / "corpus"))
 needs_corpus = pytest.mark.skipif(

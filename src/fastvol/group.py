@@ -119,16 +119,26 @@ class Series:
         )
 
 
-def _group_key(r: HeaderRecord) -> tuple[Any, ...]:
-    orient = (
-        tuple(round(v, ORIENTATION_DECIMALS) + 0.0 for v in r.image_orientation)
-        if r.image_orientation is not None
-        else None
+def _rounded(values: tuple[float, ...] | None, decimals: int, memo: dict[Any, Any]) -> Any:
+    # Series share a handful of distinct tuples: round each once, not once per file.
+    if values is None:
+        return None
+    key = (values, decimals)
+    if key not in memo:
+        memo[key] = tuple(round(v, decimals) + 0.0 for v in values)
+    return memo[key]
+
+
+def _group_key(r: HeaderRecord, memo: dict[Any, Any]) -> tuple[Any, ...]:
+    return (
+        r.is_localizer,
+        _rounded(r.image_orientation, ORIENTATION_DECIMALS, memo),
+        r.rows,
+        r.columns,
+        _rounded(r.pixel_spacing, SPACING_DECIMALS, memo),
+        r.samples_per_pixel,
+        r.is_enhanced,
     )
-    spacing = (
-        tuple(round(v, SPACING_DECIMALS) for v in r.pixel_spacing) if r.pixel_spacing else None
-    )
-    return (r.is_localizer, orient, r.rows, r.columns, spacing, r.samples_per_pixel, r.is_enhanced)
 
 
 def group_series(records: Iterable[HeaderRecord]) -> list[Series]:
@@ -141,10 +151,11 @@ def group_series(records: Iterable[HeaderRecord]) -> list[Series]:
     for rec in records:
         by_uid.setdefault(rec.series_instance_uid, []).append(rec)
     out: list[Series] = []
+    memo: dict[Any, Any] = {}
     for uid_records in by_uid.values():
         groups: dict[tuple[Any, ...], list[HeaderRecord]] = {}
         for rec in uid_records:
-            groups.setdefault(_group_key(rec), []).append(rec)
+            groups.setdefault(_group_key(rec, memo), []).append(rec)
         # Largest non-localizer group first; it gets part 1 when the UID splits.
         ordered = sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1])))
         single = len(ordered) == 1
