@@ -301,6 +301,7 @@ def write_enhanced(
     step: float = 2.0,
     dimension: str | None = None,
     dimension_values: Sequence[Any] | None = None,
+    index_only: bool = False,
     shuffle_frames: int | bool = False,
     drop_frames: Sequence[int | tuple[int, int]] = (),
     slopes: float | Sequence[float] | np.ndarray = 1.0,
@@ -338,6 +339,10 @@ def write_enhanced(
         Value per generated volume (temporal index, echo time in ms, ``(b, gradient or None)``);
         default ascending (1, 2, ...; 10, 20, ... ms; :data:`DEFAULT_DIFFUSION`). Give them out
         of order to check that volumes are sorted by value, not by storage.
+    index_only
+        Write the dimension only as DimensionIndexValues (ranks of the values), leaving out
+        TemporalPositionIndex / MREchoSequence / MRDiffusionSequence in the frames: only the
+        non-spatial DimensionIndexValues then tell the volumes apart.
     shuffle_frames
         Store the frames of each file in random order: ``True`` uses ``seed``, an ``int`` is its
         own seed.
@@ -379,6 +384,8 @@ def write_enhanced(
         raise ValueError(f"dimension {dimension!r} needs modality 'MR'")
     if files not in (1, n_volumes):
         raise ValueError(f"files must be 1 or n_volumes ({n_volumes})")
+    if index_only and dimension is None:
+        raise ValueError("index_only needs a dimension")
     if fragments_per_frame > 1 and ts in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
         raise ValueError("fragments_per_frame needs an encapsulated transfer syntax")
     values = list(dimension_values) if dimension_values is not None else _default_values(
@@ -500,14 +507,18 @@ def write_enhanced(
             content.StackID = "1"
             content.InStackPositionNumber = k + 1
             index = [1, k + 1]
-            if dimension == "TemporalPositionIndex":
-                content.TemporalPositionIndex = int(values[v])
+            if dimension == "Diffusion":
+                b, gradient = values[v]
+                index += [b_rank[b], g_rank[gradient or ()]]
+            elif dimension is not None:
                 index.append(v_rank[values[v]])
+            if index_only:
+                pass  # the dimension lives in DimensionIndexValues alone
+            elif dimension == "TemporalPositionIndex":
+                content.TemporalPositionIndex = int(values[v])
             elif dimension == "EchoTime":
                 item.MREchoSequence = _seq(EffectiveEchoTime=float(values[v]))
-                index.append(v_rank[values[v]])
             elif dimension == "Diffusion":
-                b, gradient = values[v]
                 diffusion = Dataset()
                 diffusion.DiffusionBValue = float(b)
                 diffusion.DiffusionDirectionality = "NONE" if gradient is None else "DIRECTIONAL"
@@ -516,7 +527,6 @@ def write_enhanced(
                         DiffusionGradientOrientation=[float(x) for x in gradient]
                     )
                 item.MRDiffusionSequence = [diffusion]
-                index += [b_rank[b], g_rank[gradient or ()]]
             content.DimensionIndexValues = index
             item.FrameContentSequence = [content]
             item.PlanePositionSequence = _seq(ImagePositionPatient=position_ds[k])

@@ -461,3 +461,15 @@ def test_select_volumes_reads_only_those(tmp_path, monkeypatch):
     np.testing.assert_array_equal(_load(tmp_path, select=slice(0, 1)).array, truth[:1])
     with pytest.raises(fastvol.InputError, match="select"):
         _load(tmp_path, select=5)
+
+
+def test_absurd_number_of_frames_refused_before_expanding(tmp_path):
+    import pydicom
+
+    w = fx.write_series(tmp_path, n=1)
+    ds = pydicom.dcmread(w.paths[0])
+    ds.NumberOfFrames = 100_000_000
+    ds.save_as(w.paths[0])
+    with pytest.raises(fastvol.CorruptFileError, match="NumberOfFrames") as info:
+        _load(tmp_path)
+    assert w.paths[0] in info.value.files

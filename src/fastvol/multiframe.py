@@ -55,6 +55,7 @@ def expand_frames(record: HeaderRecord) -> list[HeaderRecord]:
     """
     import pydicom
 
+    _check_declared_frames(record)
     try:
         ds = pydicom.dcmread(record.path, stop_before_pixels=True, force=True)
     except Exception as exc:
@@ -79,6 +80,25 @@ def expand_frames(record: HeaderRecord) -> list[HeaderRecord]:
     # Multi-frame without per-frame geometry (NM, US cine, ...): frames share one position and
     # must be told apart by the caller; keep them, marked by frame index.
     return [dataclasses.replace(record, frame=i) for i in range(n)]
+
+
+def _check_declared_frames(record: HeaderRecord) -> None:
+    """Refuse NumberOfFrames the file cannot hold, before making a record per frame."""
+    n = record.number_of_frames
+    available = record.file_size - max(record.pixel_offset, 0)
+    if record.is_encapsulated:
+        needed = 8 * n  # every frame needs at least one item header
+    elif record.pixel_length >= 0:
+        bits = max(record.bits_allocated, 1)
+        needed = (record.rows * record.columns * record.samples_per_pixel * bits * n + 7) // 8
+        available = min(available, record.pixel_length)
+    else:
+        return  # deflated: sizes are checked when pydicom inflates the pixels
+    if n > 1 and needed > available:
+        raise CorruptFileError(
+            f"{record.path}: NumberOfFrames {n} of {record.rows}x{record.columns} needs {needed} "
+            f"bytes of pixel data but the file holds {available}", files=[record.path],
+        )  # fmt: skip
 
 
 def _enhanced_frame(record: HeaderRecord, index: int, groups: tuple[Any, ...]) -> HeaderRecord:
