@@ -21,7 +21,7 @@ from .multiframe import expand_frames, needs_expansion
 from .plan import LoadOptions, make_plan
 from .volume import Volume
 
-__all__ = ["scan", "load", "load_series", "ScanResult"]
+__all__ = ["ScanResult", "load", "load_series", "scan"]
 
 PathLike = str | os.PathLike[str]
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"

@@ -57,10 +57,10 @@ import numpy as np
 from .errors import DecodeError, FastvolError, MissingCodecError, UnsupportedError
 
 __all__ = [
-    "Candidate",
-    "Decoder",
     "REGISTRY",
     "TRANSFER_SYNTAX_NAMES",
+    "Candidate",
+    "Decoder",
     "get_decoder",
 ]
 

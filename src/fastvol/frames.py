@@ -78,7 +78,7 @@ def _pread(fp: FileLike, fd: int | None, size: int, offset: int) -> bytes:
 class _Window:
     """Positioned reads through one cached block (item headers are small and often close)."""
 
-    __slots__ = ("fp", "fd", "file_size", "start", "data")
+    __slots__ = ("data", "fd", "file_size", "fp", "start")
 
     def __init__(self, fp: FileLike, file_size: int) -> None:
         self.fp = fp

@@ -32,10 +32,10 @@ __all__ = [
     "POSITION_RTOL",
     "SPACING_RTOL",
     "TILT_TOLERANCE_DEG",
-    "StackGeometry",
     "Repeats",
-    "analyze_stack",
+    "StackGeometry",
     "affine_from",
+    "analyze_stack",
     "orientation_label",
     "split_repeats",
     "unit_vectors",
@@ -337,7 +337,7 @@ class Repeats:
 
 
 def _files_at(labels: np.ndarray, label: int, files: Sequence[str]) -> list[str]:
-    return [files[i] for i in np.flatnonzero(labels == label)] if files else []
+    return [files[int(i)] for i in np.flatnonzero(labels == label)] if files else []
 
 
 def _by_value(tag: str, vals: list[object], labels: np.ndarray, n_pos: int, files: Sequence[str],

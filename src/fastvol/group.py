@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .report import GeometryReport
     from .volume import Volume
 
-__all__ = ["Series", "group_series", "ORIENTATION_DECIMALS", "SPACING_DECIMALS"]
+__all__ = ["ORIENTATION_DECIMALS", "SPACING_DECIMALS", "Series", "group_series"]
 
 #: Orientation cosines agreeing to this many decimals are one orientation (about 0.006 degrees).
 ORIENTATION_DECIMALS = 4

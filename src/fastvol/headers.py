@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import CorruptFileError, FastvolError, NotDicomError
 
-__all__ = ["HeaderRecord", "read_header", "read_header_pydicom", "read_headers", "TS"]
+__all__ = ["TS", "HeaderRecord", "read_header", "read_header_pydicom", "read_headers"]
 
 
 class TS:
@@ -278,7 +278,7 @@ def record_from_dataset(
         photometric_interpretation=_text(get("PhotometricInterpretation")),
         bits_allocated=bits_allocated,
         bits_stored=bits_stored if bits_stored is not None else bits_allocated,
-        high_bit=_int(get("HighBit")) if get("HighBit") is not None else (
+        high_bit=_int(get("HighBit")) if get("HighBit") is not None else (  # type: ignore[arg-type]
             (bits_stored if bits_stored is not None else bits_allocated) - 1
         ),
         pixel_representation=_int(get("PixelRepresentation")) or 0,

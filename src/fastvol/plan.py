@@ -33,8 +33,16 @@ from .report import GeometryReport
 if TYPE_CHECKING:
     from .group import Series
 
-__all__ = ["LoadOptions", "LoadPlan", "FrameSource", "PixelFormat", "Resample", "make_plan",
-           "describe_series", "MAX_FRAME_PIXELS"]  # fmt: skip
+__all__ = [
+    "MAX_FRAME_PIXELS",
+    "FrameSource",
+    "LoadOptions",
+    "LoadPlan",
+    "PixelFormat",
+    "Resample",
+    "describe_series",
+    "make_plan",
+]  # fmt: skip
 
 #: Largest Rows x Columns x samples accepted for one frame (a 6 KB file can declare 4 GiB).
 MAX_FRAME_PIXELS = 1 << 28
@@ -532,6 +540,7 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         from .mosaic import mosaic_geometry
 
         rec = ordered_records[0]
+        assert rec.image_position is not None  # checked above for every record
         order, affine = mosaic_geometry(
             rec.image_position, orientation, pixel_spacing, fmt.rows, fmt.columns, mosaic_info,
             rec.spacing_between_slices, slice_thickness=rec.slice_thickness,
@@ -604,7 +613,7 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         warnings=tuple(notes),
     )  # fmt: skip
     first = records[0]
-    meta = {
+    meta: dict[str, Any] = {
         "series_instance_uid": series.uid,
         "study_instance_uid": first.study_instance_uid,
         "frame_of_reference_uid": first.frame_of_reference_uid,

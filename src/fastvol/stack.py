@@ -22,7 +22,7 @@ from .errors import CorruptFileError, DecodeError, FastvolError
 from .headers import TS
 from .plan import FrameSource, LoadPlan, PixelFormat
 
-__all__ = ["execute", "default_executor"]
+__all__ = ["default_executor", "execute"]
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_PID = -1
@@ -50,7 +50,7 @@ def _scratch(nbytes: int) -> np.ndarray:
 
 
 def _pread_into(fd: int, buf: np.ndarray, offset: int, path: str) -> None:
-    view = memoryview(buf).cast("B")
+    view = memoryview(buf).cast("B")  # type: ignore[arg-type]
     want = view.nbytes
     done = 0
     while done < want:
@@ -223,7 +223,11 @@ def execute(plan: LoadPlan, *, executor: Executor | None | str = "default") -> n
         workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
         size = max(1, len(sources) // (4 * workers))
         batches = [sources[i : i + size] for i in range(0, len(sources), size)]
-        _run(pool, lambda batch: [_fill_one(plan, flat, s, decoders) for s in batch], batches)
+        def fill(batch: tuple[FrameSource, ...]) -> None:
+            for src in batch:
+                _fill_one(plan, flat, src, decoders)
+
+        _run(pool, fill, batches)
     if plan.resample is not None:
         out = _resample(out, plan, dtype)
     if plan.mosaic is not None:
@@ -239,11 +243,11 @@ def _resample(read: np.ndarray, plan: LoadPlan, dtype: np.dtype) -> np.ndarray:
 
     spec = plan.resample
     assert spec is not None
-    stacks = read.reshape((-1,) + read.shape[-3:])
+    stacks = read.reshape((-1, *read.shape[-3:]))
     n_read = stacks.shape[1]
     index = np.asarray(spec.slice_index if spec.slice_index else range(n_read), dtype=np.float64)
     out = np.empty(plan.shape, dtype=dtype)
-    out_stacks = out.reshape((-1,) + out.shape[-3:])
+    out_stacks = out.reshape((-1, *out.shape[-3:]))
     fill = stacks.dtype.type(plan.fill_value)
     for v in range(stacks.shape[0]):
         if spec.shift != (0.0, 0.0):

@@ -11,7 +11,7 @@ import numpy as np
 
 from .report import GeometryReport
 
-__all__ = ["Volume", "LPS_TO_RAS"]
+__all__ = ["LPS_TO_RAS", "Volume"]
 
 #: Flips the first two world axes: RAS = LPS_TO_RAS @ LPS (and back, it is its own inverse).
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

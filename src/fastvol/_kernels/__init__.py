@@ -23,4 +23,4 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def jit(func: F) -> F:
     """Compile ``func`` in nopython mode, releasing the GIL, cached on disk."""
-    return numba.njit(nogil=True, cache=True)(func)  # type: ignore[no-any-return]
+    return numba.njit(nogil=True, cache=True)(func)  # type: ignore[return-value]

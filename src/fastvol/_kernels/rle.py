@@ -17,12 +17,12 @@ import numpy as np
 from . import jit
 
 __all__ = [
-    "RLE_OK",
-    "RLE_SHORT_HEADER",
-    "RLE_SEGMENT_COUNT",
     "RLE_BAD_OFFSET",
-    "RLE_SHORT_SEGMENT",
     "RLE_BAD_OUTPUT",
+    "RLE_OK",
+    "RLE_SEGMENT_COUNT",
+    "RLE_SHORT_HEADER",
+    "RLE_SHORT_SEGMENT",
     "RLE_STATUS_MESSAGES",
     "rle_decode_frame",
 ]
@@ -81,10 +81,8 @@ def _decode_segment(
         if header < 128:
             # Literal run: copy the next header + 1 bytes.
             run = header + 1
-            if run > end - pos:
-                run = end - pos
-            if run > count - written:
-                run = count - written
+            run = min(run, end - pos)
+            run = min(run, count - written)
             for k in range(run):
                 out[dst] = src[pos + k]
                 dst += stride
@@ -97,8 +95,7 @@ def _decode_segment(
             value = src[pos]
             pos += 1
             run = 257 - header
-            if run > count - written:
-                run = count - written
+            run = min(run, count - written)
             for _ in range(run):
                 out[dst] = value
                 dst += stride

@@ -119,8 +119,8 @@ _SEQUENCE_DELIMITER = 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 
 # VRs pydicom knows; those in _LONG have 2 reserved bytes and a 4-byte length in explicit VR.
-_SHORT = "AE AS AT CS DA DS DT FD FL IS LO LT PN SH SL SS ST TM UI UL US".split()
-_LONG = "OB OD OF OL OV OW SQ SV UC UN UR UT UV".split()
+_SHORT = ["AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"]
+_LONG = ["OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"]
 
 
 def _vr_table() -> np.ndarray:
