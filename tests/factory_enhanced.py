@@ -85,10 +85,6 @@ DEFAULT_DIFFUSION: tuple[tuple[float, tuple[float, float, float] | None], ...] =
 #: Echo time (ms) written in the shared MR Echo group when echoes are not the dimension.
 SHARED_ECHO_TIME = 4.5
 
-_TAG_FRAME_CONTENT = Tag("FrameContentSequence")
-_TAG_MR_ECHO = Tag("MREchoSequence")
-_TAG_MR_DIFFUSION = Tag("MRDiffusionSequence")
-_TAG_GRADIENT_DIRECTION = Tag("DiffusionGradientDirectionSequence")
 
 
 # ------------------------------------------------------------------------------ ground truth
@@ -274,16 +270,16 @@ def _encode_frames(ts: UID, frames: np.ndarray, *, bits_stored: int, signed: boo
         from pydicom.pixels import get_encoder
 
         encoder = get_encoder(ts)
-        description = dict(
-            rows=frames.shape[1],
-            columns=frames.shape[2],
-            number_of_frames=1,
-            samples_per_pixel=1,
-            bits_allocated=frames.dtype.itemsize * 8,
-            bits_stored=bits_stored,
-            pixel_representation=int(signed),
-            photometric_interpretation="MONOCHROME2",
-        )
+        description = {
+            "rows": frames.shape[1],
+            "columns": frames.shape[2],
+            "number_of_frames": 1,
+            "samples_per_pixel": 1,
+            "bits_allocated": frames.dtype.itemsize * 8,
+            "bits_stored": bits_stored,
+            "pixel_representation": int(signed),
+            "photometric_interpretation": "MONOCHROME2",
+        }
         return [encoder.encode(np.ascontiguousarray(f), **description) for f in frames]
     return [fx._imagecodecs_frame(ts, np.ascontiguousarray(f), bits_stored) for f in frames]
 
@@ -609,7 +605,10 @@ def write_legacy_converted(
     """
     try:
         import highdicom as hd
-        from highdicom.legacy import LegacyConvertedEnhancedCTImage, LegacyConvertedEnhancedMRImage
+        from highdicom.legacy import (
+            LegacyConvertedEnhancedCTImage,
+            LegacyConvertedEnhancedMRImage,
+        )
     except ImportError as exc:
         raise fx.FactoryUnavailable(f"highdicom is not installed ({exc})") from exc
     converter = {"CT": LegacyConvertedEnhancedCTImage, "MR": LegacyConvertedEnhancedMRImage}[

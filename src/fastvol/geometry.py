@@ -354,10 +354,12 @@ def _by_value(tag: str, vals: list[object], labels: np.ndarray, n_pos: int, file
             return f"{tag} (repeats within a position)"
         per_position[label].add(value)
     common = set.intersection(*per_position)
+    if not common:
+        return f"{tag} (no value shared by every position)"
     dropped: tuple[int, ...] = ()
     if common != set(distinct):
         short = [p for p, s in enumerate(per_position) if s != set(distinct)]
-        if incomplete != "drop" or not common:
+        if incomplete != "drop":
             raise RepeatedPositionsError(
                 f"slices repeat at positions told apart by {tag}, but {len(short)} of {n_pos} "
                 f"positions lack some of its {len(distinct)} values (an incomplete volume, e.g. "

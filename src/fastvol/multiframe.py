@@ -105,6 +105,16 @@ def _enhanced_frame(record: HeaderRecord, index: int, groups: tuple[Any, ...]) -
     def get(sequence: str, keyword: str) -> Any:
         return _lookup(groups, sequence, keyword)
 
+    def unassigned(keyword: str) -> Any:
+        # Legacy Converted objects keep classic per-frame attributes (TemporalPositionIdentifier,
+        # InstanceNumber, ...) in the Unassigned Per-Frame / Shared Converted Attributes.
+        return (get("UnassignedPerFrameConvertedAttributesSequence", keyword)
+                if get("UnassignedPerFrameConvertedAttributesSequence", keyword) is not None
+                else get("UnassignedSharedConvertedAttributesSequence", keyword))  # fmt: skip
+
+    def first(*values: Any) -> Any:
+        return next((v for v in values if v is not None), None)
+
     position = _floats(get("PlanePositionSequence", "ImagePositionPatient"), 3)
     orientation = _floats(get("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
     spacing = _floats(get("PixelMeasuresSequence", "PixelSpacing"), 2)
@@ -132,13 +142,19 @@ def _enhanced_frame(record: HeaderRecord, index: int, groups: tuple[Any, ...]) -
                                 or record.spacing_between_slices),  # fmt: skip
         rescale_slope=slope if slope is not None else record.rescale_slope,
         rescale_intercept=intercept if intercept is not None else record.rescale_intercept,
-        temporal_position_identifier=_int(get("FrameContentSequence", "TemporalPositionIndex")),
-        trigger_time=_float(trigger) if trigger is not None else record.trigger_time,
-        acquisition_number=_int(get("FrameContentSequence", "FrameAcquisitionNumber")),
-        acquisition_time=_text(acquired) if acquired is not None else record.acquisition_time,
-        echo_number=None,
-        echo_time=_float(get("MREchoSequence", "EffectiveEchoTime")),
-        diffusion_b_value=_float(get("MRDiffusionSequence", "DiffusionBValue")),
+        temporal_position_identifier=_int(first(
+            get("FrameContentSequence", "TemporalPositionIndex"),
+            unassigned("TemporalPositionIdentifier"))),
+        trigger_time=_float(first(trigger, unassigned("TriggerTime"), record.trigger_time)),
+        acquisition_number=_int(first(get("FrameContentSequence", "FrameAcquisitionNumber"),
+                                      unassigned("AcquisitionNumber"))),
+        acquisition_time=(_text(acquired) if acquired is not None
+                          else _text(first(unassigned("AcquisitionTime"), record.acquisition_time))),
+        instance_number=_int(first(unassigned("InstanceNumber"), record.instance_number)),
+        echo_number=_int(unassigned("EchoNumbers")),
+        echo_time=_float(first(get("MREchoSequence", "EffectiveEchoTime"), unassigned("EchoTime"))),
+        diffusion_b_value=_float(first(get("MRDiffusionSequence", "DiffusionBValue"),
+                                       unassigned("DiffusionBValue"))),
         diffusion_gradient=gradient,  # type: ignore[arg-type]
         dimension_index=dimension_index,
         stack_id=_text(get("FrameContentSequence", "StackID")),

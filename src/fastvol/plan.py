@@ -374,6 +374,8 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         raise BadOrientationError(f"series {name}: {exc.message}", files=[records[0].path],
                                   uid=series.uid) from None  # fmt: skip
     files = [r.path for r in records]
+    # For messages: multi-frame files name the frame too.
+    labels = [r.path if r.number_of_frames == 1 else f"{r.path} [frame {r.frame}]" for r in records]
     positions = np.array([r.image_position for r in records], dtype=np.float64)
     distances = positions @ normal
 
@@ -436,6 +438,7 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
                               spacing_rtol=options.spacing_rtol,
                               orientation_tolerance=options.orientation_tolerance)  # fmt: skip
     sorted_files = [files[int(first_volume[i])] for i in stack.order]
+    sorted_labels = [labels[int(first_volume[i])] for i in stack.order]
 
     resample: Resample | None = None
     n_slices = stack.n_slots
@@ -453,12 +456,13 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
         missing = stack.missing
         if options.gaps == "raise" and strict:
             before = np.searchsorted(stack.slots, missing) - 1
-            pairs = sorted({(sorted_files[b], sorted_files[b + 1]) for b in before})
+            pairs = sorted({(sorted_labels[b], sorted_labels[b + 1]) for b in before})
             raise MissingSlicesError(
                 f"series {name}: {missing.size} slice(s) missing from a regular grid of step "
                 f"{stack.step:.4g} mm (grid indices {missing.tolist()[:20]}); gaps between "
                 f"{pairs[:5]}; pass gaps='fill' to load it with the missing slices filled",
-                files=[f for pair in pairs for f in pair], uid=series.uid,
+                files=list(dict.fromkeys(sorted_files[i] for b in before for i in (b, b + 1))),
+                uid=series.uid,
                 positions=stack.distances, expected_spacing=stack.step, missing=missing,
             )  # fmt: skip
         if options.gaps == "fill":
