@@ -5,8 +5,8 @@ Group ``decode``
 ``test_decode_frame[<codec>-<candidate>]``  one 512 x 512 CT-like int16 frame decoded by each
     installed candidate of the codec's transfer syntax: fastvol's choice (``extra_info``
     ``chosen=True``) beside its peers (pylibjpeg, pyjpegls, pydicom's pure-Python RLE).
-``test_decode_threads[<codec>-<candidate>]``  N frames decoded on a pool of 2 threads; the
-    1-thread time of the same frames and ``speedup`` (1-thread / 2-thread, ~2 when the codec
+``test_decode_threads[<codec>-<candidate>]``  64 frames decoded on a pool of 2 threads; the
+    best 1-thread time of the same frames and ``speedup`` (1-thread / 2-thread, ~2 when the codec
     releases the GIL on a 2-core machine, <= 1 when it holds it) are in ``extra_info``.
 
 Frames are made in code: a CT-like image (air, a noisy water disc, bone) encoded with
@@ -34,7 +34,7 @@ CODECS: dict[str, str] = {
     "j2k": "1.2.840.10008.1.2.4.90",
     "htj2k": "1.2.840.10008.1.2.4.201",
 }
-THREAD_FRAMES = 32
+THREAD_FRAMES = 64
 
 
 def ct_image(size: int, seed: int = 0) -> np.ndarray:
@@ -90,7 +90,9 @@ def cases() -> list[Any]:
 
 
 @pytest.fixture
-def frame(request: pytest.FixtureRequest) -> Callable[[str, str], tuple[Decoder, Callable[[], Any]]]:
+def frame(
+    request: pytest.FixtureRequest,
+) -> Callable[[str, str], tuple[Decoder, Callable[[], Any]]]:
     """``(codec, candidate) -> (decoder, decode_once)`` on a 512 (64 when disabled) image."""
     size = 64 if request.config.getoption("benchmark_disable", False) else 512
 
@@ -123,13 +125,14 @@ def test_decode_frame(benchmark: Any, frame: Callable[..., Any], codec: str, nam
     benchmark(decode_once)
 
 
-def _median(fn: Callable[[], Any], repeat: int) -> float:
+def _best(fn: Callable[[], Any], repeat: int) -> float:
+    # Best of: other processes on a small shared machine only ever make a run slower.
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return min(times)
 
 
 @pytest.mark.benchmark(group="decode")
@@ -148,8 +151,8 @@ def test_decode_threads(benchmark: Any, frame: Callable[..., Any], codec: str, n
 
         two_threads()  # warm up: numba loads, pool threads start
         repeat = 1 if benchmark.disabled else 5
-        t1 = _median(one_thread, repeat)
-        t2 = _median(two_threads, repeat)
+        t1 = _best(one_thread, repeat)
+        t2 = _best(two_threads, repeat)
         benchmark.extra_info.update(
             codec=codec, decoder=name, chosen=get_decoder(CODECS[codec]).name == name,
             releases_gil=decoder.releases_gil, frames=THREAD_FRAMES,

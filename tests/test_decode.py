@@ -17,13 +17,12 @@ from hypothesis import strategies as st
 from pydicom.encaps import generate_frames
 from pydicom.pixels.decoders.rle import _rle_decode_frame
 from pydicom.pixels.encoders import RLELosslessEncoder
+from test_frames import corpus_compressed_files, corpus_root, pydicom_file
 
 from fastvol import decode
 from fastvol._kernels.rle import RLE_OK, RLE_SEGMENT_COUNT, RLE_SHORT_HEADER, rle_decode_frame
 from fastvol.decode import REGISTRY, Candidate, Decoder, get_decoder
 from fastvol.errors import DecodeError, MissingCodecError, UnsupportedError
-
-from test_frames import corpus_compressed_files, corpus_root, pydicom_file
 
 RLE = "1.2.840.10008.1.2.5"
 #: Lossy syntaxes where decoders may differ by IDCT rounding: max allowed difference.
@@ -80,7 +79,9 @@ def check_against_pydicom(path: Path, decoder: Decoder) -> None:
     got, ds = decode_file(path, decoder)
     bits, signed = ds.BitsAllocated, bool(ds.PixelRepresentation)
     assert got.dtype == np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
-    expected_shape = (ds.Rows, ds.Columns) + ((ds.SamplesPerPixel,) if ds.SamplesPerPixel > 1 else ())
+    expected_shape = (ds.Rows, ds.Columns) + (
+        (ds.SamplesPerPixel,) if ds.SamplesPerPixel > 1 else ()
+    )
     assert got.shape[1:] == expected_shape
     try:
         with warnings.catch_warnings():
@@ -104,8 +105,9 @@ def rle_encode(array: np.ndarray, bits: int) -> bytes:
     samples = array.shape[2] if array.ndim == 3 else 1
     # validate=False: pydicom's checks refuse 32-bit monochrome, which RLE allows (PS3.5 G).
     return RLELosslessEncoder.encode(
-        array, validate=False, rows=rows, columns=columns, samples_per_pixel=samples, bits_allocated=bits,
-        bits_stored=bits, pixel_representation=0, number_of_frames=1, planar_configuration=0,
+        array, validate=False, rows=rows, columns=columns, samples_per_pixel=samples,
+        bits_allocated=bits, bits_stored=bits, pixel_representation=0, number_of_frames=1,
+        planar_configuration=0,
         photometric_interpretation="RGB" if samples == 3 else "MONOCHROME2",
     )  # fmt: skip
 
@@ -149,7 +151,9 @@ def all_candidates() -> list[tuple[str, Candidate]]:
     return [(name, c) for ts, names in files.items() for name in names for c in REGISTRY[ts]]
 
 
-@pytest.mark.parametrize(("name", "candidate"), all_candidates(), ids=lambda v: getattr(v, "name", v))
+@pytest.mark.parametrize(
+    ("name", "candidate"), all_candidates(), ids=lambda v: getattr(v, "name", v)
+)
 def test_every_candidate_on_valid_data(name: str, candidate: Candidate) -> None:
     if not candidate.is_available():
         pytest.skip(f"{candidate.name} not installed")

@@ -8,31 +8,36 @@ candidate once per transfer syntax (cached) and returns a :class:`Decoder`: a sm
 picklable value that any executor can call with bytes and plain ints.
 
 Preference: fastest first among decoders that survive corrupt input. Per-frame times for a
-512 x 512 int16 CT-like image on the development machine (2 cores; see the benchmarks for
-current figures), and the 2-thread speed-up that shows whether the GIL is released:
+512 x 512 int16 CT-like image (``benchmarks/test_decode.py`` on the 2-core development machine,
+imagecodecs 2026.3.6), and the speed-up of 64 frames on 2 threads over 1 thread, which shows
+whether the GIL is released (~2) or held (<= 1):
 
 =====================  ==============================================================
-syntax                 candidates in order (ms per frame, 2-thread speed-up)
+syntax                 candidates in order: ms per frame (2-thread speed-up)
 =====================  ==============================================================
-RLE Lossless           numba kernel (0.21), pylibjpeg-rle (0.23, holds GIL),
-                       pydicom pure Python (1.7, holds GIL), [imagecodecs.dicomrle]
-JPEG baseline/ext.     imagecodecs.jpeg8 (libjpeg-turbo), pylibjpeg-libjpeg (holds GIL)
-JPEG lossless 14/SV1   imagecodecs.jpeg8 (1.15, x1.5), pylibjpeg-libjpeg (6.0, holds GIL),
-                       [imagecodecs.ljpeg (1.75)]
-JPEG-LS                imagecodecs.jpegls (CharLS, 2.7, x2.0), pylibjpeg-libjpeg (10.4),
-                       pyjpegls (2.7, holds GIL)
-JPEG 2000              imagecodecs.jpeg2k (OpenJPEG, 16.6, x1.9), pylibjpeg-openjpeg (17.1)
-HTJ2K                  imagecodecs.jpeg2k (OpenJPEG, 1.7, x1.5), pylibjpeg-openjpeg (1.8),
-                       [imagecodecs.htj2k (OpenJPH, 1.0)]
+RLE Lossless           numba kernel 0.21 (x0.92 *), pylibjpeg-rle 0.22 (x0.90),
+                       pydicom pure Python 1.68 (x0.98), [imagecodecs.dicomrle 0.19]
+JPEG baseline/ext.     imagecodecs.jpeg8 0.46 (x0.99), pylibjpeg-libjpeg 2.67 (x0.97)
+JPEG lossless 14/SV1   imagecodecs.jpeg8 1.10 (x1.89), pylibjpeg-libjpeg 5.82 (x0.98),
+                       [imagecodecs.ljpeg 1.68 (x1.81)]
+JPEG-LS                imagecodecs.jpegls 2.17 (x1.94), pylibjpeg-libjpeg 10.1 (x0.93),
+                       pyjpegls 2.32 (x0.95)
+JPEG 2000              imagecodecs.jpeg2k 16.8 (x2.03), pylibjpeg-openjpeg 16.4 (x0.98)
+HTJ2K                  imagecodecs.jpeg2k 1.59 (x1.95), pylibjpeg-openjpeg 1.67 (x0.91),
+                       [imagecodecs.htj2k 0.73 (x1.80)]
 =====================  ==============================================================
+
+(*) The RLE kernel runs without the GIL (x1.6-1.8 on 2048 x 2048 frames decoded into
+preallocated buffers), but at 0.2 ms per 512 x 512 frame the pool's per-task overhead and the
+512 KiB output allocation dominate; every RLE decoder measures ~x0.9 there.
 
 Candidates in brackets crashed the interpreter (segmentation fault) when fed corrupted
 codestreams in fuzzing (imagecodecs 2026.3.6), so they are marked ``crash_safe=False``: they
 come last, are used only when nothing else is installed, and are never tried as fallbacks
 (a fallback runs exactly when a frame is likely corrupt). RLE: the numba kernel and
-imagecodecs' ``dicomrle`` measured the same (0.21 ms) on CT-like data, imagecodecs ~15 %
-faster on pure noise, but ``dicomrle`` segfaults on corrupted segment offsets while the
-kernel checks every index. HTJ2K: OpenJPH is ~40 % faster than OpenJPEG but segfaults on
+imagecodecs' ``dicomrle`` are within 10 % (0.21 vs 0.19 ms on CT-like data, 24 vs 20 ms on a
+2048 x 2048 noise frame), but ``dicomrle`` segfaults on corrupted segment offsets while the
+kernel checks every index. HTJ2K: OpenJPH is ~2x faster than OpenJPEG but segfaults on
 corrupted streams. CharLS (JPEG-LS) does not crash but can take seconds on truncated streams.
 
 When the preferred decoder raises on a frame, the other available candidates are tried before

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CorruptFileError, DecodeError, FastvolError
-from .headers import TS
+from .headers import TS, UNDEFINED_LENGTH
 from .plan import FrameSource, LoadPlan, PixelFormat
 
 __all__ = ["default_executor", "execute"]
@@ -69,7 +69,11 @@ def _pread_into(fd: int, buf: np.ndarray, offset: int, path: str) -> None:
 
 
 def _stored_frame(
-    src: FrameSource, pixel: PixelFormat, decoders: dict[str, Any], into: np.ndarray | None
+    src: FrameSource,
+    pixel: PixelFormat,
+    decoders: dict[str, Any],
+    into: np.ndarray | None,
+    ranges: dict[str, list[Any]] | None = None,
 ) -> np.ndarray:
     """Read (and decode) one frame's stored samples, flat, native byte order.
 
@@ -90,8 +94,10 @@ def _stored_frame(
             return buf
         from .frames import frame_ranges, read_frame
 
-        ranges = frame_ranges(fp, src.pixel_offset, src.file_size, src.n_frames, source=src.path)
-        data = read_frame(fp, ranges[src.frame])
+        known = ranges.get(src.path) if ranges else None
+        if known is None:
+            known = frame_ranges(fp, src.pixel_offset, src.file_size, src.n_frames, source=src.path)
+        data = read_frame(fp, known[src.frame], source=src.path)
     frame = decoders[ts](
         data, rows=pixel.rows, columns=pixel.columns, samples_per_pixel=pixel.samples_per_pixel,
         bits_allocated=pixel.bits_allocated, bits_stored=pixel.bits_stored,
@@ -136,7 +142,13 @@ def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: Pixel
     store_frame(stored, dst, pixel.bits_stored, bool(pixel.pixel_representation), mask, slope, intercept)
 
 
-def _fill_one(plan: LoadPlan, flat_out: np.ndarray, src: FrameSource, decoders: dict[str, Any]) -> None:
+def _fill_one(
+    plan: LoadPlan,
+    flat_out: np.ndarray,
+    src: FrameSource,
+    decoders: dict[str, Any],
+    ranges: dict[str, list[Any]],
+) -> None:
     pixel = plan.pixel
     dst = flat_out[src.slot].reshape(-1)
     stored_dtype = pixel.stored_dtype
@@ -147,7 +159,7 @@ def _fill_one(plan: LoadPlan, flat_out: np.ndarray, src: FrameSource, decoders: 
         if dst.dtype.itemsize == stored_dtype.itemsize and dst.flags.c_contiguous:
             into = dst.view(stored_dtype)
     try:
-        stored = _stored_frame(src, pixel, decoders, into)
+        stored = _stored_frame(src, pixel, decoders, into, ranges)
         _convert(stored, dst, src, pixel, plain and dst.dtype == stored_dtype)
     except FastvolError:
         raise
@@ -158,12 +170,15 @@ def _fill_one(plan: LoadPlan, flat_out: np.ndarray, src: FrameSource, decoders: 
 class _ProcessTask:
     """Process-pool task (picklable): one frame's stored samples as a fresh array."""
 
-    def __init__(self, pixel: PixelFormat, decoders: dict[str, Any]) -> None:
+    def __init__(
+        self, pixel: PixelFormat, decoders: dict[str, Any], ranges: dict[str, list[Any]]
+    ) -> None:
         self.pixel = pixel
         self.decoders = decoders
+        self.ranges = ranges
 
     def __call__(self, src: FrameSource) -> np.ndarray:
-        return np.array(_stored_frame(src, self.pixel, self.decoders, None), copy=True)
+        return np.array(_stored_frame(src, self.pixel, self.decoders, None, self.ranges), copy=True)
 
 
 def _run(executor: Executor | None, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
@@ -212,9 +227,10 @@ def execute(plan: LoadPlan, *, executor: Executor | None | str = "default") -> n
 
         syntaxes = {s.transfer_syntax for s in plan.sources} - TS.UNCOMPRESSED
         decoders = {ts: get_decoder(ts) for ts in syntaxes if ts != TS.DEFLATED_LE}
+    ranges = _multiframe_ranges(plan.sources)
     sources = plan.sources
     if isinstance(pool, ProcessPoolExecutor):
-        frames = _run(pool, _ProcessTask(plan.pixel, decoders), sources)
+        frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
         for src, stored in zip(sources, frames):
             dst = flat[src.slot].reshape(-1)
             _convert(stored, dst, src, plan.pixel, False)
@@ -225,7 +241,7 @@ def execute(plan: LoadPlan, *, executor: Executor | None | str = "default") -> n
         batches = [sources[i : i + size] for i in range(0, len(sources), size)]
         def fill(batch: tuple[FrameSource, ...]) -> None:
             for src in batch:
-                _fill_one(plan, flat, src, decoders)
+                _fill_one(plan, flat, src, decoders, ranges)
 
         _run(pool, fill, batches)
     if plan.resample is not None:
@@ -235,6 +251,22 @@ def execute(plan: LoadPlan, *, executor: Executor | None | str = "default") -> n
 
         tiles = demosaic(out.reshape((-1,) + out.shape[-2:]), plan.mosaic.info)
         out = np.ascontiguousarray(tiles[:, list(plan.mosaic.order)]).reshape(plan.shape)
+    return out
+
+
+def _multiframe_ranges(sources: tuple[FrameSource, ...]) -> dict[str, list[Any]]:
+    """Fragment ranges of every encapsulated multi-frame file, walked once per file, not per frame."""
+    from .frames import frame_ranges
+
+    out: dict[str, list[Any]] = {}
+    for src in sources:
+        if src.n_frames > 1 and src.pixel_length == UNDEFINED_LENGTH and src.path not in out:
+            try:
+                with open(src.path, "rb", buffering=0) as fp:
+                    out[src.path] = frame_ranges(fp, src.pixel_offset, src.file_size,
+                                                 src.n_frames, source=src.path)  # fmt: skip
+            except OSError as exc:
+                raise CorruptFileError(f"{src.path}: cannot be read ({exc})", files=[src.path]) from exc
     return out
 
 
