@@ -43,6 +43,9 @@ PYDICOM_FILES = [
     "SC_rgb_small_odd_jpeg.dcm", "examples_ybr_color.dcm",
 ]  # fmt: skip
 
+# The RLE kernel runs here; ci/test.sh repeats these with NUMBA_DISABLE_JIT=1.
+pytestmark = pytest.mark.kernels
+
 
 # --- helpers ----------------------------------------------------------------------------------
 
