@@ -14,7 +14,7 @@ from .errors import (
     NotDicomError,
     SeriesSelectionError,
 )
-from .find import find_files
+from .find import list_files
 from .group import Series, group_series, main_series
 from .headers import HeaderRecord, read_headers
 from .multiframe import expand_frames, needs_expansion
@@ -65,7 +65,9 @@ def _read_headers(
     errors: dict[str, str] = {}
     records: list[HeaderRecord] = []
     for path, rec in zip(paths, read_headers(paths)):
-        if isinstance(rec, FastvolError):
+        if isinstance(rec, FastvolError) and getattr(rec, "reason", "") == "not DICOM":
+            skipped.setdefault("not DICOM", []).append(path)
+        elif isinstance(rec, FastvolError):
             skipped.setdefault("unreadable", []).append(path)
             errors[path] = str(rec)
         elif rec.sop_class_uid == DICOMDIR_SOP_CLASS:
@@ -99,10 +101,7 @@ def scan(paths: PathLike | Iterable[PathLike]) -> ScanResult:
         ``skipped`` maps a reason to the files not used (non-DICOM, DICOMDIR, objects without
         pixels, unreadable headers). Nothing here is fatal but a path that does not exist.
     """
-    dicom, other = find_files(paths)  # type: ignore[arg-type]
-    records, skipped, errors = _read_headers(dicom)
-    if other:
-        skipped["not DICOM"] = other
+    records, skipped, errors = _read_headers(list_files(paths))  # type: ignore[arg-type]
     return ScanResult(group_series(records), skipped, errors)
 
 

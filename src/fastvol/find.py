@@ -12,7 +12,7 @@ import os
 import struct
 from collections.abc import Iterable, Iterator
 
-__all__ = ["find_files", "looks_like_dicom"]
+__all__ = ["find_files", "is_dicom_file", "list_files", "looks_like_dicom"]
 
 _VRS = frozenset(
     b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN "
@@ -48,7 +48,8 @@ def looks_like_dicom(head: bytes, file_size: int | None = None) -> bool:
     return False
 
 
-def _is_dicom_file(path: str) -> bool:
+def is_dicom_file(path: str) -> bool:
+    """Whether the file at ``path`` starts like DICOM (see :func:`looks_like_dicom`)."""
     try:
         with open(path, "rb") as fp:
             head = fp.read(_HEAD)
@@ -74,8 +75,19 @@ def find_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]])
     other: list[str] = []
     for root in paths:
         for path in _walk(os.fspath(root)):
-            (dicom if _is_dicom_file(path) else other).append(path)
+            (dicom if is_dicom_file(path) else other).append(path)
     return dicom, other
+
+
+def list_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Every file under ``paths`` (walked recursively, sorted, hidden files left out), unread.
+
+    The header pass recognises DICOM by content as it reads each file's first block, so
+    listing does not open files a second time.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    return [path for root in paths for path in _walk(os.fspath(root))]
 
 
 def _walk(root: str) -> Iterator[str]:

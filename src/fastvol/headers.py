@@ -392,6 +392,11 @@ def read_headers(
     out: list[HeaderRecord | FastvolError] = []
     for path, rec in zip(paths, scanned):
         if rec is None:
+            from .find import is_dicom_file
+
+            if not is_dicom_file(path):  # sniffed only when the scanner did not take the file
+                out.append(NotDicomError(f"{path}: not DICOM", files=[path], reason="not DICOM"))
+                continue
             try:
                 rec = read_header_pydicom(path)
             except FastvolError as exc:

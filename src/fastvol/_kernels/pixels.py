@@ -33,14 +33,18 @@ def store_frame(src, dst, bits_stored, signed, mask, slope, intercept):  # type:
     """
     keep = (np.int64(1) << bits_stored) - 1
     sign = np.int64(1) << (bits_stored - 1)
-    full = np.int64(1) << bits_stored
-    for i in range(src.size):
-        v = np.int64(src[i])
-        if mask:
-            v &= keep
-            if signed and (v & sign):
-                v -= full
-        dst[i] = v * slope + intercept
+    n = src.size
+    # One loop per case, no branch inside: LLVM vectorises each. Sign extension is branchless:
+    # after masking, (v ^ sign) - sign maps [2**(b-1), 2**b) onto [-2**(b-1), 0).
+    if mask and signed:
+        for i in range(n):
+            dst[i] = (((np.int64(src[i]) & keep) ^ sign) - sign) * slope + intercept
+    elif mask:
+        for i in range(n):
+            dst[i] = (np.int64(src[i]) & keep) * slope + intercept
+    else:
+        for i in range(n):
+            dst[i] = np.int64(src[i]) * slope + intercept
 
 
 @jit
