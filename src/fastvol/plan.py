@@ -381,16 +381,16 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
 
     # Repeated positions: split into volumes by a tag, or keep the first per position.
     if options.repeats == "first":
-        labels = geo.position_clusters(distances)
+        at = geo.position_clusters(distances)
         inst = np.array([r.instance_number if r.instance_number is not None else 0 for r in records])
         keep: dict[int, int] = {}
-        for i in np.lexsort((inst, labels)):
-            keep.setdefault(int(labels[i]), int(i))
+        for i in np.lexsort((inst, at)):
+            keep.setdefault(int(at[i]), int(i))
         if len(keep) < len(records):
             decisions.append(f"repeats='first': kept 1 of each repeated position, "
                              f"skipped {len(records) - len(keep)} files")  # fmt: skip
         table = np.array([[keep[p] for p in sorted(keep)]], dtype=np.int64)
-        repeats = geo.Repeats(tag=None, values=(), table=table, position_of=labels)
+        repeats = geo.Repeats(tag=None, values=(), table=table, position_of=at)
     else:
         tags, order_tags = _repeat_tags(records, distances)
         try:
