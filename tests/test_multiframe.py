@@ -332,3 +332,33 @@ def test_legacy_converted_4d_equals_classic_series(tmp_path):
     assert vol.shape == reference.shape == (2, 5, 16, 12)
     np.testing.assert_array_equal(vol.array, reference.array)
     np.testing.assert_allclose(vol.affine, reference.affine, atol=1e-6)
+
+
+def test_extended_offset_table_locates_frames(tmp_path):
+    """Empty Basic Offset Table, one fragment per frame (as the standard requires with an
+    Extended Offset Table) stored in reverse frame order: only the table says which item holds
+    which frame, so a sequential fallback would give wrong pixels."""
+    import pydicom
+    from pydicom.encaps import generate_frames
+
+    rle = "1.2.840.10008.1.2.5"
+    fx.require(rle)
+    truth = fe.write_enhanced(tmp_path / "e", n_slices=5, transfer_syntax=rle, shuffle_frames=3)
+    (path,) = truth.paths
+    ds = pydicom.dcmread(path)
+    frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames)))
+    items: list[bytes] = []
+    offsets = [0] * len(frames)
+    position = 0
+    for k in reversed(range(len(frames))):
+        frame = frames[k] + b"\0" * (len(frames[k]) % 2)
+        offsets[k] = position
+        items.append(b"\xfe\xff\x00\xe0" + len(frame).to_bytes(4, "little") + frame)
+        position += 8 + len(frame)
+    ds.PixelData = (b"\xfe\xff\x00\xe0\x00\x00\x00\x00" + b"".join(items)
+                    + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")  # fmt: skip
+    ds.ExtendedOffsetTable = np.array(offsets, "<u8").tobytes()
+    ds.ExtendedOffsetTableLengths = np.array([len(f) for f in frames], "<u8").tobytes()
+    ds.save_as(path)
+    vol = fastvol.load(path)
+    np.testing.assert_array_equal(vol.array, truth.volume(rescaled=True))

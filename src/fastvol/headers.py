@@ -112,6 +112,8 @@ class HeaderRecord:
     dimension_index: tuple[int, ...] = ()
     stack_id: str = ""
     diffusion_gradient: tuple[float, float, float] | None = None
+    #: Extended Offset Table (offsets, lengths) of an encapsulated multi-frame file, if it has one.
+    extended_offsets: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     @property
     def has_pixels(self) -> bool:

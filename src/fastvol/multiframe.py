@@ -64,6 +64,9 @@ def expand_frames(record: HeaderRecord) -> list[HeaderRecord]:
     n = record.number_of_frames
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     shared = _item(ds, "SharedFunctionalGroupsSequence")
+    eot = _extended_offsets(ds)
+    if eot is not None:
+        record = dataclasses.replace(record, extended_offsets=eot)
     if per_frame is not None:
         if len(per_frame) != n:
             raise CorruptFileError(
@@ -80,6 +83,14 @@ def expand_frames(record: HeaderRecord) -> list[HeaderRecord]:
     # Multi-frame without per-frame geometry (NM, US cine, ...): frames share one position and
     # must be told apart by the caller; keep them, marked by frame index.
     return [dataclasses.replace(record, frame=i) for i in range(n)]
+
+
+def _extended_offsets(ds: Any) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """ExtendedOffsetTable and its lengths (uint64 little endian), when both are present."""
+    offsets, lengths = ds.get("ExtendedOffsetTable"), ds.get("ExtendedOffsetTableLengths")
+    if not offsets or not lengths or len(offsets) % 8 or len(offsets) != len(lengths):
+        return None
+    return (tuple(np.frombuffer(offsets, "<u8").tolist()), tuple(np.frombuffer(lengths, "<u8").tolist()))
 
 
 def _check_declared_frames(record: HeaderRecord) -> None:

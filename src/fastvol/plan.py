@@ -129,6 +129,7 @@ class FrameSource:
     n_frames: int = 1
     slope: float = 1.0
     intercept: float = 0.0
+    extended_offsets: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +535,7 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
                 transfer_syntax=rec.transfer_syntax, pixel_offset=rec.pixel_offset,
                 pixel_length=rec.pixel_length, file_size=rec.file_size,
                 frame=rec.frame, n_frames=rec.number_of_frames,
-                slope=float(slope), intercept=float(icpt),
+                slope=float(slope), intercept=float(icpt), extended_offsets=rec.extended_offsets,
             ))  # fmt: skip
     ordered_records = [records[int(repeats.table[v][p])] for v in range(n_volumes) for p in stack.order]
     mosaic: Mosaic | None = None

@@ -263,8 +263,11 @@ def _multiframe_ranges(sources: tuple[FrameSource, ...]) -> dict[str, list[Any]]
         if src.n_frames > 1 and src.pixel_length == UNDEFINED_LENGTH and src.path not in out:
             try:
                 with open(src.path, "rb", buffering=0) as fp:
-                    out[src.path] = frame_ranges(fp, src.pixel_offset, src.file_size,
-                                                 src.n_frames, source=src.path)  # fmt: skip
+                    eot = src.extended_offsets
+                    out[src.path] = frame_ranges(
+                        fp, src.pixel_offset, src.file_size, src.n_frames, source=src.path,
+                        extended_offsets=None if eot is None else (np.array(eot[0]), np.array(eot[1])),
+                    )  # fmt: skip
             except OSError as exc:
                 raise CorruptFileError(f"{src.path}: cannot be read ({exc})", files=[src.path]) from exc
     return out
