@@ -98,8 +98,10 @@ def machine_lines(data: Bench) -> list[str]:
     info = data.get("machine_info", {})
     mine = info.get("fastvol_bench", {})
     cpu = mine.get("cpu_model") or info.get("cpu", {}).get("brand_raw", "?")
-    lines = [f"- CPU: {cpu}; cores: {mine.get('cores', '?')} (usable {mine.get('cores_usable', '?')}); "
-             f"memory: {mine.get('memory_gib', '?')} GiB",
+    lines = [(f"- CPU: {cpu}; cores: {mine.get('cores', '?')} (usable {mine.get('cores_usable', '?')}); "
+              f"memory: {mine.get('memory_gib', '?')} GiB; load average at start: "
+              f"{mine.get('load_average', '?')} (other work on the machine skews timings, thread "
+              "speed-ups most)"),
              f"- Python {mine.get('python', info.get('python_version', '?'))} on {mine.get('platform', info.get('system', '?'))}"]  # fmt: skip
     versions = mine.get("versions", {})
     if versions:

@@ -22,11 +22,11 @@ done
 install_package "test,bench"
 cd "$ROOT"
 mkdir -p bench-results
+status=0  # a failing benchmark still gets its report; the script fails at the end
 "$PY" -m pytest benchmarks -q -p no:cacheprovider --benchmark-only \
-  --benchmark-json=bench-results/results.json ${pytest_args[@]+"${pytest_args[@]}"}
-status=0
+  --benchmark-json=bench-results/results.json ${pytest_args[@]+"${pytest_args[@]}"} || status=$?
 "$PY" benchmarks/report.py bench-results/results.json ${baseline:+--baseline "$baseline"} \
-  --tolerance "${FASTVOL_BENCH_TOLERANCE:-0.25}" --out bench-results/report.md || status=$?
+  --tolerance "${FASTVOL_BENCH_TOLERANCE:-0.25}" --out bench-results/report.md || status=1
 echo "report: bench-results/report.md"
 if [ "$save" = 1 ]; then
   cp bench-results/results.json bench-results/baseline.json
