@@ -101,3 +101,27 @@ def test_interpolate_slices_matches_np_interp():
     for i in range(3):
         for j in range(2):
             np.testing.assert_allclose(dst[:, i, j], np.interp(np.arange(6), index, src[:, i, j]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    bits_allocated=st.sampled_from([8, 16, 32]),
+    data=st.data(),
+    signed=st.booleans(),
+    slope=st.sampled_from([1, 2, -3]),
+    intercept=st.integers(-2048, 2048),
+)
+def test_store_frame_in_place_matches_reference(bits_allocated, data, signed, slope, intercept):
+    from fastvol._kernels.pixels import store_frame_in_place
+
+    bits_stored = data.draw(st.integers(1, bits_allocated))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    unsigned = np.dtype(f"u{bits_allocated // 8}")
+    out_dtype = np.dtype(f"i{bits_allocated // 8}")
+    raw = rng.integers(0, 1 << bits_allocated, size=41, dtype=np.uint64).astype(unsigned)
+    stored = raw.view(out_dtype) if signed else raw
+    expected = reference_store(stored, bits_stored, signed, slope, intercept).astype(out_dtype)
+    buf = raw.copy()
+    mask = signed or bits_stored < bits_allocated
+    store_frame_in_place(buf, bits_stored, signed, mask, slope, intercept)
+    np.testing.assert_array_equal(buf.view(out_dtype), expected)

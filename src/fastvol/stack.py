@@ -128,18 +128,24 @@ def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
 
 
 def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: PixelFormat, plain: bool) -> None:
-    from ._kernels.pixels import store_frame
+    from ._kernels.pixels import store_frame, store_frame_in_place
 
     if plain and stored.dtype == dst.dtype:
         if not np.shares_memory(stored, dst):
             dst[...] = stored
         return
+    signed = bool(pixel.pixel_representation)
     mask = pixel.bits_stored < pixel.bits_allocated or stored.dtype.itemsize * 8 != pixel.bits_allocated
     if dst.dtype.kind in "iu":
         slope, intercept = int(src.slope), int(src.intercept)
+        if dst.dtype.itemsize == stored.dtype.itemsize and np.shares_memory(stored, dst):
+            # Read into the output itself: convert on one unsigned view of it (vectorises).
+            unsigned = dst.view(f"u{dst.dtype.itemsize}")
+            store_frame_in_place(unsigned, pixel.bits_stored, signed, mask or signed, slope, intercept)
+            return
     else:
         slope, intercept = dst.dtype.type(src.slope), dst.dtype.type(src.intercept)  # type: ignore[assignment]
-    store_frame(stored, dst, pixel.bits_stored, bool(pixel.pixel_representation), mask, slope, intercept)
+    store_frame(stored, dst, pixel.bits_stored, signed, mask, slope, intercept)
 
 
 def _fill_one(

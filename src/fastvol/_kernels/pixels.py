@@ -48,6 +48,31 @@ def store_frame(src, dst, bits_stored, signed, mask, slope, intercept):  # type:
 
 
 @jit
+def store_frame_in_place(buf, bits_stored, signed, mask, slope, intercept):  # type: ignore[no-untyped-def]
+    """Like :func:`store_frame` with one buffer: the output's memory read as *unsigned* stored
+    samples, overwritten with the output's bit pattern.
+
+    For an integer output as wide as the stored samples (int16 output from 16-bit data, the
+    common CT case). Values wrap modulo 2**bits, which is exactly the two's complement pattern
+    of the signed output. One array, not two views of it, lets LLVM vectorise the loop (with
+    two aliasing views it cannot). Pass ``mask=True`` whenever the data are signed: reading the
+    bits as unsigned needs the sign extension.
+    """
+    keep = (np.int64(1) << bits_stored) - 1
+    sign = np.int64(1) << (bits_stored - 1)
+    n = buf.size
+    if mask and signed:
+        for i in range(n):
+            buf[i] = (((np.int64(buf[i]) & keep) ^ sign) - sign) * slope + intercept
+    elif mask:
+        for i in range(n):
+            buf[i] = (np.int64(buf[i]) & keep) * slope + intercept
+    else:
+        for i in range(n):
+            buf[i] = np.int64(buf[i]) * slope + intercept
+
+
+@jit
 def fill_slots(out, slots, value):  # type: ignore[no-untyped-def]
     """Set every listed slot of ``out`` (``(n, rows, columns)``) to ``value``."""
     for k in range(slots.size):
