@@ -42,6 +42,8 @@ the records.
 
 from __future__ import annotations
 
+import functools
+
 import os
 import threading
 from collections.abc import Sequence
@@ -666,6 +668,15 @@ def _fd_first(raw: _Bytes) -> float | None:
     return None if value != value else value
 
 
+# Memoised converters (pure functions of the value's bytes; a raised _Unsure is not cached).
+_cs_cached = functools.lru_cache(maxsize=4096)(_cs)
+_ui_cached = functools.lru_cache(maxsize=4096)(_ui)
+_lo_cached = functools.lru_cache(maxsize=4096)(_lo)
+_is_first_cached = functools.lru_cache(maxsize=4096)(_is_first)
+_ds_first_cached = functools.lru_cache(maxsize=4096)(_ds_first)
+_ds_n_cached = functools.lru_cache(maxsize=4096)(_ds_n)
+
+
 def _record(data: _Bytes, row: list[int], info: list[int], path: str, file_size: int) -> Any:
     """Build the record of one scanned file; None when pydicom might read it otherwise.
 
@@ -701,29 +712,31 @@ def _record(data: _Bytes, row: list[int], info: list[int], path: str, file_size:
         o = row[_I_CHARSET]
         latin1 = o < 0 or _cs(data[o : o + row[_I_CHARSET + 1]]).strip() in _LATIN1_CHARSETS
 
+        # Values repeat across the files of a series (UIDs, orientation, spacing, rescale):
+        # the pure converters are memoised on the value's bytes.
         def text(k: int) -> str:
             o = row[k]
-            return "" if o < 0 else _cs(data[o : o + row[k + 1]])
+            return "" if o < 0 else _cs_cached(bytes(data[o : o + row[k + 1]]))
 
         def uid(k: int) -> str:
             o = row[k]
-            return "" if o < 0 else _ui(data[o : o + row[k + 1]])
+            return "" if o < 0 else _ui_cached(bytes(data[o : o + row[k + 1]]))
 
         def lo(k: int) -> str:
             o = row[k]
-            return "" if o < 0 else _lo(data[o : o + row[k + 1]], latin1)
+            return "" if o < 0 else _lo_cached(bytes(data[o : o + row[k + 1]]), latin1)
 
         def is_int(k: int) -> int | None:
             o = row[k]
-            return None if o < 0 else _is_first(data[o : o + row[k + 1]])
+            return None if o < 0 else _is_first_cached(bytes(data[o : o + row[k + 1]]))
 
         def ds(k: int) -> float | None:
             o = row[k]
-            return None if o < 0 else _ds_first(data[o : o + row[k + 1]])
+            return None if o < 0 else _ds_first_cached(bytes(data[o : o + row[k + 1]]))
 
         def ds_n(k: int, n: int) -> Any:
             o = row[k]
-            return None if o < 0 else _ds_n(data[o : o + row[k + 1]], n)
+            return None if o < 0 else _ds_n_cached(bytes(data[o : o + row[k + 1]]), n)
 
         def us(k: int) -> int | None:
             # the kernel decoded it: -1 for an empty value (None to pydicom)
