@@ -387,6 +387,12 @@ def test_bad_option_is_typed(tmp_path):
         _load(tmp_path, gaps="ignore")
     with pytest.raises(fastvol.InputError):
         _load(tmp_path, no_such_option=1)
+    with pytest.raises(fastvol.InputError, match="fill_value"):
+        _load(tmp_path, gaps="fill", fill_value="lots")
+    with pytest.raises(fastvol.InputError, match="dtype"):
+        _load(tmp_path, dtype="not-a-dtype")
+    with pytest.raises(fastvol.InputError, match="executor"):
+        _load(tmp_path, executor="threads")
 
 
 def test_inputs_never_modified(tmp_path):

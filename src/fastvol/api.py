@@ -157,8 +157,16 @@ def load_series(
     """Load one scanned series; see :func:`load` for the options."""
     import numpy as np
 
+    from .errors import InputError
     from .stack import execute
 
+    if isinstance(executor, str) and executor != "default":
+        raise InputError(f"executor={executor!r}: expected 'default', None or an Executor")
+    if dtype is not None:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise InputError(f"dtype={dtype!r} is not a numpy dtype") from None
     try:
         options = LoadOptions(
             gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats, incomplete=incomplete,
@@ -168,8 +176,6 @@ def load_series(
             **tolerances,
         )  # fmt: skip
     except TypeError as exc:
-        from .errors import InputError
-
         raise InputError(f"unknown option: {exc}") from None
     plan = make_plan(series, options)
     array = execute(plan, executor=executor)

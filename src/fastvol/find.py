@@ -12,7 +12,7 @@ import os
 import struct
 from collections.abc import Iterable, Iterator
 
-__all__ = ["find_files", "is_dicom_file", "list_files", "looks_like_dicom"]
+__all__ = ["is_dicom_file", "list_files", "looks_like_dicom"]
 
 _VRS = frozenset(
     b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN "
@@ -57,26 +57,6 @@ def is_dicom_file(path: str) -> bool:
     except OSError:
         return False
     return looks_like_dicom(head, size)
-
-
-def find_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[str]]:
-    """List DICOM files under ``paths`` (files or folders, walked recursively, sorted).
-
-    Returns
-    -------
-    dicom, other
-        Paths that look like DICOM, and paths skipped because they do not. Hidden files
-        (``.name``) are skipped silently. Sorting only makes runs repeatable: slice order never
-        comes from file names.
-    """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    dicom: list[str] = []
-    other: list[str] = []
-    for root in paths:
-        for path in _walk(os.fspath(root)):
-            (dicom if is_dicom_file(path) else other).append(path)
-    return dicom, other
 
 
 def list_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:

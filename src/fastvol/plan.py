@@ -72,11 +72,16 @@ class LoadOptions:
         allowed = {"gaps": ("raise", "fill"), "irregular": ("raise", "resample"),
                    "tilt": ("keep", "resample"), "repeats": ("split", "first"),
                    "incomplete": ("raise", "drop")}  # fmt: skip
+        from .errors import InputError
+
         for name, values in allowed.items():
             if getattr(self, name) not in values:
-                from .errors import InputError
-
                 raise InputError(f"{name}={getattr(self, name)!r}: expected one of {values}")
+        if self.fill_value is not None:
+            try:
+                float(self.fill_value)
+            except (TypeError, ValueError):
+                raise InputError(f"fill_value={self.fill_value!r}: expected a number") from None
 
 
 @dataclass(frozen=True, slots=True)

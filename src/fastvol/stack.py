@@ -245,6 +245,7 @@ def execute(plan: LoadPlan, *, executor: Executor | None | str = "default") -> n
         workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
         size = max(1, len(sources) // (4 * workers))
         batches = [sources[i : i + size] for i in range(0, len(sources), size)]
+
         def fill(batch: tuple[FrameSource, ...]) -> None:
             for src in batch:
                 _fill_one(plan, flat, src, decoders, ranges)
