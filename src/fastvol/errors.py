@@ -4,11 +4,14 @@
 
     FastvolError
     ├── InputError(ValueError)              bad input that is not DICOM geometry
+    │   ├── PathNotFoundError(FileNotFoundError)  a path that does not exist
     │   ├── NotDicomError                   a path holds no readable DICOM image
     │   ├── CorruptFileError                truncated file, short pixel data, absurd sizes
     │   ├── UnsupportedError(NotImplementedError)  valid DICOM we do not load (yet)
     │   └── DecodeError                     a codec failed on a frame
-    │       └── MissingCodecError(ImportError)     no installed decoder for the syntax
+    │       └── MissingCodecError           no installed decoder for the syntax
+    ├── MissingDependencyError(ImportError) an optional package is not installed
+    │   └── MissingCodecError               (also a DecodeError)
     ├── SeriesSelectionError(LookupError)   several series where one was asked for, or none
     └── GeometryError(ValueError)           slices do not form one volume as asked
         ├── BadOrientationError             ImageOrientationPatient unusable
@@ -39,10 +42,12 @@ __all__ = [
     "InputError",
     "IrregularSpacingError",
     "MissingCodecError",
+    "MissingDependencyError",
     "MissingSlicesError",
     "MixedGeometryError",
     "NonCollinearError",
     "NotDicomError",
+    "PathNotFoundError",
     "RepeatedPositionsError",
     "SeriesSelectionError",
     "UnsupportedError",
@@ -95,6 +100,10 @@ class InputError(FastvolError, ValueError):
     """The input is not something fastvol can read as asked."""
 
 
+class PathNotFoundError(InputError, FileNotFoundError):
+    """A file or folder given to fastvol does not exist."""
+
+
 class NotDicomError(InputError):
     """A path holds no readable DICOM image."""
 
@@ -111,7 +120,11 @@ class DecodeError(InputError):
     """A codec failed on a frame."""
 
 
-class MissingCodecError(DecodeError, ImportError):
+class MissingDependencyError(FastvolError, ImportError):
+    """An optional package is not installed; ``install_hint`` says what to install."""
+
+
+class MissingCodecError(DecodeError, MissingDependencyError):
     """No installed decoder handles the transfer syntax; ``install_hint`` says what to install."""
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import BadOrientationError, GeometryError, RepeatedPositionsError
+from .options import ORIENTATION_TOLERANCE, POSITION_RTOL, SPACING_RTOL, TILT_TOLERANCE_DEG
 
 __all__ = [
     "ORIENTATION_TOLERANCE",
@@ -41,15 +42,6 @@ __all__ = [
     "unit_vectors",
 ]
 
-#: Steps between slices agreeing within this fraction of the regular step count as equal.
-SPACING_RTOL = 0.01
-#: Largest allowed deviation from unit length and from perpendicularity of the orientation cosines.
-ORIENTATION_TOLERANCE = 1e-3
-#: Positions off the stacking line by more than this fraction of the smallest voxel size make
-#: the stack non-collinear (no single affine describes it).
-POSITION_RTOL = 0.05
-#: Stacks whose step leans off the normal by more than this angle are reported as tilted.
-TILT_TOLERANCE_DEG = 0.01
 #: Slices closer than this fraction of the typical step along the normal share one position.
 SAME_POSITION_RTOL = 0.01
 #: Absolute floor (mm) for "same position" when there is no typical step (all slices repeat).

@@ -15,167 +15,24 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from typing import Any
 
+from .dicom import (
+    HEADER_FIELDS,
+    NOT_ADDRESSABLE,
+    PER_FRAME_FUNCTIONAL_GROUPS,
+    PIXEL_DATA_TAGS,
+    TS,
+    UNDEFINED_LENGTH,
+    HeaderRecord,
+)
 from .errors import CorruptFileError, FastvolError, NotDicomError
 
 __all__ = ["TS", "HeaderRecord", "read_header", "read_header_pydicom", "read_headers"]
 
 
-class TS:
-    """Transfer syntax UIDs fastvol knows by name."""
-
-    IMPLICIT_LE = "1.2.840.10008.1.2"
-    EXPLICIT_LE = "1.2.840.10008.1.2.1"
-    DEFLATED_LE = "1.2.840.10008.1.2.1.99"
-    EXPLICIT_BE = "1.2.840.10008.1.2.2"
-    UNCOMPRESSED = frozenset({IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE})
-
-
-UNDEFINED_LENGTH = 0xFFFFFFFF
-#: ``pixel_length`` of a file that has pixel data whose bytes are not addressable in the file
-#: (deflated data sets): the pixels must be read through pydicom.
-NOT_ADDRESSABLE = -2
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderRecord:
-    """What fastvol knows about one DICOM file after the header pass.
-
-    Strings are stripped of DICOM padding (trailing spaces and NULs); numbers missing or
-    unparseable in the file are ``None``. Positions and spacings are in mm, patient LPS.
-
-    Attributes
-    ----------
-    path
-        File path as given (not resolved).
-    transfer_syntax
-        TransferSyntaxUID from the file meta, or the encoding pydicom inferred for a raw data set.
-    pixel_offset
-        Byte offset in the file of the first byte of the PixelData *value* (after the element's
-        tag, VR and length); ``-1`` when the file has no PixelData or its bytes are not addressable
-        in the file (deflated data sets).
-    pixel_length
-        Declared length of the PixelData value in bytes; ``0xFFFFFFFF`` for encapsulated
-        (compressed) pixel data of undefined length; ``-1`` when there is no PixelData;
-        ``-2`` when the pixel bytes are not addressable in the file (deflated).
-    file_size
-        Size of the file in bytes when it was read, to detect truncation before reading pixels.
-    """
-
-    path: str
-    file_size: int
-    transfer_syntax: str
-    sop_class_uid: str
-    sop_instance_uid: str
-    study_instance_uid: str
-    series_instance_uid: str
-    frame_of_reference_uid: str
-    modality: str
-    manufacturer: str
-    series_number: int | None
-    series_description: str
-    image_type: tuple[str, ...]
-    instance_number: int | None
-    rows: int
-    columns: int
-    samples_per_pixel: int
-    photometric_interpretation: str
-    bits_allocated: int
-    bits_stored: int
-    high_bit: int
-    pixel_representation: int
-    planar_configuration: int
-    number_of_frames: int
-    image_position: tuple[float, float, float] | None
-    image_orientation: tuple[float, float, float, float, float, float] | None
-    pixel_spacing: tuple[float, float] | None
-    slice_thickness: float | None
-    spacing_between_slices: float | None
-    gantry_tilt: float | None
-    rescale_slope: float | None
-    rescale_intercept: float | None
-    temporal_position_identifier: int | None
-    trigger_time: float | None
-    acquisition_number: int | None
-    acquisition_time: str
-    echo_number: int | None
-    echo_time: float | None
-    diffusion_b_value: float | None
-    is_enhanced: bool
-    pixel_offset: int
-    pixel_length: int
-    # Per-frame facts, set by fastvol.multiframe when a multi-frame file is expanded into one
-    # record per frame; single-frame files keep the defaults.
-    frame: int = 0
-    dimension_index: tuple[int, ...] = ()
-    stack_id: str = ""
-    diffusion_gradient: tuple[float, float, float] | None = None
-    #: Extended Offset Table (offsets, lengths) of an encapsulated multi-frame file, if it has one.
-    extended_offsets: tuple[tuple[int, ...], tuple[int, ...]] | None = None
-
-    @property
-    def has_pixels(self) -> bool:
-        """True when the file has a PixelData element."""
-        return self.pixel_length != -1
-
-    @property
-    def is_encapsulated(self) -> bool:
-        """True when pixel data is encapsulated (compressed frames in fragments)."""
-        return self.pixel_length == UNDEFINED_LENGTH
-
-    @property
-    def is_localizer(self) -> bool:
-        """True when ImageType marks a localizer/scout image."""
-        return any(v.upper() in ("LOCALIZER", "SCOUT") for v in self.image_type)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict of all fields (for reports and equality diagnostics)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-# Tags read by the header pass. The compiled scanner must extract exactly these.
-HEADER_TAGS: dict[str, int] = {
-    "sop_class_uid": 0x00080016,
-    "sop_instance_uid": 0x00080018,
-    "image_type": 0x00080008,
-    "acquisition_time": 0x00080032,
-    "modality": 0x00080060,
-    "manufacturer": 0x00080070,
-    "series_description": 0x0008103E,
-    "slice_thickness": 0x00180050,
-    "echo_time": 0x00180081,
-    "echo_number": 0x00180086,
-    "spacing_between_slices": 0x00180088,
-    "trigger_time": 0x00181060,
-    "gantry_tilt": 0x00181120,
-    "diffusion_b_value": 0x00189087,
-    "study_instance_uid": 0x0020000D,
-    "series_instance_uid": 0x0020000E,
-    "series_number": 0x00200011,
-    "acquisition_number": 0x00200012,
-    "instance_number": 0x00200013,
-    "image_position": 0x00200032,
-    "image_orientation": 0x00200037,
-    "frame_of_reference_uid": 0x00200052,
-    "temporal_position_identifier": 0x00200100,
-    "samples_per_pixel": 0x00280002,
-    "photometric_interpretation": 0x00280004,
-    "planar_configuration": 0x00280006,
-    "number_of_frames": 0x00280008,
-    "rows": 0x00280010,
-    "columns": 0x00280011,
-    "pixel_spacing": 0x00280030,
-    "bits_allocated": 0x00280100,
-    "bits_stored": 0x00280101,
-    "high_bit": 0x00280102,
-    "pixel_representation": 0x00280103,
-    "rescale_intercept": 0x00281052,
-    "rescale_slope": 0x00281053,
-}
-PER_FRAME_FUNCTIONAL_GROUPS = 0x52009230
-PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # PixelData, Float-, DoubleFloatPixelData
+# Tags read by the header pass, by record attribute (derived from the one field table).
+HEADER_TAGS: dict[str, int] = {f.name: f.tag for f in HEADER_FIELDS}
 
 
 def _text(value: Any) -> str:

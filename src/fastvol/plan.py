@@ -29,9 +29,11 @@ from .errors import (
 )
 from .headers import NOT_ADDRESSABLE, TS, HeaderRecord
 from .report import GeometryReport
+from .sources import LocalFile
 
 if TYPE_CHECKING:
     from .group import Series
+    from .sources import ByteSource
 
 __all__ = [
     "MAX_FRAME_PIXELS",
@@ -127,6 +129,7 @@ class FrameSource:
     path: str
     slot: int
     transfer_syntax: str
+    source: ByteSource = field(compare=False, repr=False)
     pixel_offset: int
     pixel_length: int
     file_size: int
@@ -538,6 +541,7 @@ def make_plan(series: Series, options: LoadOptions | None = None, *, strict: boo
                 path=rec.path, slot=v * (len(stack.order) if resample and resample.slice_index
                                          else n_slices) + int(slot_of[p_sorted]),
                 transfer_syntax=rec.transfer_syntax, pixel_offset=rec.pixel_offset,
+                source=rec.source if rec.source is not None else LocalFile(rec.path),
                 pixel_length=rec.pixel_length, file_size=rec.file_size,
                 frame=rec.frame, n_frames=rec.number_of_frames,
                 slope=float(slope), intercept=float(icpt), extended_offsets=rec.extended_offsets,

@@ -1,0 +1,161 @@
+"""Options: how a load treats unusual geometry and pixel values, as one value object.
+
+:class:`Options` is written once, here. :func:`fastvol.load` takes it whole (``options=``) plus
+keyword overrides of any of its fields (tolerances included, by their own names); the CLI makes
+its flags from these fields; the readers, the converter and Dask tasks pass the same object. It
+is frozen and plain, so it pickles into DataLoader and Dask workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import InputError
+
+__all__ = ["Options", "Tolerances"]
+
+#: Steps between slices agreeing within this fraction of the regular step count as equal.
+SPACING_RTOL = 0.01
+#: Largest allowed deviation from unit length and from perpendicularity of the orientation cosines.
+ORIENTATION_TOLERANCE = 1e-3
+#: Positions off the stacking line by more than this fraction of the smallest voxel size make
+#: the stack non-collinear (no single affine describes it).
+POSITION_RTOL = 0.05
+#: Stacks whose step leans off the normal by more than this angle are reported as tilted.
+TILT_TOLERANCE_DEG = 0.01
+
+
+def _option(default: Any, help: str, choices: tuple[Any, ...] = (), cli: str = "") -> Any:
+    """A field with what the CLI and validation need: its help text and allowed values."""
+    return field(default=default, metadata={"help": help, "choices": choices, "cli": cli})
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerances:
+    """Tolerances of the geometry checks (defaults: the named constants of this module)."""
+
+    spacing_rtol: float = _option(SPACING_RTOL, "steps agreeing within this fraction are equal")
+    orientation_tolerance: float = _option(
+        ORIENTATION_TOLERANCE, "allowed deviation of the orientation cosines from orthonormal"
+    )
+    position_rtol: float = _option(
+        POSITION_RTOL, "allowed distance of positions off one line, as a fraction of a voxel"
+    )
+    tilt_tolerance_deg: float = _option(
+        TILT_TOLERANCE_DEG, "stacks leaning more than this (degrees) are tilted"
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise InputError(f"{f.name}={value!r}: expected a number") from None
+            if not number >= 0 or number == float("inf"):
+                raise InputError(f"{f.name}={value!r}: expected a finite number >= 0")
+            object.__setattr__(self, f.name, number)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How a load treats unusual geometry and pixel values; see :func:`fastvol.load`.
+
+    Examples
+    --------
+    >>> from fastvol import Options
+    >>> opts = Options(gaps="fill", threads=1)
+    >>> opts.replace(spacing_rtol=0.02).tolerances.spacing_rtol
+    0.02
+    """
+
+    gaps: str = _option("raise", "missing slices: raise, or fill them", ("raise", "fill"))
+    irregular: str = _option(
+        "raise", "uneven spacing: raise, or resample onto a regular grid", ("raise", "resample")
+    )
+    tilt: str = _option(
+        "keep", "gantry tilt: keep pixels with a sheared affine, or resample", ("keep", "resample")
+    )
+    repeats: str = _option(
+        "split", "repeated positions: split into volumes, or keep the first", ("split", "first")
+    )
+    incomplete: str = _option(
+        "raise", "volumes lacking slices: raise, or drop them", ("raise", "drop")
+    )
+    select: int | slice | tuple[int, ...] | None = _option(
+        None, "volumes to load from a 4D series: N, START:STOP[:STEP] or N,N,...", cli="select"
+    )
+    rescale: bool = _option(True, "apply RescaleSlope/RescaleIntercept", cli="no-rescale")
+    dtype: str | None = _option(None, "output dtype (e.g. float32)")
+    fill_value: float | None = _option(
+        None, "value of filled slices (default NaN, or the integer dtype's minimum)"
+    )
+    threads: int | None = _option(
+        None, "decode threads: 1 reads in the calling thread (default: a shared pool)"
+    )
+    tolerances: Tolerances = field(default_factory=Tolerances)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise InputError(f"{f.name}={getattr(self, f.name)!r}: expected one of {choices}")
+        if not isinstance(self.rescale, bool):
+            raise InputError(f"rescale={self.rescale!r}: expected True or False")
+        if self.fill_value is not None:
+            try:
+                object.__setattr__(self, "fill_value", float(self.fill_value))
+            except (TypeError, ValueError):
+                raise InputError(f"fill_value={self.fill_value!r}: expected a number") from None
+        if self.dtype is not None:
+            import numpy as np
+
+            try:
+                object.__setattr__(self, "dtype", np.dtype(self.dtype).str)
+            except TypeError:
+                raise InputError(f"dtype={self.dtype!r} is not a numpy dtype") from None
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise InputError(f"threads={self.threads!r}: expected a whole number >= 1 or None")
+        select = self.select
+        if select is not None and not isinstance(select, (int, slice)):
+            try:
+                select = tuple(int(i) for i in select)
+            except (TypeError, ValueError):
+                raise InputError(f"select={self.select!r}: expected an int, a slice or ints") from None
+            object.__setattr__(self, "select", select)
+        if not isinstance(self.tolerances, Tolerances):
+            raise InputError(f"tolerances={self.tolerances!r}: expected fastvol.Tolerances")
+
+    def replace(self, **overrides: Any) -> Options:
+        """A copy with some fields changed; tolerance fields may be given by their own names.
+
+        Raises
+        ------
+        InputError
+            An unknown option name or a value it does not accept.
+        """
+        if not overrides:
+            return self
+        own = {f.name for f in fields(self)}
+        tolerance_names = {f.name for f in fields(Tolerances)}
+        unknown = set(overrides) - own - tolerance_names
+        if unknown:
+            raise InputError(
+                f"unknown option(s) {sorted(unknown)}; options are {sorted(own | tolerance_names)}"
+            )
+        tol = {k: overrides.pop(k) for k in list(overrides) if k in tolerance_names}
+        if tol:
+            base = overrides.get("tolerances", self.tolerances)
+            overrides["tolerances"] = dataclasses.replace(base, **tol)
+        return dataclasses.replace(self, **overrides)
+
+    @classmethod
+    def resolve(cls, options: Options | None, overrides: dict[str, Any]) -> Options:
+        """``options`` (or the defaults) with ``overrides`` applied: what every entry point does."""
+        if options is not None and not isinstance(options, Options):
+            raise InputError(f"options={options!r}: expected fastvol.Options or None")
+        return (options or cls()).replace(**overrides)

@@ -1,0 +1,19 @@
+"""Byte sources: the one seam every byte of input goes through.
+
+A :class:`ByteSource` is a strict point of cut-off with plain primitives (think of httpx's
+transports): :meth:`~ByteSource.size`, :meth:`~ByteSource.read` of one range, and
+:meth:`~ByteSource.read_into` of several ranges into buffers the caller owns (the output array
+itself for uncompressed pixel data). Every stage above takes sources, never paths; the header
+scanner's kernel receives buffers only. :class:`LocalFile` (``os.pread``/``os.preadv``) is the
+only code in fastvol that opens input files for reading.
+
+:func:`as_sources` turns what a user passes (paths, folders, sources) into sources.
+"""
+
+from __future__ import annotations
+
+from .base import ByteSource, ShortReadError
+from .local import LocalFile, as_sources
+from .memory import MemorySource
+
+__all__ = ["ByteSource", "LocalFile", "MemorySource", "ShortReadError", "as_sources"]

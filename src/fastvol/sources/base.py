@@ -1,0 +1,71 @@
+"""The byte-source interface: size, read a range, read several ranges into given buffers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import CorruptFileError
+
+__all__ = ["ByteSource", "ShortReadError"]
+
+#: A writable buffer: ``memoryview``, ``bytearray`` or a C-contiguous numpy array.
+Buffer = Any
+
+
+class ShortReadError(CorruptFileError):
+    """A range ends past the end of the source (truncated, or changed since it was scanned)."""
+
+
+class ByteSource:
+    """Random access to the bytes of one file, wherever it lives.
+
+    Subclasses implement :meth:`size`, :meth:`read` and :meth:`read_into`; they must pickle
+    (DataLoader workers, process pools) and be safe to share between threads. ``name`` is what
+    messages, records and ``Volume.meta["files"]`` call the file (its path or URL).
+
+    Sources hold OS resources only between :meth:`open` (implicit on first read) and
+    :meth:`close`; use them as context managers.
+    """
+
+    name: str
+
+    def size(self) -> int:
+        """Size of the file in bytes."""
+        raise NotImplementedError
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset``: fewer only where the file ends."""
+        raise NotImplementedError
+
+    def read_into(self, ranges: Sequence[tuple[int, int]], buffers: Sequence[Buffer]) -> None:
+        """Read each ``(offset, length)`` range into the buffer of the same index, exactly.
+
+        Buffers are byte-addressable and at least ``length`` bytes long. Raises
+        :class:`ShortReadError` (naming the file) when a range passes the end of the file.
+        """
+        raise NotImplementedError
+
+    def is_regular(self) -> bool:
+        """Whether the source is a plain file that can be read without blocking."""
+        return True
+
+    def close(self) -> None:
+        """Release OS resources; the source stays usable (a later read reopens)."""
+
+    def __enter__(self) -> ByteSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def short_read(self, offset: int, wanted: int, got: int) -> ShortReadError:
+        """The error for a range that ends past the end of the file."""
+        return ShortReadError(
+            f"{self.name}: file ended after {got} of {wanted} bytes at offset {offset} "
+            f"(truncated, or changed since it was scanned)",
+            files=[self.name],
+        )

@@ -1,0 +1,194 @@
+"""Local files through positioned reads: ``os.pread`` for a range, ``os.preadv`` into buffers.
+
+The only module of fastvol that opens input files. A :class:`LocalFile` opens its descriptor on
+first use and keeps it until :meth:`~LocalFile.close`; reads are positioned, so threads share it.
+Only regular files are read: FIFOs, sockets and devices (also behind symlinks) would block or
+never end, so :meth:`LocalFile.is_regular` says so before anything is opened.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from ..errors import CorruptFileError, PathNotFoundError
+from .base import Buffer, ByteSource
+
+__all__ = ["LocalFile", "as_sources", "walk"]
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+#: preadv accepts at most IOV_MAX buffers (1024 on Linux).
+_IOV_MAX = 1024
+_preadv = getattr(os, "preadv", None)
+
+
+class LocalFile(ByteSource):
+    """A file on a local file system.
+
+    Parameters
+    ----------
+    path
+        The file's path, kept as given (it names the file in records and messages).
+    """
+
+    __slots__ = ("_fd", "_lock", "_size", "name")
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.name = os.fspath(path)
+        self._fd = -1
+        self._size = -1
+        self._lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _open(self) -> int:
+        fd = self._fd
+        if fd >= 0:
+            return fd
+        with self._lock:
+            if self._fd < 0:
+                fd = os.open(self.name, _READ_FLAGS | getattr(os, "O_NONBLOCK", 0))
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    os.close(fd)
+                    raise CorruptFileError(f"{self.name}: not a regular file", files=[self.name])
+                self._size = st.st_size
+                self._fd = fd
+            return self._fd
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name}  # the descriptor and lock stay in this process
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["name"])  # type: ignore[misc]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LocalFile) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(("LocalFile", self.name))
+
+    # -- primitives -----------------------------------------------------------------------------
+
+    def is_regular(self) -> bool:
+        try:
+            return stat.S_ISREG(os.stat(self.name).st_mode)
+        except OSError:
+            return True  # let the read raise the real error (permission, vanished, ...)
+
+    def size(self) -> int:
+        self._open()
+        return self._size
+
+    def read(self, offset: int, length: int) -> bytes:
+        fd = self._open()
+        data = os.pread(fd, length, offset)
+        if len(data) < length:  # a pipe-like short read: finish it, stop at the end of file
+            parts = [data]
+            got = len(data)
+            while got < length:
+                more = os.pread(fd, length - got, offset + got)
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            data = b"".join(parts)
+        return data
+
+    def read_into(self, ranges: Sequence[tuple[int, int]], buffers: Sequence[Buffer]) -> None:
+        fd = self._open()
+        views = [memoryview(b).cast("B") for b in buffers]
+        try:
+            if _preadv is None:  # pragma: no cover - Windows
+                for (offset, length), view in zip(ranges, views):
+                    data = self.read(offset, length)
+                    if len(data) < length:
+                        raise self.short_read(offset, length, len(data))
+                    view[:length] = data
+                return
+            # Contiguous ranges go into one preadv (fragments of one frame, many small headers).
+            i = 0
+            while i < len(ranges):
+                start = ranges[i][0]
+                end = start + ranges[i][1]
+                group = [views[i][: ranges[i][1]]]
+                j = i + 1
+                while j < len(ranges) and ranges[j][0] == end and len(group) < _IOV_MAX:
+                    group.append(views[j][: ranges[j][1]])
+                    end += ranges[j][1]
+                    j += 1
+                self._preadv_exact(fd, group, start, end - start)
+                i = j
+        finally:
+            for view in views:
+                view.release()
+
+    def _preadv_exact(self, fd: int, group: list[memoryview], offset: int, wanted: int) -> None:
+        done = 0
+        while done < wanted:
+            assert _preadv is not None
+            got = _preadv(fd, group, offset + done)
+            if got <= 0:
+                raise self.short_read(offset, wanted, done)
+            done += got
+            if done < wanted:  # skip what was filled, go on with the rest
+                rest: list[memoryview] = []
+                skip = got
+                for view in group:
+                    if skip >= len(view):
+                        skip -= len(view)
+                        continue
+                    rest.append(view[skip:])
+                    skip = 0
+                group = rest
+
+
+def walk(root: str) -> Iterator[str]:
+    """Every file under ``root`` (recursive, sorted, hidden names left out), or ``root`` itself."""
+    if os.path.isfile(root):
+        yield root
+        return
+    if not os.path.isdir(root):
+        raise PathNotFoundError(f"{root}: no such file or folder", files=[root])
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield os.path.join(folder, name)
+
+
+def as_sources(
+    paths: str | os.PathLike[str] | ByteSource | Iterable[str | os.PathLike[str] | ByteSource],
+) -> list[ByteSource]:
+    """Sources for what a user passes: files, folders (walked recursively) and sources.
+
+    Raises
+    ------
+    PathNotFoundError
+        A path that does not exist.
+    """
+    if isinstance(paths, (str, os.PathLike, ByteSource)):
+        paths = [paths]
+    out: list[ByteSource] = []
+    for item in paths:
+        if isinstance(item, ByteSource):
+            out.append(item)
+        else:
+            out.extend(LocalFile(p) for p in walk(os.fspath(item)))
+    return out
