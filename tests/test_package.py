@@ -19,9 +19,10 @@ def test_exported_members_are_pinned():
     assert sorted(fastvol.__all__) == sorted([
         "BadOrientationError", "CorruptFileError", "DecodeError", "FastvolError", "FastvolWarning",
         "GeometryError", "GeometryReport", "InputError", "IrregularSpacingError",
-        "MissingCodecError", "MissingSlicesError", "MixedGeometryError", "NonCollinearError",
-        "NotDicomError", "RepeatedPositionsError", "ScanResult", "Series", "SeriesSelectionError",
-        "UnsupportedError", "Volume", "__version__", "load", "scan",
+        "MissingCodecError", "MissingDependencyError", "MissingSlicesError", "MixedGeometryError",
+        "NonCollinearError", "NotDicomError", "Options", "PathNotFoundError",
+        "RepeatedPositionsError", "ScanResult", "Series", "SeriesSelectionError", "Tolerances",
+        "UnsupportedError", "Volume", "__version__", "load", "load_series", "scan",
     ])  # fmt: skip
     for name in fastvol.__all__:
         assert getattr(fastvol, name) is not None

@@ -4,10 +4,11 @@
 >>> vol = fastvol.load("path/to/series")        # doctest: +SKIP
 >>> vol.array.shape, vol.affine                  # (slice, row, column), LPS mm  # doctest: +SKIP
 
-The data's path, one module per stage: :mod:`~fastvol.find` (files) -> :mod:`~fastvol.headers`
-(header records) -> :mod:`~fastvol.group` (series) -> :mod:`~fastvol.geometry` ->
-:mod:`~fastvol.plan` -> :mod:`~fastvol.decode` / :mod:`~fastvol.stack` -> :class:`Volume`;
-:mod:`~fastvol.api` strings them together.
+The data's path, one module per stage: :mod:`~fastvol.sources` (bytes) ->
+:mod:`~fastvol.headers` (header records) -> :mod:`~fastvol.group` (series) ->
+:mod:`~fastvol.geometry` -> :mod:`~fastvol.plan` -> :mod:`~fastvol.decode` /
+:mod:`~fastvol.stack` -> :class:`Volume`; :mod:`~fastvol.api` strings them together, and
+:class:`Options` says how.
 
 Importing fastvol is cheap: numpy, pydicom, numba and the codecs load on first use.
 """
@@ -26,18 +27,21 @@ from .errors import (
     InputError,
     IrregularSpacingError,
     MissingCodecError,
+    MissingDependencyError,
     MissingSlicesError,
     MixedGeometryError,
     NonCollinearError,
     NotDicomError,
+    PathNotFoundError,
     RepeatedPositionsError,
     SeriesSelectionError,
     UnsupportedError,
 )
 
 if TYPE_CHECKING:
-    from .api import ScanResult, load, scan
+    from .api import ScanResult, load, load_series, scan
     from .group import Series
+    from .options import Options, Tolerances
     from .report import GeometryReport
     from .volume import Volume
 
@@ -54,23 +58,31 @@ __all__ = [
     "InputError",
     "IrregularSpacingError",
     "MissingCodecError",
+    "MissingDependencyError",
     "MissingSlicesError",
     "MixedGeometryError",
     "NonCollinearError",
     "NotDicomError",
+    "Options",
+    "PathNotFoundError",
     "RepeatedPositionsError",
     "ScanResult",
     "Series",
     "SeriesSelectionError",
+    "Tolerances",
     "UnsupportedError",
     "Volume",
     "__version__",
     "load",
+    "load_series",
     "scan",
 ]
 
 _LAZY = {
     "load": ("api", "load"),
+    "load_series": ("api", "load_series"),
+    "Options": ("options", "Options"),
+    "Tolerances": ("options", "Tolerances"),
     "scan": ("api", "scan"),
     "ScanResult": ("api", "ScanResult"),
     "Series": ("group", "Series"),

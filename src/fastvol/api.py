@@ -1,30 +1,31 @@
-"""The public calls, reading like the pipeline: find files -> read headers -> group -> plan -> stack."""
+"""The public calls, reading like the pipeline: sources -> headers -> series -> plan -> stack -> Volume.
+
+This is the one module that imports every stage; the stages import only leaves and earlier
+stages, and value objects (:class:`~fastvol.group.Series`, :class:`~fastvol.Volume`, plans,
+reports) never call back up here.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
-from typing import Any, Literal
+from typing import Any
 
-from .errors import (
-    CorruptFileError,
-    FastvolError,
-    MixedGeometryError,
-    NotDicomError,
-    SeriesSelectionError,
-)
-from .find import list_files
+from .errors import CorruptFileError, MixedGeometryError, NotDicomError, SeriesSelectionError
 from .group import Series, group_series, main_series
-from .headers import HeaderRecord, read_headers
-from .multiframe import expand_frames, needs_expansion
-from .plan import LoadOptions, make_plan
+from .headers import read_records
+from .options import Options
+from .plan import describe_series, make_plan
+from .report import GeometryReport
+from .sources import ByteSource, as_sources
 from .volume import Volume
 
-__all__ = ["ScanResult", "load", "load_series", "scan"]
+__all__ = ["ScanResult", "describe", "load", "load_series", "scan", "select_series"]
 
 PathLike = str | os.PathLike[str]
-DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+Inputs = PathLike | ByteSource | Iterable[PathLike | ByteSource]
 
 
 class ScanResult(list[Series]):
@@ -33,9 +34,10 @@ class ScanResult(list[Series]):
     Attributes
     ----------
     skipped
-        Reason -> files: ``"not DICOM"``, ``"unreadable"``, ``"DICOMDIR"``, ``"no pixel data"``.
+        Reason -> file names: ``"not DICOM"``, ``"unreadable"``, ``"DICOMDIR"``,
+        ``"no pixel data"``, ``"not a regular file"``.
     errors
-        File -> why it was unreadable.
+        File name -> why it was unreadable.
     """
 
     skipped: dict[str, list[str]]
@@ -58,40 +60,17 @@ class ScanResult(list[Series]):
         return "\n".join(lines)
 
 
-def _read_headers(
-    paths: Sequence[str],
-) -> tuple[list[HeaderRecord], dict[str, list[str]], dict[str, str]]:
-    skipped: dict[str, list[str]] = {}
-    errors: dict[str, str] = {}
-    records: list[HeaderRecord] = []
-    for path, rec in zip(paths, read_headers(paths)):
-        if isinstance(rec, FastvolError) and getattr(rec, "reason", "") == "not DICOM":
-            skipped.setdefault("not DICOM", []).append(path)
-        elif isinstance(rec, FastvolError):
-            skipped.setdefault("unreadable", []).append(path)
-            errors[path] = str(rec)
-        elif rec.sop_class_uid == DICOMDIR_SOP_CLASS:
-            skipped.setdefault("DICOMDIR", []).append(path)
-        elif not rec.has_pixels:
-            skipped.setdefault("no pixel data", []).append(path)
-        elif needs_expansion(rec):
-            try:
-                records.extend(expand_frames(rec))
-            except FastvolError as exc:
-                skipped.setdefault("unreadable", []).append(path)
-                errors[path] = str(exc)
-        else:
-            records.append(rec)
-    return records, skipped, errors
-
-
-def scan(paths: PathLike | Iterable[PathLike]) -> ScanResult:
+def scan(paths: Inputs, *, extra_tags: Sequence[str | int] = ()) -> ScanResult:
     """Find the DICOM image series under ``paths``, reading headers only.
 
     Parameters
     ----------
     paths
-        Files and folders (walked recursively). DICOM is recognised by content, not by suffix.
+        Files and folders (walked recursively), or byte sources. DICOM is recognised by
+        content, not by suffix.
+    extra_tags
+        DICOM keywords or integer tags of further attributes to carry into each record
+        (``HeaderRecord.extra``) and into ``Volume.meta``.
 
     Returns
     -------
@@ -99,25 +78,38 @@ def scan(paths: PathLike | Iterable[PathLike]) -> ScanResult:
         A list of :class:`~fastvol.group.Series`, each one stackable group (a SeriesInstanceUID
         split by orientation, size, pixel spacing and localizers), ordered by SeriesNumber; its
         ``skipped`` maps a reason to the files not used (non-DICOM, DICOMDIR, objects without
-        pixels, unreadable headers). Nothing here is fatal but a path that does not exist.
+        pixels, unreadable headers). Nothing here is fatal but a path that does not exist
+        (:class:`~fastvol.PathNotFoundError`).
     """
-    records, skipped, errors = _read_headers(list_files(paths))  # type: ignore[arg-type]
-    return ScanResult(group_series(records), skipped, errors)
+    records, skipped, errors = read_records(as_sources(paths), extra_tags=tuple(extra_tags))
+    found = [dataclasses.replace(s, services=_SERVICES) for s in group_series(records)]
+    return ScanResult(found, skipped, errors)
 
 
-def _select(found: ScanResult, series: Series | str | int | None, where: str) -> Series:
-    listing = "\n".join(f"  [{i}] {s}" for i, s in enumerate(found))
-    if isinstance(series, Series):
-        return series
+def _listing(found: Sequence[Series]) -> str:
+    return "\n".join(f"  [{i}] {s}" for i, s in enumerate(found))
+
+
+def _candidates(found: ScanResult, series: str | int | None, where: str) -> list[Series]:
     if isinstance(series, int):
         if not -len(found) <= series < len(found):
-            raise SeriesSelectionError(f"{where}: series={series} but {len(found)} series found:\n{listing}")
-        return found[series]
-    candidates = list(found)
+            raise SeriesSelectionError(f"{where}: series={series} but {len(found)} series found:\n"
+                                       f"{_listing(found)}")  # fmt: skip
+        return [found[series]]
     if isinstance(series, str):
-        candidates = [s for s in found if series in (s.id, s.uid, str(s.number))]
-        if not candidates:
-            raise SeriesSelectionError(f"{where}: no series matches {series!r}; found:\n{listing}")
+        chosen = [s for s in found if series in (s.id, s.uid, str(s.number))]
+        if not chosen:
+            raise SeriesSelectionError(f"{where}: no series matches {series!r}; found:\n"
+                                       f"{_listing(found)}")  # fmt: skip
+        return chosen
+    return list(found)
+
+
+def select_series(found: ScanResult, series: Series | str | int | None, where: str) -> Series:
+    """The one series ``series`` names among ``found`` (see :func:`load`), or a typed error."""
+    if isinstance(series, Series):
+        return series
+    candidates = _candidates(found, series, where)
     if len(candidates) == 1:
         return candidates[0]
     main = main_series(candidates)
@@ -126,125 +118,103 @@ def _select(found: ScanResult, series: Series | str | int | None, where: str) ->
     if len({s.uid for s in candidates}) == 1:
         raise MixedGeometryError(
             f"{where}: series {candidates[0].uid} holds {len(candidates)} groups of different "
-            f"orientation or size that cannot be stacked:\n{listing}\npass series='<id>' (e.g. "
-            f"{candidates[0].id!r}) to load one group",
+            f"orientation or size that cannot be stacked:\n{_listing(found)}\npass "
+            f"series='<id>' (e.g. {candidates[0].id!r}) to load one group",
             files=[f for s in candidates for f in s.files[:2]], uid=candidates[0].uid,
             groups=tuple(s.id for s in candidates),
         )  # fmt: skip
     raise SeriesSelectionError(
         f"{where}: {len(candidates)} series found; pass series= (an index, a Series, a "
-        f"SeriesInstanceUID or SeriesNumber) to choose one:\n{listing}",
+        f"SeriesInstanceUID or SeriesNumber) to choose one:\n{_listing(found)}",
         files=[f for s in candidates for f in s.files[:1]],
         series=tuple(s.id for s in candidates),
     )
 
 
+def describe(series: Series, options: Options | None = None) -> GeometryReport:
+    """The geometry report of a scanned series from headers alone, without raising for gaps,
+    uneven spacing or tilt (what ``Series.geometry`` shows)."""
+    return describe_series(series, options)
+
+
 def load_series(
     series: Series,
+    options: Options | None = None,
     *,
-    gaps: Literal["raise", "fill"] = "raise",
-    irregular: Literal["raise", "resample"] = "raise",
-    tilt: Literal["keep", "resample"] = "keep",
-    repeats: Literal["split", "first"] = "split",
-    incomplete: Literal["raise", "drop"] = "raise",
-    select: int | slice | Sequence[int] | None = None,
-    rescale: bool = True,
-    dtype: Any = None,
-    fill_value: float | None = None,
     executor: Executor | None | str = "default",
-    **tolerances: float,
+    **overrides: Any,
 ) -> Volume:
     """Load one scanned series; see :func:`load` for the options."""
-    import numpy as np
-
-    from .errors import InputError
     from .stack import execute
 
+    opts = Options.resolve(options, overrides)
     if isinstance(executor, str) and executor != "default":
+        from .errors import InputError
+
         raise InputError(f"executor={executor!r}: expected 'default', None or an Executor")
-    if dtype is not None:
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            raise InputError(f"dtype={dtype!r} is not a numpy dtype") from None
-    try:
-        options = LoadOptions(
-            gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats, incomplete=incomplete,
-            select=select if isinstance(select, (int, slice, type(None))) else tuple(select),
-            rescale=rescale, dtype=None if dtype is None else np.dtype(dtype).str,
-            fill_value=fill_value,
-            **tolerances,
-        )  # fmt: skip
-    except TypeError as exc:
-        raise InputError(f"unknown option: {exc}") from None
-    plan = make_plan(series, options)
-    array = execute(plan, executor=executor)
+    plan = make_plan(series, opts)
+    array = execute(plan, executor=executor, threads=opts.threads)
     return Volume(array=array, affine=plan.affine, geometry=plan.report, meta=plan.meta)
 
 
+def _nothing_found(found: ScanResult, where: str) -> Exception:
+    skipped = "; ".join(f"{len(v)} {k}" for k, v in found.skipped.items()) or "no files"
+    why = "".join(f"\n  {e}" for e in list(found.errors.values())[:5])
+    if found.errors and "not DICOM" not in found.skipped:
+        return CorruptFileError(f"{where}: no readable DICOM image series ({skipped}){why}",
+                                files=list(found.errors)[:20])  # fmt: skip
+    return NotDicomError(f"{where}: no DICOM image series found ({skipped}){why}",
+                         files=[f for v in found.skipped.values() for f in v][:20])  # fmt: skip
+
+
 def load(
-    path: PathLike | Iterable[PathLike],
+    path: Inputs,
+    options: Options | None = None,
     *,
     series: Series | str | int | None = None,
-    gaps: Literal["raise", "fill"] = "raise",
-    irregular: Literal["raise", "resample"] = "raise",
-    tilt: Literal["keep", "resample"] = "keep",
-    repeats: Literal["split", "first"] = "split",
-    incomplete: Literal["raise", "drop"] = "raise",
-    select: int | slice | Sequence[int] | None = None,
-    rescale: bool = True,
-    dtype: Any = None,
-    fill_value: float | None = None,
     executor: Executor | None | str = "default",
-    **tolerances: float,
+    **overrides: Any,
 ) -> Volume:
-    """Load one DICOM series from a folder, a file, or a list of files.
+    """Load one DICOM series from a folder, a file, a list of files, or byte sources.
 
     Parameters
     ----------
     path
-        Folder (walked recursively), file, or files.
+        Folder (walked recursively), file, files, or :class:`~fastvol.sources.ByteSource`.
+    options
+        A :class:`~fastvol.Options` (defaults raise on gaps, uneven spacing and ambiguous
+        repeats). ``**overrides`` change single fields of it, tolerances included, e.g.
+        ``load(path, gaps="fill", spacing_rtol=0.02)``:
+
+        - ``gaps``: ``"raise"`` on missing slices, or ``"fill"`` (the full regular grid,
+          missing slices set to ``fill_value``: NaN for float output, the dtype's minimum for
+          integers; their indices in ``geometry.missing``).
+        - ``irregular``: ``"raise"`` on steps that are not whole multiples of one step, or
+          ``"resample"`` (linear, onto a regular grid of the median step, float32).
+        - ``tilt``: ``"keep"`` (pixels untouched, exact sheared affine, a FastvolWarning) or
+          ``"resample"`` (slices shifted in-plane onto an orthogonal grid, float32).
+        - ``repeats``: ``"split"`` slices sharing a position into volumes (output
+          ``(volume, slice, row, column)``) by the first tag that tells them apart
+          (TemporalPositionIdentifier, TriggerTime, AcquisitionNumber, EchoNumbers, EchoTime,
+          DiffusionBValue, (b-value, gradient), DimensionIndexValues), else by acquisition
+          order (said in the report); ``"first"`` keeps the lowest InstanceNumber per position.
+        - ``incomplete``: ``"raise"`` when a volume lacks slices, or ``"drop"`` such volumes.
+        - ``select``: volumes of a 4D series by numpy indexing of the volume axis (an int gives
+          a 3D array); frames of other volumes are never read.
+        - ``rescale``: apply RescaleSlope/Intercept per slice (output: the smallest signed
+          integer holding every value when they are whole, else float32); ``False`` returns
+          stored values. ``dtype`` overrides the output dtype.
+        - ``threads``: ``None`` (the process's shared pool), ``1`` (the calling thread; for
+          DataLoader and Dask workers) or a count.
+        - tolerances: ``spacing_rtol``, ``orientation_tolerance``, ``position_rtol``,
+          ``tilt_tolerance_deg`` (see :class:`~fastvol.Tolerances`).
     series
         Which series when ``path`` holds several: an index into :func:`scan`'s list, a
         :class:`~fastvol.group.Series`, a ``Series.id``/SeriesInstanceUID, or a SeriesNumber as
         a string. When omitted and several series are found, raises listing them (localizers of
         the same SeriesInstanceUID do not count: they are skipped and reported).
-    gaps
-        ``"raise"`` (default) on missing slices, or ``"fill"``: return the full regular grid,
-        missing slices set to ``fill_value`` (default NaN for float output, the dtype's minimum
-        for integer output), their indices in ``geometry.missing``.
-    irregular
-        ``"raise"`` (default) on steps that are not whole multiples of one step, or
-        ``"resample"``: linear interpolation onto a regular grid of the median step (float32).
-    tilt
-        ``"keep"`` (default): pixels untouched, exact sheared affine, a FastvolWarning; or
-        ``"resample"``: slices shifted in-plane onto an orthogonal grid (float32).
-    repeats
-        ``"split"`` (default): slices sharing a position become volumes (output
-        ``(volume, slice, row, column)``) ordered by the first of TemporalPositionIdentifier
-        (TemporalPositionIndex), TriggerTime, AcquisitionNumber, EchoNumbers, EchoTime,
-        DiffusionBValue, (b-value, gradient), DimensionIndexValues that tells them apart; failing
-        that, by acquisition order (AcquisitionNumber, AcquisitionTime, InstanceNumber within
-        each position), said in the report; ``"first"``: keep the lowest InstanceNumber at each
-        position.
-    incomplete
-        ``"raise"`` (default) when a volume lacks slices (an interrupted run), or ``"drop"``
-        to keep only complete volumes (dropped files in ``geometry.skipped``).
-    select
-        Volumes to load from a 4D series, by numpy indexing of the volume axis: an int (returns
-        a 3D array), a slice or a sequence of ints (keeps the volume axis). Frames of other
-        volumes are never read or decoded.
-    rescale
-        Apply RescaleSlope/RescaleIntercept per slice (default). Output dtype is then the smallest
-        signed integer holding every value when slopes and intercepts are whole, else float32;
-        ``False`` returns stored values in their stored dtype.
-    dtype
-        Output dtype, overriding the above.
     executor
-        ``"default"`` (shared thread pool), ``None`` (calling thread) or an Executor.
-    **tolerances
-        ``spacing_rtol``, ``orientation_tolerance``, ``position_rtol``, ``tilt_tolerance_deg``
-        (defaults in :mod:`fastvol.geometry`).
+        ``"default"`` (as ``threads`` says), ``None`` (calling thread) or an Executor.
 
     Raises
     ------
@@ -253,22 +223,17 @@ def load(
     GeometryError
         Gaps, uneven spacing, ambiguous repeats or mixed geometry (each subclass names the files
         and the option that loads the series anyway).
-    NotDicomError, CorruptFileError, UnsupportedError, DecodeError
-        Unreadable, truncated or unsupported files.
+    PathNotFoundError, NotDicomError, CorruptFileError, UnsupportedError, DecodeError
+        Missing paths; unreadable, truncated or unsupported files.
     """
+    opts = Options.resolve(options, overrides)  # bad options fail before any file is read
     found = scan(path)
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
     if not found:
-        skipped = "; ".join(f"{len(v)} {k}" for k, v in found.skipped.items()) or "no files"
-        why = "".join(f"\n  {e}" for e in list(found.errors.values())[:5])
-        if found.errors and "not DICOM" not in found.skipped:
-            raise CorruptFileError(f"{where}: no readable DICOM image series ({skipped}){why}",
-                                   files=list(found.errors)[:20])  # fmt: skip
-        raise NotDicomError(f"{where}: no DICOM image series found ({skipped}){why}",
-                            files=[f for v in found.skipped.values() for f in v][:20])  # fmt: skip
-    chosen = _select(found, series, where)
-    return load_series(
-        chosen, gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats,
-        incomplete=incomplete, select=select, rescale=rescale, dtype=dtype, fill_value=fill_value,
-        executor=executor, **tolerances,
-    )  # fmt: skip
+        raise _nothing_found(found, where)
+    chosen = select_series(found, series, where)
+    return load_series(chosen, opts, executor=executor)
+
+
+#: What a scanned Series delegates to (injected, so group.py never imports this module).
+_SERVICES = (load_series, describe)

@@ -1,20 +1,60 @@
 """Command line: ``fastvol [PATH] [options]`` loads a series and prints its geometry report.
 
 With no PATH it writes the built-in sample series (a synthetic CT phantom) to a temporary folder
-and loads that. Heavy modules are imported inside :func:`main` so ``--help`` is instant.
+and loads that. The load flags are made from the fields of :class:`fastvol.Options` (and its
+:class:`~fastvol.Tolerances`), so every option of the library is a flag here. Heavy modules are
+imported inside :func:`main` so ``--help`` is instant.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import sys
 import tempfile
 import time
 from typing import IO, Any
 
+from .options import Options, Tolerances
+
 _T0 = time.perf_counter()
+#: Suffixes ``--out`` writes, and how.
+OUT_SUFFIXES = (".nii", ".nii.gz", ".npz")
+
+
+def parse_select(text: str) -> int | slice | tuple[int, ...]:
+    """``--select``: ``N``, ``START:STOP[:STEP]`` or ``N,N,...`` (numpy indexing of volumes)."""
+    try:
+        if ":" in text:
+            parts = [int(p) if p.strip() else None for p in text.split(":")]
+            if len(parts) > 3:
+                raise ValueError(text)
+            return slice(*parts)
+        if "," in text:
+            return tuple(int(p) for p in text.split(",") if p.strip())
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N, START:STOP[:STEP] or N,N,...") from None
+
+
+def _option_flag(p: argparse.ArgumentParser, f: dataclasses.Field[Any]) -> None:
+    """One flag for one Options/Tolerances field, from its metadata and default."""
+    meta = f.metadata
+    flag = "--" + (meta.get("cli") or f.name.replace("_", "-"))
+    common: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": meta.get("help")}
+    if meta.get("choices"):
+        p.add_argument(flag, choices=meta["choices"], **common)
+    elif isinstance(f.default, bool):  # only rescale: on by default, the flag turns it off
+        p.add_argument(flag, action="store_const", const=not f.default, **common)
+    elif f.name == "select":
+        p.add_argument(flag, type=parse_select, **common)
+    elif f.name == "threads":
+        p.add_argument(flag, type=int, **common)
+    elif isinstance(f.default, float) or f.name == "fill_value":
+        p.add_argument(flag, type=float, **common)
+    else:
+        p.add_argument(flag, **common)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,14 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("path", nargs="*", help="folders or files (default: the built-in sample series)")
     p.add_argument("--scan", action="store_true", help="list the series found and exit")
-    p.add_argument("--series", help="which series: index, SeriesInstanceUID, Series.id or number")
-    p.add_argument("--gaps", choices=("raise", "fill"), default="raise")
-    p.add_argument("--irregular", choices=("raise", "resample"), default="raise")
-    p.add_argument("--tilt", choices=("keep", "resample"), default="keep")
-    p.add_argument("--repeats", choices=("split", "first"), default="split")
-    p.add_argument("--no-rescale", action="store_true", help="return stored values")
-    p.add_argument("--dtype", help="output dtype (e.g. float32)")
-    p.add_argument("--out", help="write the volume: .npz (array, affine LPS) or .nii/.nii.gz")
+    p.add_argument("--series", help="which series: index in the --scan listing, Series.id, "
+                                    "SeriesInstanceUID or SeriesNumber")  # fmt: skip
+    load = p.add_argument_group("load options (fastvol.Options)")
+    for f in dataclasses.fields(Options):
+        if f.name != "tolerances":
+            _option_flag(load, f)
+    tolerances = p.add_argument_group("tolerances (fastvol.Tolerances)")
+    for f in dataclasses.fields(Tolerances):
+        _option_flag(tolerances, f)
+    p.add_argument("--out", help="write the volume: .npz (array, affine_lps) or .nii/.nii.gz")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--timing", action="store_true", help="print process start to first volume")
     return p
@@ -43,19 +85,55 @@ def _series_arg(value: str | None) -> Any:
     return int(value) if value.lstrip("-").isdigit() and len(value) < 6 else value
 
 
-def _write_npz(path: str, array: Any, affine: Any) -> None:
-    import numpy as np
+def options_from_args(args: argparse.Namespace) -> Options:
+    """The :class:`~fastvol.Options` the parsed flags ask for (unset flags keep defaults)."""
+    names = {f.name for f in dataclasses.fields(Options)} | {f.name for f in dataclasses.fields(Tolerances)}
+    return Options.resolve(None, {k: v for k, v in vars(args).items() if k in names})
 
+
+def _write(vol: Any, path: str) -> None:
+    if path.endswith((".nii", ".nii.gz")):
+        vol.to_nifti(path)
+    else:
+        vol.to_npz(path)
+
+
+def _run(args: argparse.Namespace, paths: list[str], out: IO[str]) -> int:
+    import fastvol
+
+    if args.scan:
+        found = fastvol.scan(paths)
+        print(found.summary() or "no DICOM image series found", file=out)
+        return 0
+    options = options_from_args(args)
+    if args.out:  # refuse a bad target before the work
+        _check_out(args.out)
+    vol = fastvol.load(paths, options, series=_series_arg(args.series))
+    elapsed = time.perf_counter() - _T0
+    if args.json:
+        print(json.dumps(vol.geometry.as_dict(), default=str, indent=1), file=out)
+    else:
+        print(f"{vol!r}", file=out)
+        print(vol.geometry.text(), file=out)
+    if args.timing:
+        print(f"timing      process start to first volume {elapsed * 1000:.1f} ms", file=out)
+    if args.out:
+        _write(vol, args.out)
+        print(f"written     {args.out}", file=out)
+    return 0
+
+
+def _check_out(path: str) -> None:
+    import os
+
+    from .errors import InputError
+
+    if not path.endswith(OUT_SUFFIXES):
+        raise InputError(f"--out {path}: unknown suffix; use one of {', '.join(OUT_SUFFIXES)}",
+                         files=[path])  # fmt: skip
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fp:
-            np.savez(fp, array=array, affine_lps=affine)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    if os.path.isdir(path) or not os.path.isdir(folder):
+        raise InputError(f"--out {path}: not a file in an existing folder", files=[path])
 
 
 def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
@@ -63,8 +141,7 @@ def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: I
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     args = _parser().parse_args(argv)
-
-    import fastvol
+    from .errors import FastvolError
 
     tmp: tempfile.TemporaryDirectory[str] | None = None
     paths = args.path
@@ -76,30 +153,8 @@ def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: I
             write_sample_series(tmp.name)
             paths = [tmp.name]
             print(f"sample series: synthetic CT phantom written to {tmp.name}", file=out)
-        if args.scan:
-            found = fastvol.scan(paths)
-            print(found.summary() or "no DICOM image series found", file=out)
-            return 0
-        vol = fastvol.load(
-            paths, series=_series_arg(args.series), gaps=args.gaps, irregular=args.irregular,
-            tilt=args.tilt, repeats=args.repeats, rescale=not args.no_rescale, dtype=args.dtype,
-        )  # fmt: skip
-        elapsed = time.perf_counter() - _T0
-        if args.json:
-            print(json.dumps(vol.geometry.as_dict(), default=str, indent=1), file=out)
-        else:
-            print(f"{vol!r}", file=out)
-            print(vol.geometry.text(), file=out)
-        if args.timing:
-            print(f"timing      process start to first volume {elapsed * 1000:.1f} ms", file=out)
-        if args.out:
-            if args.out.endswith((".nii", ".nii.gz")):
-                vol.to_nifti(args.out)
-            else:
-                _write_npz(args.out, vol.array, vol.affine)
-            print(f"written     {args.out}", file=out)
-        return 0
-    except fastvol.FastvolError as exc:
+        return _run(args, paths, out)
+    except FastvolError as exc:
         print(f"fastvol: {type(exc).__name__}: {exc}", file=err)
         return 2
     finally:

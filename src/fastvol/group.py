@@ -8,11 +8,12 @@ so ``Series.id`` stays unique (``uid`` or ``uid#part``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .headers import HeaderRecord
+from .dicom import HeaderRecord
 
 if TYPE_CHECKING:
     from .report import GeometryReport
@@ -39,11 +40,15 @@ class Series:
     siblings
         Records of the other groups under the same UID (localizers, other orientations), kept so a
         load can report what it skipped.
+    services
+        ``(load_series, describe)`` of :mod:`fastvol.api`, set by :func:`fastvol.scan` so that
+        :meth:`load` and :attr:`geometry` work without this value module importing the loader.
     """
 
     records: tuple[HeaderRecord, ...]
     part: int = 0
     siblings: tuple[HeaderRecord, ...] = ()
+    services: tuple[Any, ...] = field(default=(), repr=False, compare=False)
     _report: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -95,9 +100,7 @@ class Series:
     def geometry(self) -> GeometryReport:
         """The geometry report from headers alone, before any pixel is read (computed once)."""
         if not self._report:
-            from .plan import describe_series
-
-            self._report.append(describe_series(self))
+            self._report.append(self._service(1)(self))
         return self._report[0]  # type: ignore[no-any-return]
 
     @property
@@ -105,18 +108,40 @@ class Series:
         """Shape the default load would return, from headers alone."""
         return self.geometry.shape
 
-    def load(self, **options: Any) -> Volume:
+    def load(self, options: Any = None, **overrides: Any) -> Volume:
         """Load this series as a :class:`~fastvol.Volume`; options as for :func:`fastvol.load`."""
-        from .api import load_series
+        return self._service(0)(self, options, **overrides)  # type: ignore[no-any-return]
 
-        return load_series(self, **options)
+    def _service(self, index: int) -> Any:
+        if not self.services:
+            from .errors import InputError
+
+            raise InputError(f"series {self.id}: not made by fastvol.scan; use "
+                             f"fastvol.load_series(series) instead")  # fmt: skip
+        return self.services[index]
+
+    @property
+    def folder(self) -> str:
+        """The folder holding the series' files (their common parent)."""
+        parents = sorted({os.path.dirname(r.path) for r in self.records})
+        if len(parents) <= 1:
+            return parents[0] if parents else ""
+        try:
+            return os.path.commonpath(parents)
+        except ValueError:  # absolute and relative paths mixed
+            return parents[0]
 
     def __str__(self) -> str:
         first = self.records[0]
+        frames = f", {self.n_frames} frames" if self.n_frames != self.n_files else ""
         return (
-            f"{self.id} #{self.number} {self.modality} {self.description!r}: {self.n_files} files, "
-            f"{first.rows}x{first.columns}{' (localizer)' if self.is_localizer else ''}"
+            f"{self.id} #{self.number} {self.modality} {self.description!r}: {self.n_files} files"
+            f"{frames}, {first.rows}x{first.columns}{' (localizer)' if self.is_localizer else ''}"
+            f" in {self.folder or '.'}"
         )
+
+    def __repr__(self) -> str:
+        return f"<Series {self}>"
 
 
 def _rounded(values: tuple[float, ...] | None, decimals: int, memo: dict[Any, Any]) -> Any:

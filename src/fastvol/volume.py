@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_path
 from .report import GeometryReport
 
 __all__ = ["LPS_TO_RAS", "Volume"]
@@ -79,31 +80,25 @@ class Volume:
         try:
             import nibabel as nib
         except ImportError as exc:
-            from .errors import MissingCodecError
+            from .errors import MissingDependencyError
 
-            raise MissingCodecError("writing NIfTI needs nibabel: pip install 'fastvol[nifti]'",
-                                    install_hint="pip install 'fastvol[nifti]'") from exc  # fmt: skip
+            raise MissingDependencyError("writing NIfTI needs nibabel: pip install 'fastvol[nifti]'",
+                                         install_hint="pip install 'fastvol[nifti]'") from exc  # fmt: skip
         nd = self.array.ndim
         # (..., slice, row, column) -> (column, row, slice, ...)
         data = np.transpose(self.array, (nd - 1, nd - 2, nd - 3, *range(nd - 3)))
         perm = np.zeros((4, 4))
         perm[0, 2] = perm[1, 1] = perm[2, 0] = perm[3, 3] = 1.0  # (col,row,slice) -> (slice,row,col)
-        affine = self.affine_ras @ perm
-        image = nib.Nifti1Image(np.ascontiguousarray(data), affine)
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        import tempfile
-
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".nii.gz" if path.endswith(".gz") else ".nii")
-        os.close(fd)
-        try:
+        image = nib.Nifti1Image(np.ascontiguousarray(data), self.affine_ras @ perm)
+        with atomic_path(path) as tmp:
             nib.save(image, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return os.fspath(path)
+
+    def to_npz(self, path: str | os.PathLike[str]) -> str:
+        """Write ``array`` and ``affine_lps`` (``(slice, row, column)`` -> LPS) to an ``.npz``, atomically."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as fp:
+            np.savez(fp, array=self.array, affine_lps=self.affine)
+        return os.fspath(path)
 
     def __repr__(self) -> str:
         return (f"Volume(shape={self.shape}, dtype={self.array.dtype}, "
