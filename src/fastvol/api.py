@@ -18,7 +18,8 @@ from .find import list_files
 from .group import Series, group_series, main_series
 from .headers import HeaderRecord, read_headers
 from .multiframe import expand_frames, needs_expansion
-from .plan import LoadOptions, make_plan
+from .options import Options
+from .plan import make_plan
 from .volume import Volume
 
 __all__ = ["ScanResult", "load", "load_series", "scan"]
@@ -168,13 +169,13 @@ def load_series(
         except TypeError:
             raise InputError(f"dtype={dtype!r} is not a numpy dtype") from None
     try:
-        options = LoadOptions(
+        options = Options.resolve(None, dict(
             gaps=gaps, irregular=irregular, tilt=tilt, repeats=repeats, incomplete=incomplete,
             select=select if isinstance(select, (int, slice, type(None))) else tuple(select),
             rescale=rescale, dtype=None if dtype is None else np.dtype(dtype).str,
             fill_value=fill_value,
             **tolerances,
-        )  # fmt: skip
+        ))  # fmt: skip
     except TypeError as exc:
         raise InputError(f"unknown option: {exc}") from None
     plan = make_plan(series, options)
