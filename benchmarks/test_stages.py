@@ -29,7 +29,8 @@ import fastvol
 from fastvol.geometry import analyze_stack
 from fastvol.group import group_series
 from fastvol.headers import read_headers
-from fastvol.plan import LoadOptions, make_plan
+from fastvol.options import Options
+from fastvol.plan import make_plan
 from fastvol.stack import execute
 
 HEADER_SLICES = 300
@@ -116,7 +117,7 @@ def test_analyze_stack(benchmark: Any, bench_size: Callable[..., Any]) -> None:
 @pytest.mark.benchmark(group="geometry")
 def test_make_plan(benchmark: Any, scanned_600: Any) -> None:
     _tag(benchmark, "fastvol-make-plan", f"{scanned_600.n_files} slices")
-    plan = benchmark(make_plan, scanned_600, LoadOptions())
+    plan = benchmark(make_plan, scanned_600, Options())
     assert plan.shape[0] == scanned_600.n_files
 
 

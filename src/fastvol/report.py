@@ -54,9 +54,10 @@ class GeometryReport:
     skipped
         ``(file, reason)`` for files of the series not loaded (localizers, other groups).
     decisions
-        Every choice fastvol made, in words.
+        Every choice fastvol made, in words; each is a :class:`fastvol.plan.Decision`, a ``str``
+        that also carries its ``code`` and ``facts``.
     warnings
-        Everything unusual, in words.
+        Everything unusual, in words (also :class:`~fastvol.plan.Decision` strings).
     """
 
     series: str

@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import CorruptFileError, DecodeError, FastvolError
 from .headers import TS, UNDEFINED_LENGTH
-from .plan import FrameSource, LoadPlan, PixelFormat
+from .plan.types import FrameSource, LoadPlan, PixelFormat
 
 __all__ = ["default_executor", "execute"]
 

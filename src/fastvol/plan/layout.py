@@ -1,0 +1,235 @@
+"""Layout: header records -> volumes, slice order and grid slots, and a geometry without pixels.
+
+:func:`arrange` reads nothing but the records: it drops duplicate instances, places every frame
+in patient space (:class:`Placement`), splits repeated positions into volumes
+(:mod:`.volumes`) and orders the first volume's slices on a grid (:func:`fastvol.geometry.analyze_stack`).
+The options it applies are those that decide *which* frames form the volumes (repeats,
+incomplete, select); what to do with gaps, uneven spacing and tilt is the policy's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import geometry as geo
+from ..dicom import HeaderRecord
+from ..errors import BadOrientationError, GeometryError
+from ..options import Options, Tolerances
+from .decisions import Decision
+from .types import VolumeGeometry
+from .volumes import split_volumes
+
+__all__ = ["Layout", "Placement", "arrange", "dedupe", "place"]
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    """Where each frame lies: the series' plane, and each record's position along its normal.
+
+    Attributes
+    ----------
+    records
+        The frames placed (deduplicated, with pixels).
+    orientation
+        ImageOrientationPatient, the mean over the records.
+    pixel_spacing
+        ``(row spacing, column spacing)`` in mm (1 mm when PixelSpacing is missing).
+    row, col, normal
+        Unit row and column directions and their cross product, LPS.
+    positions, distances
+        ImagePositionPatient per record, and its projection on ``normal``.
+    """
+
+    records: tuple[HeaderRecord, ...]
+    orientation: np.ndarray
+    pixel_spacing: tuple[float, float]
+    row: np.ndarray
+    col: np.ndarray
+    normal: np.ndarray
+    positions: np.ndarray
+    distances: np.ndarray
+
+    @property
+    def files(self) -> list[str]:
+        """Path of each record."""
+        return [r.path for r in self.records]
+
+    @property
+    def labels(self) -> list[str]:
+        """Path of each record, naming the frame too for multi-frame files (for messages)."""
+        return [r.path if r.number_of_frames == 1 else f"{r.path} [frame {r.frame}]"
+                for r in self.records]  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """Which record fills which slice of which volume, from headers alone.
+
+    Attributes
+    ----------
+    place
+        Positions and plane of every record.
+    dropped
+        Paths of records dropped as duplicates (same SOPInstanceUID and frame).
+    repeats
+        Volumes: ``repeats.table[v, p]`` is the record at position ``p`` of volume ``v`` (after
+        ``select``).
+    unselected
+        Record indices of volumes left out by ``select``.
+    stack
+        Slice order, grid slots and affine of the first volume.
+    decisions, warnings
+        What the layout chose and noticed.
+    """
+
+    place: Placement
+    dropped: tuple[str, ...]
+    repeats: geo.Repeats
+    unselected: tuple[int, ...]
+    stack: geo.StackGeometry
+    decisions: tuple[Decision, ...]
+    warnings: tuple[Decision, ...]
+
+    @property
+    def records(self) -> tuple[HeaderRecord, ...]:
+        """The records placed."""
+        return self.place.records
+
+    @property
+    def n_volumes(self) -> int:
+        """Volumes the load returns."""
+        return int(self.repeats.table.shape[0])
+
+    def record(self, volume: int, index: int) -> HeaderRecord:
+        """Record of slice ``index`` (in array order) of ``volume``."""
+        return self.records[int(self.repeats.table[volume][self.stack.order[index]])]
+
+    def sorted_files(self, labels: bool = False) -> list[str]:
+        """Files of the first volume in array order (``labels``: frames named, for messages)."""
+        names = self.place.labels if labels else self.place.files
+        first = self.repeats.table[0]
+        return [names[int(first[i])] for i in self.stack.order]
+
+    @property
+    def geometry(self) -> VolumeGeometry:
+        """The grid of one volume as acquired, before the options act on gaps, spacing or tilt."""
+        first = self.records[0]
+        return VolumeGeometry.from_stack(self.stack, self.place.orientation, first.rows, first.columns)
+
+
+def dedupe(records: Sequence[HeaderRecord]) -> tuple[list[HeaderRecord], list[str]]:
+    """Records with each (SOPInstanceUID, frame) once, in path order, and the paths dropped."""
+    seen: dict[tuple[str, int], HeaderRecord] = {}
+    dropped: list[str] = []
+    for rec in sorted(records, key=lambda r: (r.path, r.frame)):
+        key = (rec.sop_instance_uid or rec.path, rec.frame)
+        if key in seen:
+            dropped.append(rec.path)
+        else:
+            seen[key] = rec
+    return list(seen.values()), dropped
+
+
+def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str, uid: str
+          ) -> tuple[Placement, list[Decision]]:  # fmt: skip
+    """Place every record in patient space, or raise when the headers cannot.
+
+    Raises
+    ------
+    GeometryError
+        A record without ImagePositionPatient (projection images have no plane geometry).
+    BadOrientationError
+        ImageOrientationPatient missing, or not two orthonormal directions.
+    """
+    lacking = [r.path for r in records if r.image_position is None]
+    if lacking:
+        raise GeometryError(
+            f"series {name}: {len(lacking)} file(s) have no usable ImagePositionPatient, so slices "
+            f"cannot be placed in patient space (projection images such as DX/CR/XA have no "
+            f"plane geometry; fastvol does not invent one) (e.g. {lacking[:3]})",
+            files=lacking, uid=uid,
+        )  # fmt: skip
+    if any(r.image_orientation is None for r in records):
+        bad = [r.path for r in records if r.image_orientation is None]
+        raise BadOrientationError(
+            f"series {name}: {len(bad)} file(s) have no usable ImageOrientationPatient "
+            f"(e.g. {bad[:3]})", files=bad, uid=uid,
+        )  # fmt: skip
+    orientation = np.mean(np.array([r.image_orientation for r in records], dtype=np.float64), axis=0)
+    notes: list[Decision] = []
+    spacing_values = {r.pixel_spacing for r in records}
+    if None in spacing_values:
+        pixel_spacing = (1.0, 1.0)
+        notes.append(Decision("pixel_spacing_missing"))
+    else:
+        pixel_spacing = tuple(np.mean(np.array(list(spacing_values)), axis=0).tolist())
+    try:
+        row, col, normal = geo.unit_vectors(orientation, tolerance=tolerances.orientation_tolerance)
+    except BadOrientationError as exc:
+        raise BadOrientationError(f"series {name}: {exc.message}", files=[records[0].path],
+                                  uid=uid) from None  # fmt: skip
+    positions = np.array([r.image_position for r in records], dtype=np.float64)
+    placement = Placement(
+        records=tuple(records), orientation=orientation, pixel_spacing=pixel_spacing,  # type: ignore[arg-type]
+        row=row, col=col, normal=normal, positions=positions, distances=positions @ normal,
+    )  # fmt: skip
+    return placement, notes
+
+
+def _single_slice_step(rec: HeaderRecord) -> tuple[float, str]:
+    """Slice step of a one-slice volume, and the attribute it came from."""
+    if rec.spacing_between_slices:
+        return abs(rec.spacing_between_slices), "SpacingBetweenSlices"
+    if rec.slice_thickness:
+        return abs(rec.slice_thickness), "SliceThickness"
+    return 1.0, "default 1 mm"
+
+
+def arrange(records: Sequence[HeaderRecord], dropped: Sequence[str], options: Options, *,
+            name: str, uid: str, single_slice: bool = True) -> Layout:  # fmt: skip
+    """Lay out deduplicated records: volumes, slice order, grid slots; no pixel is read.
+
+    Parameters
+    ----------
+    records, dropped
+        Records with pixels, each instance once, and the paths of the copies dropped
+        (:func:`dedupe`).
+    options
+        ``repeats``, ``incomplete``, ``select`` and the tolerances are applied here.
+    name, uid
+        ``Series.id`` and SeriesInstanceUID, for messages.
+    single_slice
+        False when a volume of one record is not one slice (a mosaic holds them all).
+
+    Raises
+    ------
+    GeometryError
+        Subclasses for missing or bad positions, orientations and ambiguous repeats.
+    InputError
+        ``select`` does not index the volumes.
+    """
+    decisions: list[Decision] = []
+    if dropped:
+        decisions.append(Decision("duplicates_dropped", n=len(dropped)))
+    if any(r.number_of_frames > 1 for r in records):
+        n_files = sum(r.number_of_frames > 1 for r in records if r.frame == 0)
+        decisions.append(Decision("multiframe", n_files=n_files))
+    placement, notes = place(records, options.tolerances, name=name, uid=uid)
+    repeats, unselected, chosen = split_volumes(placement, options, name=name, uid=uid)
+    decisions += chosen
+    first_volume = repeats.table[0]
+    single_step: tuple[float, str] | None = None
+    if first_volume.size == 1 and single_slice:
+        single_step = _single_slice_step(records[int(first_volume[0])])
+        decisions.append(Decision("single_slice", step=single_step[0], source=single_step[1]))
+    tol = options.tolerances
+    stack = geo.analyze_stack(placement.positions[first_volume], placement.orientation,
+                              placement.pixel_spacing, single_slice_step=single_step,
+                              spacing_rtol=tol.spacing_rtol,
+                              orientation_tolerance=tol.orientation_tolerance)  # fmt: skip
+    return Layout(place=placement, dropped=tuple(dropped), repeats=repeats,
+                  unselected=tuple(unselected), stack=stack, decisions=tuple(decisions),
+                  warnings=tuple(notes))  # fmt: skip

@@ -1,0 +1,88 @@
+"""The planner: headers in, :class:`~.types.LoadPlan` out, one step after another.
+
+layout (which record fills which slice of which volume) -> policy (what the options do about
+gaps, uneven spacing and tilt) -> sources (the frames to read) -> mosaic (tiles, for mosaic
+series) -> values (dtype, rescale, fill) -> report. Each step returns its decisions and
+warnings; they are concatenated here in step order.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+from ..errors import FastvolWarning
+from ..options import Options
+from ..report import GeometryReport
+from . import mosaic as mosaic_step
+from . import policy, values
+from .layout import arrange, dedupe
+from .report import build_meta, build_report, skipped_siblings
+from .sources import frame_sources
+from .types import LoadPlan
+
+if TYPE_CHECKING:
+    from ..group import Series
+
+__all__ = ["describe_series", "make_plan"]
+
+
+def make_plan(series: Series, options: Options | None = None, *, strict: bool = True) -> LoadPlan:
+    """Plan the load of one series.
+
+    Parameters
+    ----------
+    series
+        A stackable series (from :func:`fastvol.scan`).
+    options
+        Load options; defaults raise on gaps, uneven spacing and ambiguous repeats.
+    strict
+        False to describe the series without raising for gaps, uneven spacing or tilt (used by
+        ``Series.geometry``); errors that leave no geometry to describe still raise.
+
+    Raises
+    ------
+    GeometryError
+        Subclasses name the files and the option that loads the series anyway.
+    UnsupportedError, CorruptFileError
+        Pixel formats fastvol cannot read, or sizes the files cannot hold.
+    """
+    options = options or Options()
+    name, uid = series.id, series.uid
+    records, dropped = dedupe([r for r in series.records if r.has_pixels])
+    info = mosaic_step.detect(records, name)
+    fmt = values.pixel_format(records, name)
+    for rec in records:
+        if rec.frame == 0:
+            values.check_bytes(rec, fmt)
+    layout = arrange(records, dropped, options, name=name, uid=uid, single_slice=info is None)
+    grid = policy.apply(layout, options, strict=strict, name=name, uid=uid)
+    for alert in grid.alerts:  # stacklevel 4: the caller of fastvol.load
+        warnings.warn(str(alert), FastvolWarning, stacklevel=4)
+    frames = frame_sources(layout, grid, rescale=options.rescale)
+    geometry, mosaic, decisions = grid.geometry, None, layout.decisions + grid.decisions
+    if info is not None:
+        tiles = mosaic_step.mosaic_layout(info, layout, fmt)
+        geometry, mosaic, decisions = tiles.geometry, tiles.mosaic, decisions + (tiles.decision,)
+        frames = frames.per_tile(info.n_images)
+    keep_axis = options.select is not None and not isinstance(options.select, int)
+    lead = (layout.n_volumes,) if layout.n_volumes > 1 or keep_axis else ()
+    shape = lead + geometry.shape
+    read_shape = lead + (1 if mosaic else grid.read_slices, fmt.rows, fmt.columns)
+    vals = values.choose(fmt, frames.slopes, frames.intercepts, options,
+                         resampled=grid.resample is not None)  # fmt: skip
+    values.check_output_size(shape, vals.dtype, name=name, uid=uid, files=[r.path for r in records])
+    report = build_report(
+        series, layout, geometry, shape, options,
+        decisions=decisions + vals.decisions + skipped_siblings(series),
+        warnings=layout.warnings + grid.warnings + vals.warnings,
+    )  # fmt: skip
+    return LoadPlan(shape=shape, read_shape=read_shape, dtype=vals.dtype.str, pixel=fmt,
+                    sources=frames.sources, fill_value=vals.fill_value, resample=grid.resample,
+                    affine=geometry.affine, report=report,
+                    meta=build_meta(series, layout, fmt, frames, mosaic), mosaic=mosaic)  # fmt: skip
+
+
+def describe_series(series: Series) -> GeometryReport:
+    """Geometry report of a series from headers alone, without raising for gaps, spacing or tilt."""
+    return make_plan(series, Options(), strict=False).report

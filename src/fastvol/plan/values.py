@@ -1,0 +1,157 @@
+"""Values: the stored pixel format, byte-count checks, and the output dtype, rescale and fill.
+
+Everything here is decided before any allocation, so a file that declares an absurd size, or
+holds fewer bytes than it declares, fails with a typed error instead of a crash or a huge
+allocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..dicom import NOT_ADDRESSABLE, HeaderRecord
+from ..errors import CorruptFileError, UnsupportedError
+from ..options import Options
+from .decisions import Decision
+from .types import MAX_FRAME_PIXELS, MAX_OUTPUT_BYTES, PixelFormat
+
+__all__ = ["Values", "check_bytes", "check_output_size", "choose", "output_dtype", "pixel_format"]
+
+
+@dataclass(frozen=True)
+class Values:
+    """Output dtype and fill value, with the decisions and warnings that explain them."""
+
+    dtype: np.dtype
+    fill_value: float
+    decisions: tuple[Decision, ...] = ()
+    warnings: tuple[Decision, ...] = ()
+
+
+def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
+    """The one pixel format of ``records``.
+
+    Raises
+    ------
+    UnsupportedError
+        Files differ in format, colour images, or BitsAllocated other than 8, 16 or 32.
+    CorruptFileError
+        BitsStored or the frame size is not plausible.
+    """
+    formats = {
+        (r.rows, r.columns, r.samples_per_pixel, r.bits_allocated, r.bits_stored,
+         r.pixel_representation, r.photometric_interpretation)
+        for r in records
+    }  # fmt: skip
+    if len(formats) > 1:
+        raise UnsupportedError(
+            f"series {name}: files differ in pixel format {sorted(formats)}; load them as "
+            f"separate series (pass a list of files)",
+            files=[r.path for r in records][:8],
+        )
+    fmt = PixelFormat(*formats.pop())
+    first = records[0].path
+    if fmt.samples_per_pixel != 1:
+        raise UnsupportedError(
+            f"{first}: {fmt.samples_per_pixel} samples per pixel ({fmt.photometric_interpretation}); "
+            f"colour images are not supported yet",
+            files=[first],
+        )
+    if fmt.bits_allocated not in (8, 16, 32):
+        raise UnsupportedError(
+            f"{first}: BitsAllocated {fmt.bits_allocated} is not supported (8, 16 or 32)",
+            files=[first],
+        )
+    if not 1 <= fmt.bits_stored <= fmt.bits_allocated:
+        raise CorruptFileError(
+            f"{first}: BitsStored {fmt.bits_stored} outside 1..BitsAllocated {fmt.bits_allocated}",
+            files=[first],
+        )
+    if fmt.rows <= 0 or fmt.columns <= 0 or fmt.rows * fmt.columns > MAX_FRAME_PIXELS:
+        raise CorruptFileError(
+            f"{first}: declared frame size {fmt.rows} x {fmt.columns} is not plausible",
+            files=[first],
+        )
+    return fmt
+
+
+def check_bytes(rec: HeaderRecord, fmt: PixelFormat) -> None:
+    """Refuse files whose pixel data is shorter than declared or runs past the file's end."""
+    if rec.is_encapsulated or rec.pixel_length == NOT_ADDRESSABLE:
+        if rec.is_encapsulated and rec.pixel_offset >= rec.file_size:
+            raise CorruptFileError(f"{rec.path}: truncated before its pixel data", files=[rec.path])
+        return
+    needed = fmt.frame_bytes * rec.number_of_frames
+    if rec.pixel_length < needed:
+        raise CorruptFileError(
+            f"{rec.path}: pixel data holds {rec.pixel_length} bytes but its header promises "
+            f"{needed} ({rec.number_of_frames} frame(s) of {fmt.rows}x{fmt.columns}, "
+            f"{fmt.bits_allocated} bits)",
+            files=[rec.path],
+        )
+    if rec.pixel_offset + needed > rec.file_size:
+        raise CorruptFileError(
+            f"{rec.path}: file is truncated: pixel data needs bytes up to {rec.pixel_offset + needed} "
+            f"but the file has {rec.file_size}",
+            files=[rec.path],
+        )
+
+
+def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
+                 options: Options, resampled: bool) -> np.dtype:  # fmt: skip
+    """The dtype asked for, else the smallest that holds every rescaled value exactly.
+
+    Resampled output is float32 (interpolated values are not whole).
+    """
+    if options.dtype is not None:
+        return np.dtype(options.dtype)
+    if not options.rescale:
+        return fmt.stored_dtype if not resampled else np.dtype(np.float32)
+    if resampled:
+        return np.dtype(np.float32)
+    whole = np.all(slopes == np.round(slopes)) and np.all(intercepts == np.round(intercepts))
+    if not whole:
+        return np.dtype(np.float32)
+    lo, hi = fmt.stored_range()
+    ends = np.concatenate([slopes * lo + intercepts, slopes * hi + intercepts])
+    vmin, vmax = float(ends.min()), float(ends.max())
+    for candidate in (np.int8, np.int16, np.int32, np.int64):
+        info = np.iinfo(candidate)
+        if info.min <= vmin and vmax <= info.max:
+            return np.dtype(candidate)
+    return np.dtype(np.float64)
+
+
+def choose(fmt: PixelFormat, slopes: Sequence[float], intercepts: Sequence[float],
+           options: Options, *, resampled: bool) -> Values:  # fmt: skip
+    """Output dtype and fill value of a load, given each frame's slope and intercept."""
+    slopes_arr, icpts_arr = np.array(slopes), np.array(intercepts)
+    decisions: list[Decision] = []
+    notes: list[Decision] = []
+    if np.ptp(slopes_arr) > 0 or np.ptp(icpts_arr) > 0:
+        decisions.append(Decision("rescale_per_slice"))
+    dtype = output_dtype(fmt, slopes_arr, icpts_arr, options, resampled)
+    if options.fill_value is not None:
+        fill = float(options.fill_value)
+    elif dtype.kind == "f":
+        fill = float("nan")
+    else:  # the integer dtype's minimum: a value real data rarely holds
+        fill = float(np.iinfo(dtype).min)
+    if fmt.photometric_interpretation == "MONOCHROME1":
+        notes.append(Decision("monochrome1"))
+    if options.rescale and dtype.kind == "f" and not resampled:
+        decisions.append(Decision("rescale_float"))
+    decisions.append(Decision("dtype", dtype=dtype.name, rescale=options.rescale))
+    return Values(dtype=dtype, fill_value=fill, decisions=tuple(decisions), warnings=tuple(notes))
+
+
+def check_output_size(shape: tuple[int, ...], dtype: np.dtype, *, name: str, uid: str,
+                      files: Sequence[str]) -> None:  # fmt: skip
+    """Refuse an output larger than :data:`MAX_OUTPUT_BYTES` before allocating it."""
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if nbytes > MAX_OUTPUT_BYTES:
+        raise CorruptFileError(f"series {name}: output of {shape} would need {nbytes} bytes",
+                               files=list(files[:3]), uid=uid)  # fmt: skip
