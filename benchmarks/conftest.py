@@ -6,7 +6,9 @@ Data
 arguments) a classic single-frame CT series with a scanner-like header and CT-like content (air,
 a water body with noise, lungs, bone; 12 bits stored, RescaleIntercept -1024, so the output is
 int16), uncompressed or compressed (``syntax``: a key of :data:`SYNTAXES`); ``plain=True``
-writes signed 16-bit values with identity rescale instead (the pure-copy path).
+writes signed 16-bit values with identity rescale instead (the pure-copy path). Headers and files
+come from :func:`fastvol.sample.write_ct_series` (the one CT writer, shared with the test factory
+and the built-in sample), compressed frames from ``factory.encode_frame`` (``tests/factory.py``).
 ``ct_study(n_series, ...)`` writes that many such series in sub-folders of one folder, and
 ``factory_series(**kwargs)`` any series of ``tests/factory.py`` (``write_series``). Set
 ``FASTVOL_BENCH_DATA`` to a folder to keep the written series between sessions.
@@ -44,7 +46,14 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+# The test factory (``tests/factory.py``) encodes compressed frames; fastvol from the source tree
+# when it is not installed (both the factory and the writer, ``fastvol.sample``, need it).
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+try:
+    import fastvol  # noqa: F401
+except ImportError:  # running from a source checkout without an install
+    sys.path.insert(0, str(REPO / "src"))
 
 #: Transfer syntaxes the CT writer knows, by short label.
 SYNTAXES: dict[str, str] = {
@@ -63,6 +72,7 @@ SLOW_ROUNDS = 3
 TINY = (6, 32, 32)
 BITS_STORED = 12
 INTERCEPT = -1024
+PIXEL_SPACING = 0.703125
 
 
 # ------------------------------------------------------------------------------------ writer
@@ -107,97 +117,31 @@ def _ct_slice_base(rows: int, columns: int) -> np.ndarray:
     return hu
 
 
-def _template(rows: int, columns: int, seed: int) -> Any:
-    """A scanner-like CT header, shared by every slice of a series (UIDs from ``seed``)."""
-    from pydicom.dataset import Dataset
-    from pydicom.uid import CTImageStorage, generate_uid
+def _bench_header(seed: int) -> dict[str, Any]:
+    """The benchmark series' descriptive elements: :data:`fastvol.sample.SCANNER_HEADER` and
+    a few more a scanner writes."""
+    from fastvol.sample import SCANNER_HEADER
 
-    def uid(what: str) -> str:
-        return str(generate_uid(entropy_srcs=["fastvol bench", str(seed), what]))
-
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.SOPClassUID = CTImageStorage
-    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = "20240115"
-    ds.StudyTime, ds.SeriesTime = "093000", "093512"
-    ds.AccessionNumber = f"BENCH{seed:05d}"
-    ds.Modality = "CT"
-    ds.Manufacturer = "fastvol"
-    ds.InstitutionName = "Benchmark Lab"
-    ds.ReferringPhysicianName = ""
-    ds.StationName = "FVCT01"
-    ds.StudyDescription = "CT CHEST"
-    ds.SeriesDescription = f"Axial 1.0 bench {seed}"
-    ds.ManufacturerModelName = "Bench 1"
-    ds.PatientName = "Bench^Patient"
-    ds.PatientID = f"BENCH{seed:04d}"
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
-    ds.PatientAge = "054Y"
-    ds.BodyPartExamined = "CHEST"
-    ds.SliceThickness = "1"
-    ds.KVP = "120"
-    ds.DataCollectionDiameter = "500"
-    ds.SoftwareVersions = "bench"
-    ds.ReconstructionDiameter = "360"
-    ds.GantryDetectorTilt = "0"
-    ds.TableHeight = "150"
-    ds.RotationDirection = "CW"
-    ds.ExposureTime = 500
-    ds.XRayTubeCurrent = 200
-    ds.Exposure = 100
-    ds.FilterType = "BODY FILTER"
-    ds.GeneratorPower = 24000
-    ds.FocalSpots = "1.2"
-    ds.ConvolutionKernel = "STANDARD"
-    ds.PatientPosition = "HFS"
-    ds.StudyInstanceUID = uid("study")
-    ds.SeriesInstanceUID = uid("series")
-    ds.StudyID = "1"
-    ds.SeriesNumber = 2 + seed
-    ds.AcquisitionNumber = 1
-    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
-    ds.FrameOfReferenceUID = uid("frame")
-    ds.PositionReferenceIndicator = "SN"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = rows, columns
-    ds.PixelSpacing = ["0.703125", "0.703125"]
-    ds.BitsAllocated = 16
-    ds.WindowCenter, ds.WindowWidth = "40", "400"
-    ds.RescaleSlope = "1"
-    ds.RescaleType = "HU"
-    return ds
-
-
-def _encode_frame(syntax: str, frame: np.ndarray, bits_stored: int) -> bytes:
-    """One compressed frame (``frame``: stored values, unsigned or signed 16-bit)."""
-    import imagecodecs
-
-    if syntax == SYNTAXES["rle"]:
-        from pydicom.pixels import get_encoder
-
-        signed = frame.dtype.kind == "i"
-        return bytes(get_encoder(syntax).encode(
-            frame, rows=frame.shape[0], columns=frame.shape[1], samples_per_pixel=1,
-            bits_allocated=16, bits_stored=bits_stored, pixel_representation=int(signed),
-            photometric_interpretation="MONOCHROME2", number_of_frames=1,
-        ))  # fmt: skip
-    if syntax == SYNTAXES["jpeg-ls"]:
-        return bytes(imagecodecs.jpegls_encode(frame, level=0))
-    if syntax == SYNTAXES["j2k"]:
-        return bytes(imagecodecs.jpeg2k_encode(
-            frame, level=0, codecformat="J2K", reversible=True, bitspersample=bits_stored
-        ))  # fmt: skip
-    if syntax == SYNTAXES["htj2k"]:
-        return bytes(imagecodecs.htj2k_encode(frame, reversible=True))
-    if syntax == SYNTAXES["jpeg-lossless"]:
-        pattern = (frame.astype(np.int64) & ((1 << bits_stored) - 1)).astype(np.uint16)
-        return bytes(imagecodecs.jpeg8_encode(
-            pattern, lossless=True, predictor=1, bitspersample=bits_stored
-        ))  # fmt: skip
-    raise ValueError(f"no encoder for {syntax}")
+    return {
+        **SCANNER_HEADER,
+        "AcquisitionDate": "20240115",
+        "AccessionNumber": f"BENCH{seed:05d}",
+        "InstitutionName": "Benchmark Lab",
+        "StudyDescription": "CT CHEST",
+        "SeriesDescription": f"Axial 1.0 bench {seed}",
+        "ManufacturerModelName": "Bench 1",
+        "PatientName": "Bench^Patient",
+        "PatientID": f"BENCH{seed:04d}",
+        "PatientBirthDate": "19700101",
+        "PatientAge": "054Y",
+        "SoftwareVersions": "bench",
+        "ReconstructionDiameter": "360",
+        "Exposure": 100,
+        "FilterType": "BODY FILTER",
+        "GeneratorPower": 24000,
+        "FocalSpots": "1.2",
+        "PositionReferenceIndicator": "SN",
+    }
 
 
 def write_ct_series(
@@ -207,52 +151,39 @@ def write_ct_series(
     """Write an axial CT series (files ``IM0001``... along +z, 1 mm apart) and return the paths.
 
     ``plain``: signed 16-bit stored values, slope 1, intercept 0 (else 12 bits stored unsigned,
-    intercept -1024). ``syntax``: a key of :data:`SYNTAXES`.
+    intercept -1024). ``syntax``: a key of :data:`SYNTAXES`. Headers and files come from
+    :func:`fastvol.sample.write_ct_series`, compressed frames from ``factory.encode_frame``.
     """
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.encaps import encapsulate
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, generate_uid
+    import factory
+    from fastvol.sample import write_ct_series as write
 
-    uid = SYNTAXES[syntax]
-    native = syntax in ("explicit", "implicit")
-    os.makedirs(folder, exist_ok=True)
-    ds = _template(rows, columns, seed)
-    bits = 16 if plain else BITS_STORED
-    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, int(plain)
-    ds.RescaleIntercept = "0" if plain else str(INTERCEPT)
     base = _ct_slice_base(rows, columns)
     rng = np.random.default_rng(seed)
-    x0, y0 = -0.703125 * (columns - 1) / 2, -0.703125 * (rows - 1) / 2
-    paths = []
-    for k in range(n):
-        hu = base + rng.standard_normal((rows, columns), dtype=np.float32) * 12.0
-        if plain:
-            stored = np.rint(hu).astype(np.int16)
-        else:
-            stored = np.clip(np.rint(hu - INTERCEPT), 0, (1 << BITS_STORED) - 1).astype(np.uint16)
-        z = k - (n - 1) / 2
-        ds.SOPInstanceUID = generate_uid(entropy_srcs=["fastvol bench", str(seed), str(k)])
-        ds.InstanceNumber = k + 1
-        ds.ContentTime = ds.AcquisitionTime = f"0935{12 + k % 48:02d}.{k % 1000:03d}"
-        ds.ImagePositionPatient = [f"{x0:g}", f"{y0:g}", f"{z:g}"]
-        ds.SliceLocation = f"{z:g}"
-        if native:
-            ds.PixelData = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
-            ds["PixelData"].VR = "OW"
-        else:
-            ds.PixelData = encapsulate([_encode_frame(uid, stored, bits)])
-            ds["PixelData"].VR = "OB"
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.TransferSyntaxUID = UID(uid)
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        ds.file_meta = meta
-        path = os.path.join(folder, f"IM{k + 1:04d}")
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
-        paths.append(path)
-    return paths
+
+    def slices() -> Any:
+        for _ in range(n):
+            hu = base + rng.standard_normal((rows, columns), dtype=np.float32) * 12.0
+            if plain:
+                yield np.rint(hu).astype(np.int16)
+            else:
+                yield np.clip(np.rint(hu - INTERCEPT), 0, (1 << BITS_STORED) - 1).astype(np.uint16)
+
+    # Slice centre on the z axis; x and y written as "%g" (6 significant digits), as ever.
+    x0, y0 = f"{-PIXEL_SPACING * (columns - 1) / 2:g}", f"{-PIXEL_SPACING * (rows - 1) / 2:g}"
+    return write(
+        folder,
+        slices(),
+        positions=[(x0, y0, k - (n - 1) / 2) for k in range(n)],
+        pixel_spacing=(PIXEL_SPACING, PIXEL_SPACING),
+        slice_thickness=1,
+        transfer_syntax=SYNTAXES[syntax],
+        encode=factory.encode_frame,
+        bits_stored=16 if plain else BITS_STORED,
+        intercept=0 if plain else INTERCEPT,
+        uid_entropy=("fastvol bench", str(seed)),
+        series_number=2 + seed,
+        header=_bench_header(seed),
+    )
 
 
 # ---------------------------------------------------------------------------------- fixtures

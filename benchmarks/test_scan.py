@@ -6,7 +6,6 @@ Run with ``pytest benchmarks/test_scan.py --benchmark-only``; each benchmark is 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,47 +20,52 @@ except ImportError:  # running from a source checkout without an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pydicom.uid import CTImageStorage
 
 from fastvol._kernels.scan import scan_headers
 from fastvol.headers import read_header_pydicom
+from fastvol.sample import ct_dataset, set_pixel_data, write_dicom
 
 N_FILES = 300
 SIZE = 512
 
 
 def _ct_slice(index: int, study: str, series: str, frame: str, pixels: bytes) -> Dataset:
-    """A CT slice with a realistic header: sequences, private tags, the usual attributes."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = f"{series}.{index + 1}"
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyDate = "20240101"
-    ds.AcquisitionTime = "101010.123"
-    ds.Modality = "CT"
-    ds.Manufacturer = "ACME"
-    ds.PatientName = "Doe^John"
-    ds.PatientID = "123"
-    ds.SeriesDescription = "Chest 1.0 B30f"
-    ds.SliceThickness = "1.0"
-    ds.KVP = "120"
-    ds.StudyInstanceUID = study
-    ds.SeriesInstanceUID = series
-    ds.SeriesNumber = 2
-    ds.AcquisitionNumber = 1
-    ds.InstanceNumber = index + 1
-    ds.ImagePositionPatient = [-250.0, -250.0, -1.0 * index]
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.FrameOfReferenceUID = frame
-    ds.SliceLocation = -1.0 * index
+    """A CT slice with a realistic header: sequences, private tags, the usual attributes.
+
+    The image header is :func:`fastvol.sample.ct_dataset`'s; the sequences and the private
+    block are added here.
+    """
+    ds = ct_dataset(
+        rows=SIZE,
+        columns=SIZE,
+        position=(-250.0, -250.0, -1.0 * index),
+        pixel_spacing=(0.7, 0.7),
+        slice_thickness="1.0",
+        study_uid=study,
+        series_uid=series,
+        frame_uid=frame,
+        sop_uid=f"{series}.{index + 1}",
+        instance_number=index + 1,
+        bits_stored=16,
+        signed=True,
+        intercept="-1024",
+        slope="1",
+        header={
+            "StudyDate": "20240101",
+            "AcquisitionTime": "101010.123",
+            "Manufacturer": "ACME",
+            "PatientName": "Doe^John",
+            "PatientID": "123",
+            "SeriesDescription": "Chest 1.0 B30f",
+            "KVP": "120",
+            "AcquisitionNumber": 1,
+            "WindowCenter": "40",
+            "WindowWidth": "400",
+        },
+    )
     code = Dataset()
     code.CodeValue = "113691"
     code.CodingSchemeDesignator = "DCM"
@@ -75,20 +79,7 @@ def _ct_slice(index: int, study: str, series: str, frame: str, pixels: bytes) ->
     block = ds.private_block(0x0029, "ACME 1.0", create=True)
     block.add_new(0x10, "OB", bytes(range(256)) * 8)
     block.add_new(0x11, "LO", "private text")
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = SIZE
-    ds.Columns = SIZE
-    ds.PixelSpacing = [0.7, 0.7]
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.RescaleIntercept = "-1024"
-    ds.RescaleSlope = "1"
-    ds.WindowCenter = "40"
-    ds.WindowWidth = "400"
-    ds.PixelData = pixels
+    set_pixel_data(ds, pixels)
     return ds
 
 
@@ -97,12 +88,10 @@ def ct_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     folder = tmp_path_factory.mktemp("ct300")
     pixels = np.zeros((SIZE, SIZE), dtype=np.int16).tobytes()
     study, series, frame = "1.2.826.0.1.1", "1.2.826.0.1.1.2", "1.2.826.0.1.1.3"
-    paths = []
-    for index in range(N_FILES):
-        path = folder / f"{index:04d}.dcm"
-        _ct_slice(index, study, series, frame, pixels).save_as(path, enforce_file_format=True)
-        paths.append(os.fspath(path))
-    return paths
+    return [
+        write_dicom(folder / f"{index:04d}.dcm", _ct_slice(index, study, series, frame, pixels))
+        for index in range(N_FILES)
+    ]
 
 
 def _read_all_bytes(paths: list[str]) -> int:

@@ -8,15 +8,24 @@ Small helpers make the defects a loader meets in the wild: :func:`truncate`,
 :func:`short_pixel_data`, :func:`declare_huge`, :func:`write_non_dicom`,
 :func:`write_no_pixel_object`, :func:`write_dicomdir_like`.
 
+Headers and files
+-----------------
+Each image's data set comes from :func:`fastvol.sample.ct_dataset` (the one writer of CT image
+headers, which the package's sample series and the benchmarks use too) with the factory's few
+descriptive elements (:data:`FACTORY_HEADER`); :func:`fastvol.sample.set_pixel_data` and
+:func:`fastvol.sample.dicom_bytes` add the pixels and encode the file. The factory adds the
+geometry, ordering, repeats and defects on top.
+
 Encoding
 --------
 Native syntaxes (implicit/explicit VR little endian, explicit VR big endian, deflated) are written
-by pydicom. RLE Lossless and JPEG-LS Lossless use pydicom's own encoders (``Dataset.compress``;
-pyjpegls as its plugin). JPEG Baseline, JPEG Lossless (process 14, SV1 and predictor 6) and HTJ2K
+by pydicom. RLE Lossless and JPEG-LS Lossless use pydicom's own encoders (pyjpegls as the
+JPEG-LS plugin). JPEG Baseline, JPEG Lossless (process 14, SV1 and predictor 6) and HTJ2K
 Lossless have no pydicom encoder, and pydicom's JPEG 2000 encoder (pylibjpeg-openjpeg) fixes six
 wavelet resolutions, so it refuses images under 32 pixels a side: these four are encoded with
-imagecodecs (resolutions fitted to the image), then encapsulated. A syntax no installed package
-can encode raises :class:`FactoryUnavailable`; :func:`require` turns that into ``pytest.skip``.
+imagecodecs (resolutions fitted to the image), then encapsulated; :func:`encode_frame` encodes
+one frame either way. A syntax no installed package can encode raises :class:`FactoryUnavailable`;
+:func:`require` turns that into ``pytest.skip``.
 
 JPEG Baseline is lossy: ``WrittenSeries.stored`` then holds the values decoded (imagecodecs,
 libjpeg-turbo) from what was written, and other decoders may differ from it by a few units
@@ -30,7 +39,6 @@ run; two calls with identical arguments give identical UIDs (pass ``series_uid``
 from __future__ import annotations
 
 import functools
-import io
 import os
 import struct
 from collections.abc import Callable, Mapping, Sequence
@@ -40,11 +48,8 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
 from pydicom.uid import (
-    PYDICOM_IMPLEMENTATION_UID,
     UID,
-    CTImageStorage,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -55,13 +60,20 @@ from pydicom.uid import (
     JPEGLossless,
     JPEGLosslessSV1,
     JPEGLSLossless,
-    MRImageStorage,
-    PositronEmissionTomographyImageStorage,
     RLELossless,
-    SecondaryCaptureImageStorage,
     generate_uid,
 )
 from pydicom.valuerep import format_number_as_ds
+
+from fastvol.sample import (
+    NATIVE_SYNTAXES,
+    ct_dataset,
+    dicom_bytes,
+    set_pixel_data,
+    write_dicom,
+)
+from fastvol.sample import to_ds as _ds
+from fastvol.sample import unit_normal as _unit_normal
 
 __all__ = [
     "ALL_SYNTAXES",
@@ -74,6 +86,7 @@ __all__ = [
     "WrittenSeries",
     "can_encode",
     "declare_huge",
+    "encode_frame",
     "require",
     "short_pixel_data",
     "truncate",
@@ -83,12 +96,6 @@ __all__ = [
     "write_series",
 ]
 
-NATIVE_SYNTAXES: tuple[str, ...] = (
-    ImplicitVRLittleEndian,
-    ExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    DeflatedExplicitVRLittleEndian,
-)
 COMPRESSED_LOSSLESS: tuple[str, ...] = (
     RLELossless,
     JPEGLosslessSV1,
@@ -109,12 +116,6 @@ REPEAT_TAGS: dict[str, Callable[[int], Any]] = {
     "AcquisitionNumber": lambda r: r + 1,
     "EchoNumbers": lambda r: r + 1,
 }
-#: SOP class written for a modality; anything else becomes Secondary Capture.
-SOP_CLASSES = {
-    "CT": CTImageStorage,
-    "MR": MRImageStorage,
-    "PT": PositronEmissionTomographyImageStorage,
-}
 #: Orientation of the localizer image :func:`write_series` adds on request (coronal).
 LOCALIZER_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
 #: Decoders may differ from libjpeg-turbo by this much on JPEG Baseline (stored units).
@@ -129,6 +130,16 @@ IMAGECODECS_SYNTAXES = (
     JPEG2000Lossless,
     HTJ2KLossless,
 )
+#: Descriptive elements of every file :func:`write_series` writes (plus KVP for CT).
+FACTORY_HEADER: dict[str, Any] = {
+    "StudyDate": "20240115",
+    "SeriesDate": "20240115",
+    "StudyTime": "093000",
+    "Manufacturer": "fastvol factory",
+    "SeriesDescription": "factory series",
+    "PatientName": "Factory^Test",
+    "PatientID": "FACTORY",
+}
 BASIC_TEXT_SR = UID("1.2.840.10008.5.1.4.1.1.88.11")
 MEDIA_STORAGE_DIRECTORY = UID("1.2.840.10008.1.3.10")
 
@@ -199,8 +210,39 @@ def require(transfer_syntax: str) -> None:
         pytest.skip(reason)
 
 
-def _imagecodecs_frame(uid: str, frame: np.ndarray, bits_stored: int) -> bytes:
-    """Encode one monochrome frame (true values) with imagecodecs for ``uid``."""
+def encode_frame(
+    transfer_syntax: str, frame: np.ndarray, bits_stored: int, photometric: str | None = None
+) -> bytes:
+    """One frame's codestream in ``transfer_syntax``, one of :data:`COMPRESSED_SYNTAXES`.
+
+    ``frame``: true stored values, ``(rows, columns)`` or ``(rows, columns, samples)``; its dtype
+    gives BitsAllocated and signedness. RLE Lossless and JPEG-LS Lossless go through pydicom's
+    encoders (``photometric`` defaults to MONOCHROME2, or RGB for 3 samples), the others through
+    imagecodecs (monochrome). Used by :func:`write_series`, ``factory_enhanced`` and the
+    benchmarks; fails when the encoder is missing (check :func:`can_encode` first).
+    """
+    uid = UID(transfer_syntax)
+    frame = np.ascontiguousarray(frame)
+    if uid in (RLELossless, JPEGLSLossless):
+        from pydicom.pixels import get_encoder
+
+        samples = frame.shape[2] if frame.ndim == 3 else 1
+        colour = {"planar_configuration": 0} if samples > 1 else {}
+        return bytes(
+            get_encoder(uid).encode(
+                frame,
+                rows=frame.shape[0],
+                columns=frame.shape[1],
+                samples_per_pixel=samples,
+                bits_allocated=frame.dtype.itemsize * 8,
+                bits_stored=bits_stored,
+                pixel_representation=int(frame.dtype.kind == "i"),
+                photometric_interpretation=photometric
+                or ("RGB" if samples == 3 else "MONOCHROME2"),
+                number_of_frames=1,
+                **colour,
+            )
+        )
     import imagecodecs
 
     # Wavelet levels must fit the smallest side (2 ** (resolutions - 1) <= side).
@@ -220,6 +262,8 @@ def _imagecodecs_frame(uid: str, frame: np.ndarray, bits_stored: int) -> bytes:
         )
     if uid == JPEGBaseline8Bit:
         return bytes(imagecodecs.jpeg8_encode(frame, level=95))
+    if uid not in (JPEGLosslessSV1, JPEGLossless):
+        raise FactoryUnavailable(f"the factory has no encoder for transfer syntax {uid}")
     # JPEG Lossless codes the bit pattern of the BitsStored-bit two's complement value.
     pattern = (frame.astype(np.int64) & ((1 << bits_stored) - 1)).astype(
         np.uint8 if frame.dtype.itemsize == 1 else np.uint16
@@ -337,16 +381,6 @@ class WrittenSeries:
             data = data * self.slopes[order].reshape(shape) + self.intercepts[order].reshape(shape)
         repeats = self.n_repeats
         return data if repeats <= 1 else data.reshape((repeats, -1) + data.shape[1:])
-
-
-def _unit_normal(orientation: np.ndarray) -> np.ndarray:
-    normal = np.cross(orientation[:3], orientation[3:6])
-    length = float(np.linalg.norm(normal))
-    return normal / length if length > 1e-9 else np.array([0.0, 0.0, 1.0])
-
-
-def _ds(value: float) -> str:
-    return format_number_as_ds(float(value))
 
 
 def _per_frame(
@@ -636,6 +670,21 @@ def write_series(
     study_uid = study_uid or str(generate_uid(entropy_srcs=[entropy, "study"]))
     series_uid = series_uid or str(generate_uid(entropy_srcs=[entropy, "series"]))
     frame_uid = frame_of_reference_uid or str(generate_uid(entropy_srcs=[entropy, "frame"]))
+    # What every image's data set shares (fastvol.sample.ct_dataset's arguments).
+    series_args: dict[str, Any] = dict(
+        pixel_spacing=spacing_ds,
+        slice_thickness=abs(step if step_vector is None else float(np.linalg.norm(step_vector))),
+        study_uid=study_uid,
+        series_uid=series_uid,
+        frame_uid=frame_uid,
+        series_number=3,
+        modality=modality,
+        samples_per_pixel=samples_per_pixel,
+        photometric=photometric,
+        bits_allocated=bits_allocated,
+        bits_stored=bits_stored,
+        signed=signed,
+    )
 
     # Encode each original once (duplicates reuse its bytes), then write in order.
     encoded: dict[tuple[int, int], tuple[bytes, str, np.ndarray]] = {}
@@ -647,23 +696,18 @@ def write_series(
         if item.is_duplicate:
             continue
         sop_uid = str(generate_uid(entropy_srcs=[entropy, "instance", str(key)]))
-        ds = _dataset(
-            item,
+        ds = ct_dataset(
+            **series_args,
+            rows=rows,
+            columns=columns,
+            position=item.position,
+            orientation=item.orientation,
             sop_uid=sop_uid,
-            study_uid=study_uid,
-            series_uid=series_uid,
-            frame_uid=frame_uid,
-            modality=modality,
-            image_type=image_type,
             instance_number=numbers[-1],
-            spacing_ds=spacing_ds,
-            step=step if step_vector is None else float(np.linalg.norm(step_vector)),
-            repeat_tag=repeat_tag if repeats > 1 else None,
-            photometric=photometric,
-            samples_per_pixel=samples_per_pixel,
-            bits_allocated=bits_allocated,
-            bits_stored=bits_stored,
-            signed=signed,
+            image_type=["ORIGINAL", "PRIMARY", "LOCALIZER"] if item.is_localizer else image_type,
+            slope=item.slope,
+            intercept=item.intercept,
+            header=_header(item, modality, repeat_tag if repeats > 1 else None),
         )
         for keyword, value in (extra or {}).items():
             if value is None:
@@ -720,67 +764,14 @@ def write_series(
     )
 
 
-def _dataset(
-    item: _Item,
-    *,
-    sop_uid: str,
-    study_uid: str,
-    series_uid: str,
-    frame_uid: str,
-    modality: str,
-    image_type: Sequence[str],
-    instance_number: int | None,
-    spacing_ds: list[str],
-    step: float,
-    repeat_tag: str | None,
-    photometric: str,
-    samples_per_pixel: int,
-    bits_allocated: int,
-    bits_stored: int,
-    signed: bool,
-) -> Dataset:
-    """The data set of one image, without pixel data."""
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = (
-        list(image_type) if not item.is_localizer else ["ORIGINAL", "PRIMARY", "LOCALIZER"]
-    )
-    ds.SOPClassUID = SOP_CLASSES.get(modality, SecondaryCaptureImageStorage)
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyDate = ds.SeriesDate = "20240115"
-    ds.StudyTime = "093000"
-    ds.Modality = modality
-    ds.Manufacturer = "fastvol factory"
-    ds.SeriesDescription = "factory series"
-    ds.PatientName = "Factory^Test"
-    ds.PatientID = "FACTORY"
+def _header(item: _Item, modality: str, repeat_tag: str | None) -> dict[str, Any]:
+    """Descriptive elements of one image: :data:`FACTORY_HEADER`, KVP for CT, the repeat tag."""
+    header = dict(FACTORY_HEADER)
     if modality == "CT":
-        ds.KVP = "120"
-    ds.SliceThickness = _ds(abs(step))
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.SeriesNumber = 3
-    if instance_number is not None:
-        ds.InstanceNumber = instance_number
+        header["KVP"] = "120"
     if repeat_tag is not None and not item.is_localizer:
-        setattr(ds, repeat_tag, REPEAT_TAGS[repeat_tag](item.repeat_index))
-    ds.ImagePositionPatient = [_ds(v) for v in item.position]
-    ds.ImageOrientationPatient = [_ds(v) for v in item.orientation]
-    ds.FrameOfReferenceUID = frame_uid
-    ds.SliceLocation = _ds(float(item.position @ _unit_normal(item.orientation)))
-    ds.SamplesPerPixel = samples_per_pixel
-    ds.PhotometricInterpretation = photometric
-    if samples_per_pixel > 1:
-        ds.PlanarConfiguration = 0
-    ds.Rows, ds.Columns = item.values.shape[:2]
-    ds.PixelSpacing = spacing_ds
-    ds.BitsAllocated = bits_allocated
-    ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
-    ds.PixelRepresentation = int(signed)
-    ds.RescaleIntercept = _ds(item.intercept)
-    ds.RescaleSlope = _ds(item.slope)
-    return ds
+        header[repeat_tag] = REPEAT_TAGS[repeat_tag](item.repeat_index)
+    return header
 
 
 def _encode(
@@ -804,40 +795,15 @@ def _encode(
                 1, 1 << (bits_allocated - bits_stored), size=raw.shape, endpoint=False
             )
             raw = (raw & mask) | (junk.astype(raw.dtype) << bits_stored)
-        raw = raw.astype(raw.dtype.newbyteorder(">" if ts == ExplicitVRBigEndian else "<"))
-        data = raw.tobytes()
-        ds.PixelData = data + b"\x00" * (len(data) % 2)
-        ds["PixelData"].VR = "OB" if bits_allocated == 8 else "OW"
-    elif ts in (RLELossless, JPEGLSLossless):
-        ds.compress(ts, values, generate_instance_uid=False)
+        set_pixel_data(ds, raw, big_endian=ts == ExplicitVRBigEndian)
     else:
-        frame = _imagecodecs_frame(ts, values, bits_stored)
-        ds.PixelData = encapsulate([frame])
-        ds["PixelData"].VR = "OB"
+        frame = encode_frame(ts, values, bits_stored, ds.PhotometricInterpretation)
+        set_pixel_data(ds, [frame])
         if ts == JPEGBaseline8Bit:
             import imagecodecs
 
             truth = imagecodecs.jpeg8_decode(frame).astype(values.dtype).reshape(values.shape)
-    buffer = io.BytesIO()
-    if raw_dataset:
-        if hasattr(ds, "file_meta"):
-            del ds.file_meta
-        ds.preamble = None
-        pydicom.dcmwrite(
-            buffer,
-            ds,
-            implicit_vr=ts == ImplicitVRLittleEndian,
-            little_endian=ts != ExplicitVRBigEndian,
-        )
-    else:
-        meta = getattr(ds, "file_meta", None) or FileMetaDataset()
-        meta.TransferSyntaxUID = ts
-        meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        ds.file_meta = meta
-        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue(), truth
+    return dicom_bytes(ds, ts, file_meta=not raw_dataset), truth
 
 
 # ----------------------------------------------------------------------------------- defects
@@ -899,14 +865,6 @@ def write_non_dicom(folder: str | os.PathLike[str], name: str = "notes.txt") -> 
     return path
 
 
-def _write_file(path: str, ds: Dataset, meta: FileMetaDataset) -> str:
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.file_meta = meta
-    pydicom.dcmwrite(path, ds, enforce_file_format=True)
-    return path
-
-
 def write_no_pixel_object(
     folder: str | os.PathLike[str],
     *,
@@ -942,10 +900,7 @@ def write_no_pixel_object(
     text.ValueType = "TEXT"
     text.TextValue = "No pixels here."
     ds.ContentSequence = [text]
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    return _write_file(os.path.join(os.fspath(folder), name), ds, meta)
+    return write_dicom(os.path.join(os.fspath(folder), name), ds)
 
 
 def write_dicomdir_like(folder: str | os.PathLike[str], name: str = "DICOMDIR") -> str:
@@ -958,7 +913,7 @@ def write_dicomdir_like(folder: str | os.PathLike[str], name: str = "DICOMDIR") 
     ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = 0
     ds.FileSetConsistencyFlag = 0
     ds.DirectoryRecordSequence = []
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MEDIA_STORAGE_DIRECTORY
-    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["factory dicomdir", name])
-    return _write_file(os.path.join(os.fspath(folder), name), ds, meta)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = MEDIA_STORAGE_DIRECTORY
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["factory dicomdir", name])
+    return write_dicom(os.path.join(os.fspath(folder), name), ds)

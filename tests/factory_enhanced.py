@@ -17,14 +17,14 @@ shuffled within each file when asked.
 
 Encoding follows :mod:`factory`: native syntaxes by pydicom; RLE Lossless and JPEG-LS through
 pydicom's encoders, one frame at a time; JPEG (lossless), JPEG 2000 and HTJ2K through imagecodecs
-(:func:`factory._imagecodecs_frame`). Encapsulated frames always get a Basic Offset Table, and
-``fragments_per_frame > 1`` splits each codestream so that only the table tells the frames
-apart. A syntax nothing installed can encode raises :class:`factory.FactoryUnavailable`.
+(both by :func:`factory.encode_frame`); pixel data and files by :mod:`fastvol.sample`.
+Encapsulated frames always get a Basic Offset Table, and ``fragments_per_frame > 1`` splits each
+codestream so that only the table tells the frames apart. A syntax nothing installed can encode
+raises :class:`factory.FactoryUnavailable`.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,24 +32,21 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
+from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import (
-    PYDICOM_IMPLEMENTATION_UID,
     UID,
     EnhancedCTImageStorage,
     EnhancedMRImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEGLSLossless,
     LegacyConvertedEnhancedCTImageStorage,
     LegacyConvertedEnhancedMRImageStorage,
-    RLELossless,
     generate_uid,
 )
 
 import factory as fx
+from fastvol.sample import set_pixel_data, write_dicom
 
 __all__ = [
     "DIMENSIONS",
@@ -262,26 +259,6 @@ def _dimension_index(dimension: str | None, org_uid: str) -> list[Dataset]:
         item.DimensionDescriptionLabel = label
         items.append(item)
     return items
-
-
-def _encode_frames(ts: UID, frames: np.ndarray, *, bits_stored: int, signed: bool) -> list[bytes]:
-    """Each frame's codestream for an encapsulated syntax."""
-    if ts in (RLELossless, JPEGLSLossless):
-        from pydicom.pixels import get_encoder
-
-        encoder = get_encoder(ts)
-        description = {
-            "rows": frames.shape[1],
-            "columns": frames.shape[2],
-            "number_of_frames": 1,
-            "samples_per_pixel": 1,
-            "bits_allocated": frames.dtype.itemsize * 8,
-            "bits_stored": bits_stored,
-            "pixel_representation": int(signed),
-            "photometric_interpretation": "MONOCHROME2",
-        }
-        return [encoder.encode(np.ascontiguousarray(f), **description) for f in frames]
-    return [fx._imagecodecs_frame(ts, np.ascontiguousarray(f), bits_stored) for f in frames]
 
 
 def write_enhanced(
@@ -536,26 +513,11 @@ def write_enhanced(
 
         frames = pixels[written]
         if ts in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
-            data = frames.astype(dtype.newbyteorder("<")).tobytes()
-            ds.PixelData = data + b"\x00" * (len(data) % 2)
-            ds["PixelData"].VR = "OB" if bits_allocated == 8 else "OW"
+            set_pixel_data(ds, frames)
         else:
-            encoded = _encode_frames(ts, frames, bits_stored=bits_stored, signed=signed)
-            ds.PixelData = encapsulate(
-                encoded, fragments_per_frame=fragments_per_frame, has_bot=True
-            )
-            ds["PixelData"].VR = "OB"
-        meta = FileMetaDataset()
-        meta.TransferSyntaxUID = ts
-        meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        ds.file_meta = meta
-        buffer = io.BytesIO()
-        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
-        path = os.path.join(folder, file_names.format(f + 1))
-        with open(path, "wb") as fp:
-            fp.write(buffer.getvalue())
+            encoded = [fx.encode_frame(ts, frame, bits_stored) for frame in frames]
+            set_pixel_data(ds, encoded, fragments_per_frame=fragments_per_frame, has_bot=True)
+        path = write_dicom(os.path.join(folder, file_names.format(f + 1)), ds, ts)
         paths.append(path)
         sop_uids.append(sop_uid)
         truth["file"] += [f] * len(written)

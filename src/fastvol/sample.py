@@ -1,5 +1,20 @@
-"""A small synthetic CT series, written on demand, for examples, docs and smoke tests.
+"""Classic single-frame CT DICOM files, written by one writer; the built-in sample series.
 
+Writer
+------
+:func:`ct_dataset` builds the data set of one classic single-frame image (CT Image Storage unless
+``modality`` says otherwise) from its geometry, pixel format, rescale and UIDs, plus whatever
+descriptive elements the caller passes as ``header`` (:data:`SCANNER_HEADER` holds those a CT
+scanner writes). :func:`set_pixel_data` adds native or encapsulated pixel data,
+:func:`dicom_bytes` / :func:`write_dicom` encode the result (File Meta Information or a bare data
+set) in any native transfer syntax or an encapsulated one. :func:`write_ct_series` writes a whole
+series slice by slice from those pieces (compressed syntaxes need an ``encode`` callable).
+
+The test factory (``tests/factory.py``, ``tests/factory_enhanced.py``) and the benchmarks
+(``benchmarks/``) build their files on these functions; the package needs them for the sample.
+
+Sample
+------
 :func:`write_sample_series` writes a phantom as classic single-frame CT Image Storage files
 (explicit VR little endian, 128-byte preamble and File Meta Information), with the headers a
 scanner would write. Everything is deterministic for a given ``seed``: the same call writes the
@@ -13,19 +28,88 @@ unsigned; RescaleSlope 1, RescaleIntercept -1024).
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     CTImageStorage,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    MRImageStorage,
+    PositronEmissionTomographyImageStorage,
+    SecondaryCaptureImageStorage,
     generate_uid,
 )
+from pydicom.valuerep import format_number_as_ds
 
-__all__ = ["write_sample_series"]
+__all__ = [
+    "AXIAL",
+    "NATIVE_SYNTAXES",
+    "SCANNER_HEADER",
+    "SOP_CLASSES",
+    "ct_dataset",
+    "dicom_bytes",
+    "set_pixel_data",
+    "to_ds",
+    "unit_normal",
+    "write_ct_series",
+    "write_dicom",
+    "write_sample_series",
+]
+
+#: ImageOrientationPatient of an axial slice (rows along +x, columns along +y, LPS).
+AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+#: Transfer syntaxes whose pixel data is written as is (no codec).
+NATIVE_SYNTAXES: tuple[str, ...] = (
+    ImplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    DeflatedExplicitVRLittleEndian,
+)
+#: SOP class written for a modality; anything else becomes Secondary Capture.
+SOP_CLASSES = {
+    "CT": CTImageStorage,
+    "MR": MRImageStorage,
+    "PT": PositronEmissionTomographyImageStorage,
+}
+#: Descriptive elements a CT scanner writes besides geometry, pixel format and UIDs (by keyword);
+#: pass ``{**SCANNER_HEADER, ...}`` as ``header`` and override what should differ.
+SCANNER_HEADER: dict[str, Any] = {
+    "StudyDate": "20240115",
+    "SeriesDate": "20240115",
+    "ContentDate": "20240115",
+    "StudyTime": "093000",
+    "SeriesTime": "093512",
+    "Manufacturer": "fastvol",
+    "ReferringPhysicianName": "",
+    "StationName": "FVCT01",
+    "PatientSex": "O",
+    "BodyPartExamined": "CHEST",
+    "KVP": "120",
+    "DataCollectionDiameter": "500",
+    "GantryDetectorTilt": "0",
+    "TableHeight": "150",
+    "RotationDirection": "CW",
+    "XRayTubeCurrent": 200,
+    "ExposureTime": 500,
+    "ConvolutionKernel": "STANDARD",
+    "PatientPosition": "HFS",
+    "StudyID": "1",
+    "AcquisitionNumber": 1,
+    "WindowCenter": "40",
+    "WindowWidth": "400",
+    "RescaleType": "HU",
+}
 
 #: Phantom densities in HU.
 AIR_HU = -1000.0
@@ -39,8 +123,273 @@ RESCALE_INTERCEPT = -1024.0
 BITS_STORED = 12
 
 
-def _uid(seed: int, what: str) -> str:
-    return str(generate_uid(entropy_srcs=["fastvol sample phantom", str(seed), what]))
+# ------------------------------------------------------------------------------------ writer
+
+
+def to_ds(value: float | str) -> str:
+    """A Decimal String value: a number formatted by pydicom (16 characters at most, read back
+    as the nearest value), a string as given."""
+    return value if isinstance(value, str) else format_number_as_ds(float(value))
+
+
+def unit_normal(orientation: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Unit slice normal ``row direction x column direction`` (LPS); +z when degenerate."""
+    o = np.asarray(orientation, dtype=float)
+    normal = np.cross(o[:3], o[3:6])
+    length = float(np.linalg.norm(normal))
+    return normal / length if length > 1e-9 else np.array([0.0, 0.0, 1.0])
+
+
+def ct_dataset(
+    *,
+    rows: int,
+    columns: int,
+    position: Sequence[float | str],
+    orientation: Sequence[float | str] = AXIAL,
+    pixel_spacing: Sequence[float | str],
+    slice_thickness: float | str,
+    study_uid: str,
+    series_uid: str,
+    frame_uid: str,
+    sop_uid: str,
+    instance_number: int | None,
+    series_number: int = 2,
+    slice_location: float | str | None = None,
+    modality: str = "CT",
+    image_type: Sequence[str] = ("ORIGINAL", "PRIMARY", "AXIAL"),
+    samples_per_pixel: int = 1,
+    photometric: str = "MONOCHROME2",
+    bits_allocated: int = 16,
+    bits_stored: int = BITS_STORED,
+    signed: bool = False,
+    slope: float | str = 1.0,
+    intercept: float | str = RESCALE_INTERCEPT,
+    header: Mapping[str, Any] | None = None,
+) -> Dataset:
+    """The data set of one classic single-frame image, without pixel data or file meta.
+
+    Parameters
+    ----------
+    rows, columns, samples_per_pixel, photometric, bits_allocated, bits_stored, signed
+        Pixel format (HighBit is ``bits_stored - 1``; PlanarConfiguration 0 for colour).
+    position, orientation, pixel_spacing, slice_thickness
+        ImagePositionPatient (mm, LPS), ImageOrientationPatient, PixelSpacing
+        ``(row spacing, column spacing)`` and SliceThickness. Decimal String values: numbers go
+        through :func:`to_ds`, strings are written as given.
+    slice_location
+        SliceLocation; default the position along :func:`unit_normal` of ``orientation``.
+    study_uid, series_uid, frame_uid, sop_uid
+        StudyInstanceUID, SeriesInstanceUID, FrameOfReferenceUID, SOPInstanceUID.
+    instance_number, series_number
+        InstanceNumber (``None`` leaves it out) and SeriesNumber.
+    modality, image_type
+        Modality (sets SOPClassUID from :data:`SOP_CLASSES`, else Secondary Capture) and
+        ImageType.
+    slope, intercept
+        RescaleSlope and RescaleIntercept.
+    header
+        Further elements by keyword (descriptive: dates, names, equipment, acquisition), set
+        last, so they may also replace any of the above.
+    """
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = list(image_type)
+    ds.SOPClassUID = SOP_CLASSES.get(modality, SecondaryCaptureImageStorage)
+    ds.SOPInstanceUID = sop_uid
+    ds.Modality = modality
+    ds.SliceThickness = to_ds(slice_thickness)
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number
+    if instance_number is not None:
+        ds.InstanceNumber = instance_number
+    ds.ImagePositionPatient = [to_ds(v) for v in position]
+    ds.ImageOrientationPatient = [to_ds(v) for v in orientation]
+    ds.FrameOfReferenceUID = frame_uid
+    if slice_location is None:
+        at = np.array([float(v) for v in position])
+        slice_location = float(at @ unit_normal([float(v) for v in orientation]))
+    ds.SliceLocation = to_ds(slice_location)
+    ds.SamplesPerPixel = samples_per_pixel
+    ds.PhotometricInterpretation = photometric
+    if samples_per_pixel > 1:
+        ds.PlanarConfiguration = 0
+    ds.Rows, ds.Columns = rows, columns
+    ds.PixelSpacing = [to_ds(v) for v in pixel_spacing]
+    ds.BitsAllocated = bits_allocated
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = int(signed)
+    ds.RescaleIntercept = to_ds(intercept)
+    ds.RescaleSlope = to_ds(slope)
+    for keyword, value in (header or {}).items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def set_pixel_data(
+    ds: Dataset,
+    data: bytes | np.ndarray | Sequence[bytes],
+    *,
+    big_endian: bool = False,
+    **encapsulate_options: Any,
+) -> None:
+    """Set PixelData of ``ds``, native or encapsulated.
+
+    ``data``: stored values (an array, written little endian, or big endian when asked), raw
+    native bytes (padded to even length), or a list of frame codestreams, encapsulated (OB, with
+    ``encapsulate_options`` passed to :func:`pydicom.encaps.encapsulate`). Native pixel data is
+    OB for BitsAllocated 8, else OW.
+    """
+    if isinstance(data, (list, tuple)):
+        ds.PixelData = encapsulate(list(data), **encapsulate_options)
+        ds["PixelData"].VR = "OB"
+        return
+    if isinstance(data, np.ndarray):
+        data = data.astype(data.dtype.newbyteorder(">" if big_endian else "<")).tobytes()
+    ds.PixelData = bytes(data) + b"\x00" * (len(data) % 2)
+    ds["PixelData"].VR = "OB" if ds.BitsAllocated <= 8 else "OW"
+
+
+def dicom_bytes(
+    ds: Dataset, transfer_syntax: str = ExplicitVRLittleEndian, *, file_meta: bool = True
+) -> bytes:
+    """Encode ``ds`` as a DICOM file in ``transfer_syntax`` (its pixel data must match).
+
+    With ``file_meta`` (default): 128-byte preamble and File Meta Information; the media storage
+    SOP class and instance are the data set's (a ``ds.file_meta`` already there is kept and
+    completed). Without: the bare data set, no preamble (native, non-deflated syntaxes).
+    """
+    ts = UID(transfer_syntax)
+    buffer = io.BytesIO()
+    if not file_meta:
+        if hasattr(ds, "file_meta"):
+            del ds.file_meta
+        ds.preamble = None
+        pydicom.dcmwrite(
+            buffer,
+            ds,
+            implicit_vr=ts == ImplicitVRLittleEndian,
+            little_endian=ts != ExplicitVRBigEndian,
+        )
+        return buffer.getvalue()
+    meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+    meta.TransferSyntaxUID = ts
+    if "SOPClassUID" in ds:
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.file_meta = meta
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def write_dicom(
+    path: str | os.PathLike[str],
+    ds: Dataset,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+    *,
+    file_meta: bool = True,
+) -> str:
+    """Write :func:`dicom_bytes` of ``ds`` to ``path`` (replaced) and return the path as a str."""
+    path = os.fspath(path)
+    data = dicom_bytes(ds, transfer_syntax, file_meta=file_meta)
+    with open(path, "wb") as fp:
+        fp.write(data)
+    return path
+
+
+def write_ct_series(
+    folder: str | os.PathLike[str],
+    slices: Iterable[np.ndarray],
+    *,
+    positions: Sequence[Sequence[float | str]] | np.ndarray,
+    pixel_spacing: Sequence[float | str],
+    slice_thickness: float | str,
+    orientation: Sequence[float | str] = AXIAL,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+    encode: Callable[[str, np.ndarray, int], bytes] | None = None,
+    bits_stored: int | None = None,
+    slope: float | str = 1.0,
+    intercept: float | str = RESCALE_INTERCEPT,
+    uid_entropy: Sequence[str] = ("fastvol",),
+    series_number: int = 2,
+    header: Mapping[str, Any] | None = None,
+    file_names: str = "IM{:04d}",
+) -> list[str]:
+    """Write one classic single-frame CT series, one file per slice, and return the paths.
+
+    Parameters
+    ----------
+    folder
+        Created if missing; file ``k`` (1-based, InstanceNumber ``k``) is
+        ``file_names.format(k)``, replacing a file of that name.
+    slices
+        Stored values of each slice, ``(rows, columns)``, in file order (an array
+        ``(n, rows, columns)`` or a generator, consumed one slice at a time). The dtype gives
+        BitsAllocated and PixelRepresentation (``uint16``: unsigned 16-bit, ...).
+    positions
+        ImagePositionPatient of each slice (mm, LPS); as many as there are slices.
+    pixel_spacing, slice_thickness, orientation
+        As :func:`ct_dataset` writes them.
+    transfer_syntax, encode
+        Native syntaxes are written as they are; any other needs
+        ``encode(transfer_syntax, stored_slice, bits_stored) -> codestream`` (one frame,
+        encapsulated).
+    bits_stored, slope, intercept
+        BitsStored (default BitsAllocated), RescaleSlope, RescaleIntercept.
+    uid_entropy
+        Seeds the UIDs (study, series, frame of reference, one per instance): the same entropy
+        writes the same UIDs.
+    series_number, header
+        SeriesNumber and the descriptive elements (see :data:`SCANNER_HEADER`). ContentTime and
+        AcquisitionTime are written per slice (``0935SS.kkk``, one second apart, cycling).
+    """
+    folder = os.fspath(folder)
+    ts = UID(transfer_syntax)
+    if ts not in NATIVE_SYNTAXES and encode is None:
+        raise ValueError(f"{ts.name} needs an encode callable")
+    os.makedirs(folder, exist_ok=True)
+
+    def uid(what: str) -> str:
+        return str(generate_uid(entropy_srcs=[*uid_entropy, what]))
+
+    study_uid, series_uid = uid("study"), uid("series")
+    frame_uid = uid("frame of reference")
+    paths = []
+    for k, (position, stored) in enumerate(zip(positions, slices, strict=True)):
+        bits_allocated = stored.dtype.itemsize * 8
+        time = f"0935{12 + k % 48:02d}.{k % 1000:03d}"
+        ds = ct_dataset(
+            rows=stored.shape[0],
+            columns=stored.shape[1],
+            position=position,
+            orientation=orientation,
+            pixel_spacing=pixel_spacing,
+            slice_thickness=slice_thickness,
+            study_uid=study_uid,
+            series_uid=series_uid,
+            frame_uid=frame_uid,
+            sop_uid=uid(f"instance {k}"),
+            instance_number=k + 1,
+            series_number=series_number,
+            bits_allocated=bits_allocated,
+            bits_stored=bits_allocated if bits_stored is None else bits_stored,
+            signed=stored.dtype.kind == "i",
+            slope=slope,
+            intercept=intercept,
+            header={**(header or {}), "ContentTime": time, "AcquisitionTime": time},
+        )
+        if ts in NATIVE_SYNTAXES:
+            set_pixel_data(ds, stored, big_endian=ts == ExplicitVRBigEndian)
+        else:
+            assert encode is not None
+            set_pixel_data(ds, [encode(ts, stored, ds.BitsStored)])
+        paths.append(write_dicom(os.path.join(folder, file_names.format(k + 1)), ds, ts))
+    return paths
+
+
+# ------------------------------------------------------------------------------------ sample
 
 
 def _phantom_hu(
@@ -118,93 +467,42 @@ def write_sample_series(
     Geometry: ImageOrientationPatient ``1\\0\\0\\0\\1\\0`` (axial), the volume is centred on the
     patient origin, so slice ``k`` sits at ``z = (k - (n_slices - 1) / 2) * slice_step`` and
     pixel ``(0, 0)`` at ``x = -(columns - 1) / 2 * spacing[1]``,
-    ``y = -(rows - 1) / 2 * spacing[0]`` (mm, LPS).
+    ``y = -(rows - 1) / 2 * spacing[0]`` (mm, LPS, rounded to 1e-6 mm).
     """
     if n_slices < 1 or rows < 1 or columns < 1:
         raise ValueError(f"sizes must be positive, got {n_slices=}, {rows=}, {columns=}")
     row_spacing, column_spacing = (float(v) for v in spacing)
     if row_spacing <= 0 or column_spacing <= 0 or slice_step <= 0:
         raise ValueError(f"spacings must be positive, got {spacing=}, {slice_step=}")
-    os.makedirs(folder, exist_ok=True)
     hu = _phantom_hu(n_slices, rows, columns, (row_spacing, column_spacing), slice_step, seed)
     stored = np.clip(np.rint(hu - RESCALE_INTERCEPT), 0, 2**BITS_STORED - 1).astype("<u2")
-
-    study_uid, series_uid = _uid(seed, "study"), _uid(seed, "series")
-    frame_uid = _uid(seed, "frame of reference")
-    x0 = -(columns - 1) / 2 * column_spacing
-    y0 = -(rows - 1) / 2 * row_spacing
-    paths = []
-    for k in range(n_slices):
-        z = (k - (n_slices - 1) / 2) * slice_step
-        ds = Dataset()
-        ds.SpecificCharacterSet = "ISO_IR 100"
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = _uid(seed, f"instance {k}")
-        ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20240115"
-        ds.StudyTime = "093000"
-        ds.SeriesTime = "093512"
-        ds.ContentTime = ds.AcquisitionTime = f"0935{12 + k % 48:02d}.{k:03d}"
-        ds.AccessionNumber = f"FV{seed:06d}"
-        ds.Modality = "CT"
-        ds.Manufacturer = "fastvol"
-        ds.InstitutionName = "Synthetic Phantom Lab"
-        ds.ReferringPhysicianName = ""
-        ds.StationName = "FVCT01"
-        ds.StudyDescription = "Phantom study"
-        ds.SeriesDescription = "fastvol sample phantom"
-        ds.ManufacturerModelName = "Phantom 1"
-        ds.PatientName = "Phantom^Sample"
-        ds.PatientID = f"FASTVOL{seed:04d}"
-        ds.PatientBirthDate = ""
-        ds.PatientSex = "O"
-        ds.BodyPartExamined = "CHEST"
-        ds.SliceThickness = f"{slice_step:g}"
-        ds.KVP = "120"
-        ds.DataCollectionDiameter = "500"
-        ds.SoftwareVersions = "fastvol sample"
-        ds.ReconstructionDiameter = f"{columns * column_spacing:g}"
-        ds.GantryDetectorTilt = "0"
-        ds.TableHeight = "150"
-        ds.RotationDirection = "CW"
-        ds.XRayTubeCurrent = 200
-        ds.ExposureTime = 500
-        ds.ConvolutionKernel = "STANDARD"
-        ds.PatientPosition = "HFS"
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.StudyID = "1"
-        ds.SeriesNumber = 2
-        ds.AcquisitionNumber = 1
-        ds.InstanceNumber = k + 1
-        ds.ImagePositionPatient = [f"{x0:g}", f"{y0:g}", f"{z:g}"]
-        ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
-        ds.FrameOfReferenceUID = frame_uid
-        ds.PositionReferenceIndicator = ""
-        ds.SliceLocation = f"{z:g}"
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = rows
-        ds.Columns = columns
-        ds.PixelSpacing = [f"{row_spacing:g}", f"{column_spacing:g}"]
-        ds.BitsAllocated = 16
-        ds.BitsStored = BITS_STORED
-        ds.HighBit = BITS_STORED - 1
-        ds.PixelRepresentation = 0
-        ds.WindowCenter = "40"
-        ds.WindowWidth = "400"
-        ds.RescaleIntercept = f"{RESCALE_INTERCEPT:g}"
-        ds.RescaleSlope = "1"
-        ds.RescaleType = "HU"
-        ds.PixelData = stored[k].tobytes()
-
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        ds.file_meta = meta
-        path = os.path.join(os.fspath(folder), f"IM{k + 1:04d}")
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
+    # Millimetres rounded to 1e-6, so the DS strings show no binary noise (-44.45, not
+    # -44.450000000000).
+    x0 = round(-(columns - 1) / 2 * column_spacing, 6)
+    y0 = round(-(rows - 1) / 2 * row_spacing, 6)
+    z = [round((k - (n_slices - 1) / 2) * slice_step, 6) for k in range(n_slices)]
+    header = {
+        **SCANNER_HEADER,
+        "AccessionNumber": f"FV{seed:06d}",
+        "InstitutionName": "Synthetic Phantom Lab",
+        "StudyDescription": "Phantom study",
+        "SeriesDescription": "fastvol sample phantom",
+        "ManufacturerModelName": "Phantom 1",
+        "PatientName": "Phantom^Sample",
+        "PatientID": f"FASTVOL{seed:04d}",
+        "PatientBirthDate": "",
+        "SoftwareVersions": "fastvol sample",
+        "ReconstructionDiameter": to_ds(round(columns * column_spacing, 6)),
+        "PositionReferenceIndicator": "",
+    }
+    return write_ct_series(
+        folder,
+        stored,
+        positions=[(x0, y0, zk) for zk in z],
+        pixel_spacing=(row_spacing, column_spacing),
+        slice_thickness=slice_step,
+        bits_stored=BITS_STORED,
+        intercept=RESCALE_INTERCEPT,
+        uid_entropy=("fastvol sample phantom", str(seed)),
+        header=header,
+    )
