@@ -237,3 +237,35 @@ def test_read_frame_short_file_is_corrupt(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:200])  # the file shrank after the header pass
     with LocalFile(path) as fp, pytest.raises(CorruptFileError, match="shorter"):
         read_frame(fp, ranges[1])
+
+
+def test_several_fragments_are_one_contiguous_read(tmp_path: Path) -> None:
+    frame = jpeg_like(3000, 0)
+    value = encapsulate([frame], fragments_per_frame=4, has_bot=False)
+    path = write(tmp_path, value + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
+    calls: list[list[tuple[int, int]]] = []
+
+    class Spy(MemorySource):
+        def read_into(self, ranges, buffers):  # type: ignore[no-untyped-def]
+            calls.append(list(ranges))
+            super().read_into(ranges, buffers)
+
+    source = Spy(path.read_bytes(), "spy.dcm")
+    (ranges,) = frame_ranges(source, len(PREFIX), source.size(), 1)
+    assert read_frame(source, ranges) == frame
+    (spans,) = calls  # one call, whose ranges (fragments and item headers between) touch
+    assert all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:]))
+    assert spans[0][0] == ranges[0][0] and sum(n for _, n in spans) == (
+        ranges[-1][0] + ranges[-1][1] - ranges[0][0]
+    )
+
+
+def test_several_fragments_short_file_is_corrupt(tmp_path: Path) -> None:
+    frame = jpeg_like(3000, 0)
+    value = encapsulate([frame], fragments_per_frame=4, has_bot=False)
+    data = PREFIX + value + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    (ranges,) = frame_ranges(MemorySource(data), len(PREFIX), len(data), 1)
+    for source in (MemorySource(data[:-100], "cut.dcm"), LocalFile(write(tmp_path, data[132:-100]))):
+        with source, pytest.raises(CorruptFileError, match="shorter") as info:
+            read_frame(source, ranges)
+        assert source.name in info.value.files

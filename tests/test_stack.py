@@ -70,6 +70,18 @@ def test_sources_closed_after_load(tmp_path: Path) -> None:
     assert all(source._fd == -1 for source in local)
 
 
+def test_concurrent_loads_sharing_sources(tmp_path: Path) -> None:
+    w = fx.write_series(tmp_path, n=12, transfer_syntax=RLE)
+    plan = _plan(tmp_path)  # both loads read through the very same LocalFile objects
+    truth = w.volume(rescaled=True)
+    with ThreadPoolExecutor(3) as users:
+        outs = list(users.map(lambda _: stack.execute(plan, threads=2), range(12)))
+    for out in outs:
+        np.testing.assert_array_equal(out, truth)
+    assert not stack._HOLDS
+    assert all(s.source._fd == -1 for s in plan.sources)
+
+
 def test_truncated_file_names_it(tmp_path: Path) -> None:
     w = fx.write_series(tmp_path, n=3)
     plan = _plan(tmp_path)
@@ -78,6 +90,8 @@ def test_truncated_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(fastvol.CorruptFileError) as info:
         stack.execute(plan, threads=1)
     assert str(victim) in info.value.files
+    assert not stack._HOLDS  # the frames left unread released their sources too
+    assert all(s.source._fd == -1 for s in plan.sources)
 
 
 # --- threads ----------------------------------------------------------------------------------
@@ -132,6 +146,30 @@ def test_pools_recreated_after_fork(monkeypatch: pytest.MonkeyPatch) -> None:
     again = stack.thread_pool(3)
     assert again is not pool and again._max_workers == 3
     pool.shutdown(wait=False)
+
+
+def test_pools_work_in_a_forked_child(tmp_path: Path) -> None:
+    fx.write_series(tmp_path, n=6, transfer_syntax=RLE)
+    code = (
+        "import os, sys, numpy as np, fastvol\n"
+        "from fastvol.plan import make_plan\n"
+        "from fastvol import stack\n"
+        "(series,) = fastvol.scan(sys.argv[1])\n"
+        "plan = make_plan(series)\n"
+        "first = stack.execute(plan)\n"
+        "parent = stack.default_executor()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    ok = stack.default_executor() is not parent\n"
+        "    ok &= all(np.array_equal(stack.execute(plan, threads=t), first) for t in (None, 2))\n"
+        "    os._exit(0 if ok else 3)\n"
+        "print(os.waitpid(pid, 0)[1] >> 8)\n"
+    )
+    src = str(Path(fastvol.__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": src}, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0"]
 
 
 def test_explicit_executor_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

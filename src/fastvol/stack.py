@@ -33,6 +33,10 @@ _POOLS: dict[int | None, ThreadPoolExecutor] = {}
 _POOLS_PID = -1
 _POOL_LOCK = threading.Lock()
 _SCRATCH = threading.local()
+#: Per source (by id), how many running executes still read it: a source is closed only when
+#: none does, so two loads of one scanned series in two threads never close each other's file.
+_HOLDS: Counter[int] = Counter()
+_HOLDS_LOCK = threading.Lock()
 
 
 def thread_pool(threads: int | None = None) -> ThreadPoolExecutor:
@@ -54,6 +58,17 @@ def thread_pool(threads: int | None = None) -> ThreadPoolExecutor:
         return pool
 
 
+def _after_fork_in_child() -> None:
+    # The parent's pool threads do not exist in the child, and a lock held by one of the
+    # parent's threads at the fork would never be released: start afresh.
+    global _POOL_LOCK, _HOLDS_LOCK, _POOLS_PID
+    _POOL_LOCK = threading.Lock()
+    _HOLDS_LOCK = threading.Lock()
+    _POOLS.clear()
+    _POOLS_PID = os.getpid()
+    _HOLDS.clear()
+
+
 def default_executor() -> ThreadPoolExecutor:
     """The process's shared thread pool, created on first use (and again after a fork)."""
     return thread_pool(None)
@@ -65,6 +80,10 @@ def _scratch(nbytes: int) -> np.ndarray:
         buf = np.empty(nbytes, dtype=np.uint8)
         _SCRATCH.buf = buf
     return buf[:nbytes]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _stored_frame(
@@ -203,14 +222,31 @@ class _Closer:
 
     def __init__(self, sources: Iterable[FrameSource]) -> None:
         self.left = Counter(id(s.source) for s in sources)
-        self.lock = threading.Lock()
+        self.sources = {id(s.source): s.source for s in sources}
+        with _HOLDS_LOCK:
+            _HOLDS.update(self.left.keys())
 
     def done(self, src: FrameSource) -> None:
-        with self.lock:
-            self.left[id(src.source)] -= 1
-            last = self.left[id(src.source)] == 0
-        if last:
-            src.source.close()
+        """One frame of ``src.source`` is read."""
+        key = id(src.source)
+        with _HOLDS_LOCK:
+            self.left[key] -= 1
+            if not self.left[key]:
+                self._release(key)
+
+    def close_all(self) -> None:
+        """Release the sources whose frames were not all read (an error stopped the load)."""
+        with _HOLDS_LOCK:
+            for key, left in self.left.items():
+                if left > 0:
+                    self.left[key] = 0
+                    self._release(key)
+
+    def _release(self, key: int) -> None:  # under _HOLDS_LOCK: no execute reopens it meanwhile
+        _HOLDS[key] -= 1
+        if _HOLDS[key] <= 0:
+            del _HOLDS[key]
+            self.sources[key].close()
 
 
 def _run(executor: Executor | None, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
@@ -305,6 +341,7 @@ def execute(
         decoders = {ts: get_decoder(ts) for ts in syntaxes if ts != TS.DEFLATED_LE}
     pool = _choose_executor(plan, executor, threads, decoders)
     sources = plan.sources
+    closer = _Closer(sources)
     try:
         ranges = _multiframe_ranges(sources)
         if isinstance(pool, ProcessPoolExecutor):
@@ -317,7 +354,6 @@ def execute(
             workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
             size = max(1, len(sources) // (4 * workers))
             batches = [sources[i : i + size] for i in range(0, len(sources), size)]
-            closer = _Closer(sources)
 
             def fill(batch: tuple[FrameSource, ...]) -> None:
                 for src in batch:
@@ -327,9 +363,8 @@ def execute(
                         closer.done(src)
 
             _run(pool, fill, batches)
-    finally:  # every task has ended (_run waits for all): close what an error left open
-        for source in {id(s.source): s.source for s in sources}.values():
-            source.close()
+    finally:  # every task has ended (_run waits for all)
+        closer.close_all()
     if plan.resample is not None:
         out = _resample(out, plan, dtype)
     if plan.mosaic is not None:
