@@ -35,7 +35,7 @@ _POOL_LOCK = threading.Lock()
 _SCRATCH = threading.local()
 #: Per source (by id), how many running executes still read it: a source is closed only when
 #: none does, so two loads of one scanned series in two threads never close each other's file.
-_HOLDS: Counter[int] = Counter()
+_HOLDS: dict[int, int] = {}
 _HOLDS_LOCK = threading.Lock()
 
 
@@ -221,17 +221,19 @@ class _Closer:
     """Closes each source once its last frame is read, so open descriptors stay few."""
 
     def __init__(self, sources: Iterable[FrameSource]) -> None:
-        self.left = Counter(id(s.source) for s in sources)
         self.sources = {id(s.source): s.source for s in sources}
+        self.left = dict(Counter(id(s.source) for s in sources))
         with _HOLDS_LOCK:
-            _HOLDS.update(self.left.keys())
+            for key in self.left:
+                _HOLDS[key] = _HOLDS.get(key, 0) + 1
 
     def done(self, src: FrameSource) -> None:
-        """One frame of ``src.source`` is read."""
+        """One frame of ``src.source`` is read: close the source after its last one."""
         key = id(src.source)
         with _HOLDS_LOCK:
-            self.left[key] -= 1
-            if not self.left[key]:
+            left = self.left[key] - 1
+            self.left[key] = left
+            if left == 0:
                 self._release(key)
 
     def close_all(self) -> None:
@@ -242,9 +244,12 @@ class _Closer:
                     self.left[key] = 0
                     self._release(key)
 
-    def _release(self, key: int) -> None:  # under _HOLDS_LOCK: no execute reopens it meanwhile
-        _HOLDS[key] -= 1
-        if _HOLDS[key] <= 0:
+    def _release(self, key: int) -> None:
+        # Called under _HOLDS_LOCK, so no other execute takes the source up meanwhile.
+        holds = _HOLDS[key] - 1
+        if holds:
+            _HOLDS[key] = holds
+        else:
             del _HOLDS[key]
             self.sources[key].close()
 
