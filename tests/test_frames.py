@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct
@@ -16,6 +15,7 @@ from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
 
 from fastvol.errors import CorruptFileError
 from fastvol.frames import frame_ranges, read_frame
+from fastvol.sources import LocalFile, MemorySource
 
 REPO = Path(__file__).resolve().parents[1]
 UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
@@ -71,8 +71,8 @@ def pydicom_frames(path: Path) -> tuple[list[bytes], int, int]:
 
 def check_against_pydicom(path: Path) -> None:
     expected, value_offset, n_frames = pydicom_frames(path)
-    with open(path, "rb") as fp:
-        ranges = frame_ranges(fp, value_offset, path.stat().st_size, n_frames, source=str(path))
+    with LocalFile(path) as fp:
+        ranges = frame_ranges(fp, value_offset, path.stat().st_size, n_frames)
         got = [read_frame(fp, r) for r in ranges]
     assert len(ranges) == n_frames
     assert got == expected
@@ -115,7 +115,7 @@ def write(tmp_path: Path, value: bytes) -> Path:
 
 
 def ranges_of(path: Path, n_frames: int, **kwargs: object) -> list[bytes]:
-    with open(path, "rb") as fp:
+    with LocalFile(path) as fp:
         ranges = frame_ranges(fp, len(PREFIX), path.stat().st_size, n_frames, **kwargs)  # type: ignore[arg-type]
         return [read_frame(fp, r) for r in ranges]
 
@@ -144,13 +144,13 @@ def test_one_frame_takes_every_fragment(tmp_path: Path) -> None:
     frame = jpeg_like(3000, 0)
     value = encapsulate([frame], fragments_per_frame=4, has_bot=False)
     path = write(tmp_path, value + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
-    with open(path, "rb") as fp:
+    with LocalFile(path) as fp:
         ranges = frame_ranges(fp, len(PREFIX), path.stat().st_size, 1)
         assert len(ranges[0]) == 4
         assert read_frame(fp, ranges[0]) == frame
-    # Without a file descriptor (BytesIO) the seek/read path gives the same bytes.
-    buffer = io.BytesIO(path.read_bytes())
-    ranges = frame_ranges(buffer, len(PREFIX), len(buffer.getvalue()), 1)
+    # Without a file descriptor (bytes in memory) the same bytes come back.
+    buffer = MemorySource(path.read_bytes())
+    ranges = frame_ranges(buffer, len(PREFIX), buffer.size(), 1)
     assert read_frame(buffer, ranges[0]) == frame
 
 
@@ -167,7 +167,7 @@ def test_no_markers_more_fragments_than_frames(tmp_path: Path) -> None:
     value = encapsulate(frames, fragments_per_frame=2, has_bot=False)
     path = write(tmp_path, value + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
     with pytest.raises(CorruptFileError, match="4 fragments for 2 frames"):
-        ranges_of(path, 2, source="x.dcm")
+        ranges_of(path, 2)
 
 
 def test_fewer_fragments_than_frames(tmp_path: Path) -> None:
@@ -187,7 +187,7 @@ def test_truncated_is_corrupt(tmp_path: Path, cut: int) -> None:
     value = valid_value()
     path = write(tmp_path, value[:cut] if cut else b"")
     with pytest.raises(CorruptFileError, match="pixels.bin"):
-        ranges_of(path, 2, source=str(path))
+        ranges_of(path, 2)
 
 
 def test_bad_item_tag_is_corrupt(tmp_path: Path) -> None:
@@ -226,14 +226,46 @@ def test_truncated_real_file_is_corrupt(tmp_path: Path) -> None:
     for keep in (value_offset + 4, value_offset + 100, len(data) - 9, len(data) - 1):
         path = tmp_path / f"cut{keep}.dcm"
         path.write_bytes(data[:keep])
-        with open(path, "rb") as fp, pytest.raises(CorruptFileError, match=f"cut{keep}"):
-            frame_ranges(fp, value_offset, keep, n_frames, source=str(path))
+        with LocalFile(path) as fp, pytest.raises(CorruptFileError, match=f"cut{keep}"):
+            frame_ranges(fp, value_offset, keep, n_frames)
 
 
 def test_read_frame_short_file_is_corrupt(tmp_path: Path) -> None:
     path = write(tmp_path, valid_value())
-    with open(path, "rb") as fp:
+    with LocalFile(path) as fp:
         ranges = frame_ranges(fp, len(PREFIX), path.stat().st_size, 2)
     path.write_bytes(path.read_bytes()[:200])  # the file shrank after the header pass
-    with open(path, "rb") as fp, pytest.raises(CorruptFileError, match="shorter"):
+    with LocalFile(path) as fp, pytest.raises(CorruptFileError, match="shorter"):
         read_frame(fp, ranges[1])
+
+
+def test_several_fragments_are_one_contiguous_read(tmp_path: Path) -> None:
+    frame = jpeg_like(3000, 0)
+    value = encapsulate([frame], fragments_per_frame=4, has_bot=False)
+    path = write(tmp_path, value + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
+    calls: list[list[tuple[int, int]]] = []
+
+    class Spy(MemorySource):
+        def read_into(self, ranges, buffers):  # type: ignore[no-untyped-def]
+            calls.append(list(ranges))
+            super().read_into(ranges, buffers)
+
+    source = Spy(path.read_bytes(), "spy.dcm")
+    (ranges,) = frame_ranges(source, len(PREFIX), source.size(), 1)
+    assert read_frame(source, ranges) == frame
+    (spans,) = calls  # one call, whose ranges (fragments and item headers between) touch
+    assert all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:]))
+    assert spans[0][0] == ranges[0][0] and sum(n for _, n in spans) == (
+        ranges[-1][0] + ranges[-1][1] - ranges[0][0]
+    )
+
+
+def test_several_fragments_short_file_is_corrupt(tmp_path: Path) -> None:
+    frame = jpeg_like(3000, 0)
+    value = encapsulate([frame], fragments_per_frame=4, has_bot=False)
+    data = PREFIX + value + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    (ranges,) = frame_ranges(MemorySource(data), len(PREFIX), len(data), 1)
+    for source in (MemorySource(data[:-100], "cut.dcm"), LocalFile(write(tmp_path, data[132:-100]))):
+        with source, pytest.raises(CorruptFileError, match="shorter") as info:
+            read_frame(source, ranges)
+        assert source.name in info.value.files

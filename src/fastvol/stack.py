@@ -1,44 +1,77 @@
 """Stack: run a :class:`~fastvol.plan.LoadPlan`, filling one preallocated output array.
 
-Uncompressed frames are read with ``os.preadv`` from their byte offset straight into their slice
-of the output (or, when the output dtype is wider than the stored one, into a per-thread scratch
-frame), then masked, sign-extended and rescaled in place by one numba kernel. Compressed frames
-are read fragment by fragment and decoded by the series' decoder. Frames are spread over an
-executor: threads by default (the kernels and imagecodecs release the GIL); a process pool also
-works, frames then travel back as arrays.
+Every byte comes through the frame's :class:`~fastvol.sources.ByteSource`. Uncompressed frames
+are read with ``source.read_into`` (``os.preadv`` for a local file) from their byte offset
+straight into their slice of the output (or, when the output dtype is wider than the stored one,
+into a per-thread scratch frame), then masked, sign-extended and rescaled in place by one numba
+kernel. Compressed frames are located and read by :mod:`fastvol.frames` and decoded by the
+series' decoder. Frames are spread over an executor: the process's shared thread pool by default
+(the kernels and imagecodecs release the GIL), a pool of ``threads`` threads, or the calling
+thread (``threads=1``, and always for a decoder that holds the GIL); a process pool also works,
+frames then travel back as arrays. Each source is closed after its last frame is read.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from .errors import CorruptFileError, DecodeError, FastvolError
-from .headers import TS, UNDEFINED_LENGTH
+from .dicom import TS, UNDEFINED_LENGTH
+from .errors import CorruptFileError, DecodeError, FastvolError, InputError
 from .plan.types import FrameSource, LoadPlan, PixelFormat
 
-__all__ = ["default_executor", "execute"]
+__all__ = ["default_executor", "execute", "thread_pool"]
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_PID = -1
+_POOLS: dict[int | None, ThreadPoolExecutor] = {}
+_POOLS_PID = -1
 _POOL_LOCK = threading.Lock()
 _SCRATCH = threading.local()
+#: Per source (by id), how many running executes still read it: a source is closed only when
+#: none does, so two loads of one scanned series in two threads never close each other's file.
+_HOLDS: dict[int, int] = {}
+_HOLDS_LOCK = threading.Lock()
+
+
+def thread_pool(threads: int | None = None) -> ThreadPoolExecutor:
+    """This process's pool of ``threads`` threads, created on first use (and again after a fork).
+
+    ``None`` is the shared default pool: ``min(8, max(2, cpu_count))`` threads. Pools are cached
+    per size, so repeated loads with the same ``threads`` reuse one pool.
+    """
+    global _POOLS_PID
+    with _POOL_LOCK:
+        if _POOLS_PID != os.getpid():  # a forked child must not use its parent's (dead) threads
+            _POOLS.clear()
+            _POOLS_PID = os.getpid()
+        pool = _POOLS.get(threads)
+        if pool is None:
+            workers = threads if threads is not None else min(8, max(2, (os.cpu_count() or 2)))
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastvol")
+            _POOLS[threads] = pool
+        return pool
+
+
+def _after_fork_in_child() -> None:
+    # The parent's pool threads do not exist in the child, and a lock held by one of the
+    # parent's threads at the fork would never be released: start afresh.
+    global _POOL_LOCK, _HOLDS_LOCK, _POOLS_PID
+    _POOL_LOCK = threading.Lock()
+    _HOLDS_LOCK = threading.Lock()
+    _POOLS.clear()
+    _POOLS_PID = os.getpid()
+    _HOLDS.clear()
 
 
 def default_executor() -> ThreadPoolExecutor:
     """The process's shared thread pool, created on first use (and again after a fork)."""
-    global _POOL, _POOL_PID
-    with _POOL_LOCK:
-        if _POOL is None or _POOL_PID != os.getpid():
-            workers = min(8, max(2, (os.cpu_count() or 2)))
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastvol")
-            _POOL_PID = os.getpid()
-        return _POOL
+    return thread_pool(None)
 
 
 def _scratch(nbytes: int) -> np.ndarray:
@@ -49,23 +82,8 @@ def _scratch(nbytes: int) -> np.ndarray:
     return buf[:nbytes]
 
 
-def _pread_into(fd: int, buf: np.ndarray, offset: int, path: str) -> None:
-    view = memoryview(buf).cast("B")  # type: ignore[arg-type]
-    want = view.nbytes
-    done = 0
-    while done < want:
-        if hasattr(os, "preadv"):
-            got = os.preadv(fd, [view[done:]], offset + done)
-        else:  # pragma: no cover - Windows
-            os.lseek(fd, offset + done, os.SEEK_SET)
-            got = os.readv(fd, [view[done:]])
-        if got <= 0:
-            raise CorruptFileError(
-                f"{path}: file ended after {done} of {want} pixel bytes at offset {offset} "
-                f"(truncated, or changed since it was scanned)",
-                files=[path],
-            )
-        done += got
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _stored_frame(
@@ -85,19 +103,19 @@ def _stored_frame(
     ts = src.transfer_syntax
     if src.pixel_offset < 0:
         return _stored_via_pydicom(src, pixel)
-    with open(src.path, "rb", buffering=0) as fp:
-        if ts in TS.UNCOMPRESSED:
-            buf = into if into is not None else _scratch(n * stored.itemsize).view(stored)
-            _pread_into(fp.fileno(), buf, src.pixel_offset + src.frame * pixel.frame_bytes, src.path)
-            if ts == TS.EXPLICIT_BE and stored.itemsize > 1:
-                buf.byteswap(inplace=True)
-            return buf
-        from .frames import frame_ranges, read_frame
+    source = src.source
+    if ts in TS.UNCOMPRESSED:
+        buf = into if into is not None else _scratch(n * stored.itemsize).view(stored)
+        source.read_into([(src.pixel_offset + src.frame * pixel.frame_bytes, buf.nbytes)], [buf])
+        if ts == TS.EXPLICIT_BE and stored.itemsize > 1:
+            buf.byteswap(inplace=True)
+        return buf
+    from .frames import frame_ranges, read_frame
 
-        known = ranges.get(src.path) if ranges else None
-        if known is None:
-            known = frame_ranges(fp, src.pixel_offset, src.file_size, src.n_frames, source=src.path)
-        data = read_frame(fp, known[src.frame], source=src.path)
+    known = ranges.get(src.path) if ranges else None
+    if known is None:
+        known = frame_ranges(source, src.pixel_offset, src.file_size, src.n_frames)
+    data = read_frame(source, known[src.frame])
     frame = decoders[ts](
         data, rows=pixel.rows, columns=pixel.columns, samples_per_pixel=pixel.samples_per_pixel,
         bits_allocated=pixel.bits_allocated, bits_stored=pixel.bits_stored,
@@ -110,12 +128,19 @@ def _stored_frame(
 
 
 def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
-    """Pixels whose bytes are not addressable in the file (deflated): let pydicom inflate them."""
+    """Pixels whose bytes are not addressable in the file (deflated): let pydicom inflate them.
+
+    pydicom reads the source's bytes from memory, never the path: every byte comes through the
+    source.
+    """
     import pydicom
 
+    source = src.source
     try:
-        ds = pydicom.dcmread(src.path, force=True)
+        ds = pydicom.dcmread(io.BytesIO(source.read(0, source.size())), force=True)
         raw = ds.PixelData
+    except FastvolError:
+        raise
     except Exception as exc:
         raise CorruptFileError(f"{src.path}: pixel data cannot be read ({exc})", files=[src.path]) from exc
     size = pixel.frame_bytes
@@ -184,7 +209,49 @@ class _ProcessTask:
         self.ranges = ranges
 
     def __call__(self, src: FrameSource) -> np.ndarray:
-        return np.array(_stored_frame(src, self.pixel, self.decoders, None, self.ranges), copy=True)
+        try:  # src (and its source) is this task's own unpickled copy: close it when done
+            return np.array(_stored_frame(src, self.pixel, self.decoders, None, self.ranges), copy=True)
+        except OSError as exc:
+            raise CorruptFileError(f"{src.path}: cannot be read ({exc})", files=[src.path]) from exc
+        finally:
+            src.source.close()
+
+
+class _Closer:
+    """Closes each source once its last frame is read, so open descriptors stay few."""
+
+    def __init__(self, sources: Iterable[FrameSource]) -> None:
+        self.sources = {id(s.source): s.source for s in sources}
+        self.left = dict(Counter(id(s.source) for s in sources))
+        with _HOLDS_LOCK:
+            for key in self.left:
+                _HOLDS[key] = _HOLDS.get(key, 0) + 1
+
+    def done(self, src: FrameSource) -> None:
+        """One frame of ``src.source`` is read: close the source after its last one."""
+        key = id(src.source)
+        with _HOLDS_LOCK:
+            left = self.left[key] - 1
+            self.left[key] = left
+            if left == 0:
+                self._release(key)
+
+    def close_all(self) -> None:
+        """Release the sources whose frames were not all read (an error stopped the load)."""
+        with _HOLDS_LOCK:
+            for key, left in self.left.items():
+                if left > 0:
+                    self.left[key] = 0
+                    self._release(key)
+
+    def _release(self, key: int) -> None:
+        # Called under _HOLDS_LOCK, so no other execute takes the source up meanwhile.
+        holds = _HOLDS[key] - 1
+        if holds:
+            _HOLDS[key] = holds
+        else:
+            del _HOLDS[key]
+            self.sources[key].close()
 
 
 def _run(executor: Executor | None, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
@@ -205,17 +272,61 @@ def _run(executor: Executor | None, fn: Callable[..., Any], items: Iterable[Any]
     return results
 
 
-def execute(plan: LoadPlan, *, executor: Executor | None | str = "default") -> np.ndarray:
+def _holds_gil(plan: LoadPlan, decoders: dict[str, Any]) -> bool:
+    """True when no frame of ``plan`` is read by code that releases the GIL.
+
+    Uncompressed frames (``preadv`` and the numba kernels) release it; deflated ones go through
+    pydicom's Python parser; compressed ones release it when their decoder does
+    (``Decoder.releases_gil``, per candidate in :data:`fastvol.decode.REGISTRY`).
+    """
+    for src in plan.sources:
+        if src.pixel_offset < 0:
+            continue
+        if src.transfer_syntax in TS.UNCOMPRESSED:
+            return False
+        decoder = decoders.get(src.transfer_syntax)
+        if decoder is None or getattr(decoder, "releases_gil", True):
+            return False
+    return True
+
+
+def _choose_executor(
+    plan: LoadPlan, executor: Executor | None | str, threads: int | None, decoders: dict[str, Any]
+) -> Executor | None:
+    if executor != "default":
+        return executor  # type: ignore[return-value]
+    if threads == 1 or len(plan.sources) <= 1 or _holds_gil(plan, decoders):
+        return None  # the calling thread: a pool only adds overhead
+    return thread_pool(threads)
+
+
+def execute(
+    plan: LoadPlan, *, executor: Executor | None | str = "default", threads: int | None = None
+) -> np.ndarray:
     """Read every frame of ``plan`` into a new array of shape ``plan.shape``.
 
     Parameters
     ----------
     executor
-        ``"default"`` for the shared thread pool, ``None`` to run in the calling thread, or any
-        ``concurrent.futures.Executor`` (a ProcessPoolExecutor receives picklable tasks and
-        returns decoded frames).
+        ``"default"`` to let ``threads`` choose; ``None`` to run in the calling thread; or any
+        ``concurrent.futures.Executor``, used as given whatever ``threads`` says (a
+        ProcessPoolExecutor receives picklable tasks and returns decoded frames).
+    threads
+        With ``executor="default"``: ``None`` for the process's shared thread pool, ``1`` to run
+        in the calling thread (a DataLoader or Dask worker), ``n`` for this process's pool of
+        ``n`` threads (created on first use, kept for later loads, recreated after a fork). A
+        series whose decoder holds the GIL (pylibjpeg, pydicom) is read in the calling thread
+        whatever ``threads`` says: a pool only adds overhead to it.
+
+    Raises
+    ------
+    InputError
+        ``threads`` is not a whole number >= 1 or None, or ``executor`` is another string.
     """
-    pool: Executor | None = default_executor() if executor == "default" else executor  # type: ignore[assignment]
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InputError(f"threads={threads!r}: expected a whole number >= 1 or None")
+    if isinstance(executor, str) and executor != "default":
+        raise InputError(f"executor={executor!r}: expected 'default', None or an Executor")
     dtype = np.dtype(plan.dtype)
     work_dtype = dtype if plan.resample is None else np.dtype(np.float32) if dtype.kind != "f" else dtype
     out = np.empty(plan.read_shape, dtype=work_dtype)
@@ -233,24 +344,32 @@ def execute(plan: LoadPlan, *, executor: Executor | None | str = "default") -> n
 
         syntaxes = {s.transfer_syntax for s in plan.sources} - TS.UNCOMPRESSED
         decoders = {ts: get_decoder(ts) for ts in syntaxes if ts != TS.DEFLATED_LE}
-    ranges = _multiframe_ranges(plan.sources)
+    pool = _choose_executor(plan, executor, threads, decoders)
     sources = plan.sources
-    if isinstance(pool, ProcessPoolExecutor):
-        frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
-        for src, stored in zip(sources, frames):
-            dst = flat[src.slot].reshape(-1)
-            _convert(stored, dst, src, plan.pixel, False)
-    else:
-        # Batches of frames per task: enough tasks to balance, few enough to keep overhead low.
-        workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
-        size = max(1, len(sources) // (4 * workers))
-        batches = [sources[i : i + size] for i in range(0, len(sources), size)]
+    closer = _Closer(sources)
+    try:
+        ranges = _multiframe_ranges(sources)
+        if isinstance(pool, ProcessPoolExecutor):
+            frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
+            for src, stored in zip(sources, frames):
+                dst = flat[src.slot].reshape(-1)
+                _convert(stored, dst, src, plan.pixel, False)
+        else:
+            # Batches of frames per task: enough tasks to balance, few enough to keep overhead low.
+            workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
+            size = max(1, len(sources) // (4 * workers))
+            batches = [sources[i : i + size] for i in range(0, len(sources), size)]
 
-        def fill(batch: tuple[FrameSource, ...]) -> None:
-            for src in batch:
-                _fill_one(plan, flat, src, decoders, ranges)
+            def fill(batch: tuple[FrameSource, ...]) -> None:
+                for src in batch:
+                    try:
+                        _fill_one(plan, flat, src, decoders, ranges)
+                    finally:
+                        closer.done(src)
 
-        _run(pool, fill, batches)
+            _run(pool, fill, batches)
+    finally:  # every task has ended (_run waits for all)
+        closer.close_all()
     if plan.resample is not None:
         out = _resample(out, plan, dtype)
     if plan.mosaic is not None:
@@ -268,13 +387,12 @@ def _multiframe_ranges(sources: tuple[FrameSource, ...]) -> dict[str, list[Any]]
     out: dict[str, list[Any]] = {}
     for src in sources:
         if src.n_frames > 1 and src.pixel_length == UNDEFINED_LENGTH and src.path not in out:
+            eot = src.extended_offsets
             try:
-                with open(src.path, "rb", buffering=0) as fp:
-                    eot = src.extended_offsets
-                    out[src.path] = frame_ranges(
-                        fp, src.pixel_offset, src.file_size, src.n_frames, source=src.path,
-                        extended_offsets=None if eot is None else (np.array(eot[0]), np.array(eot[1])),
-                    )  # fmt: skip
+                out[src.path] = frame_ranges(
+                    src.source, src.pixel_offset, src.file_size, src.n_frames,
+                    extended_offsets=None if eot is None else (np.array(eot[0]), np.array(eot[1])),
+                )  # fmt: skip
             except OSError as exc:
                 raise CorruptFileError(f"{src.path}: cannot be read ({exc})", files=[src.path]) from exc
     return out
