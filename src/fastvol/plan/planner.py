@@ -83,6 +83,6 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
                     meta=build_meta(series, layout, fmt, frames, mosaic), mosaic=mosaic)  # fmt: skip
 
 
-def describe_series(series: Series) -> GeometryReport:
+def describe_series(series: Series, options: Options | None = None) -> GeometryReport:
     """Geometry report of a series from headers alone, without raising for gaps, spacing or tilt."""
-    return make_plan(series, Options(), strict=False).report
+    return make_plan(series, options or Options(), strict=False).report

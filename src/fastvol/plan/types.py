@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..dicom import TS
+from ..pixels import stored_dtype
 from ..report import GeometryReport
 
 if TYPE_CHECKING:
@@ -46,8 +47,7 @@ class PixelFormat:
     @property
     def stored_dtype(self) -> np.dtype:
         """Native dtype of one stored sample (``int16`` for signed 16-bit, ...)."""
-        kind = "i" if self.pixel_representation else "u"
-        return np.dtype(f"{kind}{self.bits_allocated // 8}")
+        return stored_dtype(self.bits_allocated, self.pixel_representation)
 
     @property
     def frame_bytes(self) -> int:

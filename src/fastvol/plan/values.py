@@ -15,6 +15,7 @@ import numpy as np
 from ..dicom import NOT_ADDRESSABLE, HeaderRecord
 from ..errors import CorruptFileError, UnsupportedError
 from ..options import Options
+from ..pixels import SUPPORTED_BITS_ALLOCATED
 from .decisions import Decision
 from .types import MAX_FRAME_PIXELS, MAX_OUTPUT_BYTES, PixelFormat
 
@@ -60,7 +61,7 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
             f"colour images are not supported yet",
             files=[first],
         )
-    if fmt.bits_allocated not in (8, 16, 32):
+    if fmt.bits_allocated not in SUPPORTED_BITS_ALLOCATED:
         raise UnsupportedError(
             f"{first}: BitsAllocated {fmt.bits_allocated} is not supported (8, 16 or 32)",
             files=[first],

@@ -34,20 +34,18 @@ class LocalFile(ByteSource):
         The file's path, kept as given (it names the file in records and messages).
     """
 
-    __slots__ = ("_fd", "_lock", "_size", "name")
-
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.name = os.fspath(path)
         self._fd = -1
         self._size = -1
+        self._readers = 0  # reads in progress: close() waits for them to end
+        self._close_pending = False
         self._lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def _open(self) -> int:
-        fd = self._fd
-        if fd >= 0:
-            return fd
+    def _acquire(self) -> int:
+        """The open descriptor, counted as in use until :meth:`_release`."""
         with self._lock:
             if self._fd < 0:
                 fd = os.open(self.name, _READ_FLAGS | getattr(os, "O_NONBLOCK", 0))
@@ -57,13 +55,30 @@ class LocalFile(ByteSource):
                     raise CorruptFileError(f"{self.name}: not a regular file", files=[self.name])
                 self._size = st.st_size
                 self._fd = fd
+            self._readers += 1
+            self._close_pending = False
             return self._fd
 
-    def close(self) -> None:
+    def _release(self) -> None:
         with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            self._readers -= 1
+            if self._readers == 0 and self._close_pending:
+                self._close_now()
+
+    def _close_now(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._close_pending = False
+
+    def close(self) -> None:
+        # Never close a descriptor another thread is reading: its number could be reused by
+        # another file. The last reader closes it instead.
+        with self._lock:
+            if self._readers:
+                self._close_pending = True
+            else:
+                self._close_now()
 
     def __del__(self) -> None:
         if getattr(self, "_fd", -1) >= 0:
@@ -93,11 +108,19 @@ class LocalFile(ByteSource):
             return True  # let the read raise the real error (permission, vanished, ...)
 
     def size(self) -> int:
-        self._open()
+        if self._size < 0:
+            self._acquire()
+            self._release()
         return self._size
 
     def read(self, offset: int, length: int) -> bytes:
-        fd = self._open()
+        fd = self._acquire()
+        try:
+            return self._read(fd, offset, length)
+        finally:
+            self._release()
+
+    def _read(self, fd: int, offset: int, length: int) -> bytes:
         data = os.pread(fd, length, offset)
         if len(data) < length:  # a pipe-like short read: finish it, stop at the end of file
             parts = [data]
@@ -112,12 +135,12 @@ class LocalFile(ByteSource):
         return data
 
     def read_into(self, ranges: Sequence[tuple[int, int]], buffers: Sequence[Buffer]) -> None:
-        fd = self._open()
+        fd = self._acquire()
         views = [memoryview(b).cast("B") for b in buffers]
         try:
             if _preadv is None:  # pragma: no cover - Windows
                 for (offset, length), view in zip(ranges, views):
-                    data = self.read(offset, length)
+                    data = self._read(fd, offset, length)
                     if len(data) < length:
                         raise self.short_read(offset, length, len(data))
                     view[:length] = data
@@ -138,6 +161,7 @@ class LocalFile(ByteSource):
         finally:
             for view in views:
                 view.release()
+            self._release()
 
     def _preadv_exact(self, fd: int, group: list[memoryview], offset: int, wanted: int) -> None:
         done = 0
