@@ -9,22 +9,20 @@ from typing import Any, Literal
 
 from .errors import (
     CorruptFileError,
-    FastvolError,
     MixedGeometryError,
     NotDicomError,
+    PathNotFoundError,
     SeriesSelectionError,
 )
-from .find import list_files
 from .group import Series, group_series, main_series
-from .headers import HeaderRecord, read_headers
-from .multiframe import expand_frames, needs_expansion
+from .headers import read_records
 from .plan import LoadOptions, make_plan
+from .sources import ByteSource, as_sources
 from .volume import Volume
 
 __all__ = ["ScanResult", "load", "load_series", "scan"]
 
 PathLike = str | os.PathLike[str]
-DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 
 
 class ScanResult(list[Series]):
@@ -58,50 +56,36 @@ class ScanResult(list[Series]):
         return "\n".join(lines)
 
 
-def _read_headers(
-    paths: Sequence[str],
-) -> tuple[list[HeaderRecord], dict[str, list[str]], dict[str, str]]:
-    skipped: dict[str, list[str]] = {}
-    errors: dict[str, str] = {}
-    records: list[HeaderRecord] = []
-    for path, rec in zip(paths, read_headers(paths)):
-        if isinstance(rec, FastvolError) and getattr(rec, "reason", "") == "not DICOM":
-            skipped.setdefault("not DICOM", []).append(path)
-        elif isinstance(rec, FastvolError):
-            skipped.setdefault("unreadable", []).append(path)
-            errors[path] = str(rec)
-        elif rec.sop_class_uid == DICOMDIR_SOP_CLASS:
-            skipped.setdefault("DICOMDIR", []).append(path)
-        elif not rec.has_pixels:
-            skipped.setdefault("no pixel data", []).append(path)
-        elif needs_expansion(rec):
-            try:
-                records.extend(expand_frames(rec))
-            except FastvolError as exc:
-                skipped.setdefault("unreadable", []).append(path)
-                errors[path] = str(exc)
-        else:
-            records.append(rec)
-    return records, skipped, errors
-
-
-def scan(paths: PathLike | Iterable[PathLike]) -> ScanResult:
+def scan(
+    paths: PathLike | ByteSource | Iterable[PathLike | ByteSource],
+    *,
+    extra_tags: Sequence[str | int] = (),
+) -> ScanResult:
     """Find the DICOM image series under ``paths``, reading headers only.
 
     Parameters
     ----------
     paths
-        Files and folders (walked recursively). DICOM is recognised by content, not by suffix.
+        Files and folders (walked recursively), or byte sources. DICOM is recognised by
+        content, not by suffix.
+    extra_tags
+        DICOM keywords or integer tags of further attributes to read into each record
+        (``HeaderRecord.extra``, plain values keyed by keyword).
 
     Returns
     -------
     ScanResult
         A list of :class:`~fastvol.group.Series`, each one stackable group (a SeriesInstanceUID
         split by orientation, size, pixel spacing and localizers), ordered by SeriesNumber; its
-        ``skipped`` maps a reason to the files not used (non-DICOM, DICOMDIR, objects without
-        pixels, unreadable headers). Nothing here is fatal but a path that does not exist.
+        ``skipped`` maps a reason to the files not used (non-DICOM, not regular files,
+        DICOMDIR, objects without pixels, unreadable headers). Nothing here is fatal but a path
+        that does not exist.
     """
-    records, skipped, errors = _read_headers(list_files(paths))  # type: ignore[arg-type]
+    try:
+        sources = as_sources(paths)
+    except PathNotFoundError as exc:  # a missing path has always been a NotDicomError here
+        raise NotDicomError(exc.message, files=exc.files) from exc
+    records, skipped, errors = read_records(sources, extra_tags=tuple(extra_tags))
     return ScanResult(group_series(records), skipped, errors)
 
 

@@ -211,9 +211,12 @@ def _mosaic_info(records: list[HeaderRecord], name: str) -> Any:
     mosaic = [r for r in records if "MOSAIC" in (v.upper() for v in r.image_type)]
     if not mosaic:
         return None
-    from .mosaic import read_mosaic_info
+    info = mosaic[0].mosaic  # read in the header pass (fastvol.headers.csa)
+    if info is None:
+        from .mosaic import read_mosaic_info
 
-    info = read_mosaic_info(mosaic[0].path)
+        first = mosaic[0]
+        info = read_mosaic_info(first.source if first.source is not None else LocalFile(first.path))
     if info is None or len(mosaic) != len(records):
         raise UnsupportedError(
             f"series {name}: ImageType MOSAIC on {len(mosaic)} of {len(records)} files, but no "
