@@ -2,7 +2,7 @@
 
 The kernel (:mod:`fastvol._kernels.scan`) receives buffers and the wanted tags only. This
 module reads the first block of every file of a batch through
-:meth:`~fastvol.sources.ByteSource.read_into` into one reused buffer, calls the kernel once,
+:meth:`~fastvol.sources.ByteSource.read` into one reused buffer, calls the kernel once,
 re-reads (doubling) the few files whose header runs past the first block, and converts the
 wanted values to a :class:`~fastvol.dicom.HeaderRecord` by the converters of
 :mod:`fastvol.headers.convert`, field by field as :data:`~fastvol.dicom.HEADER_FIELDS` declares.
@@ -292,7 +292,7 @@ def scan_headers(
     """Read many files' headers with the compiled scanner, one kernel call per batch.
 
     The first ``first_block`` bytes of every file of a batch of :data:`BATCH` are read into
-    one reused buffer (one ``read_into`` per file), scanned in one kernel call, and converted
+    one reused buffer (one ``read`` per file), scanned in one kernel call, and converted
     to records; files whose header runs past the first block are scanned again one by one
     with a growing block. Sources are closed after their headers are read (a later read
     reopens them).
@@ -320,16 +320,17 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
     try:
         for i, source in enumerate(sources):
             # An unreadable file keeps size 0 and not whole: NEED_MORE, retried (and refused) below.
+            # Sources that are not regular files are left out by read_records (never opened);
+            # a LocalFile given here anyway refuses one without blocking (FastvolError).
             try:
-                if not source.is_regular():
-                    continue
                 file_size = source.size()
-                got = min(first_block, file_size)
-                start = i * first_block
-                source.read_into([(0, got)], [view[start : start + got]])
+                block = source.read(0, min(first_block, file_size))
             except (OSError, FastvolError):
                 source.close()
                 continue
+            got = len(block)
+            start = i * first_block
+            view[start : start + got] = block  # read + copy: cheaper than read_into for 16 KiB
             sizes[i] = got
             whole[i] = got >= file_size
             file_sizes[i] = file_size
