@@ -183,3 +183,20 @@ def test_unreadable_mosaic_is_an_unreadable_entry(tmp_path: Path) -> None:
     with pytest.raises(CorruptFileError, match="bad.dcm") as caught:
         fastvol.load(tmp_path)
     assert path in caught.value.files
+
+
+def test_charset_with_nul_goes_to_pydicom(tmp_path: Path) -> None:
+    """pydicom fails on a SpecificCharacterSet holding a NUL: the scanner must not answer."""
+    from pydicom.data import get_testdata_file
+
+    source = get_testdata_file("CT_small.dcm", download=False)
+    if source is None:
+        pytest.skip("pydicom's CT_small.dcm is not installed")
+    data = bytearray(Path(source).read_bytes())
+    at = data.index(b"ISO_IR 100")
+    data[at] = 0  # "\0SO_IR 100" (found by test_mutated_files_never_crash)
+    path = tmp_path / "nul_charset.dcm"
+    path.write_bytes(bytes(data))
+    assert scan_header(LocalFile(path)) is None
+    with pytest.raises(CorruptFileError):
+        read_header_pydicom(LocalFile(path))

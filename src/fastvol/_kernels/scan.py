@@ -229,21 +229,21 @@ def _record_value(
 
 
 @jit
-def _explicit_header(buf: np.ndarray, pos: int, n: int, vr_table: np.ndarray) -> tuple[int, int, int]:
-    """Header size, value length and VR code of the explicit VR element at ``pos``.
+def _explicit_element(buf: np.ndarray, pos: int, n: int, vr_table: np.ndarray) -> int:
+    """Header size of the explicit VR element at ``pos``: 8 (2-byte length) or 12 (2 reserved
+    bytes, 4-byte length); 0 for a VR that is not a DICOM VR, -1 when the header passes ``n``.
 
-    The header size is 8 (2-byte length) or 12 (reserved bytes, 4-byte length); it is 0 for
-    a VR that is not one of the DICOM VRs, and -1 when a 4-byte length lies past ``n``.
+    Its value length is then ``_explicit_length(buf, pos, header)``.
     """
     kind = _vr_kind(vr_table, buf[pos + 4], buf[pos + 5])
-    if kind == 0:
-        return 0, 0, 0
-    vr = (np.int64(buf[pos + 4]) << 8) | buf[pos + 5]
     if kind == 2:
-        if pos + 12 > n:
-            return -1, 0, vr
-        return 12, _u32(buf, pos + 8), vr
-    return 8, _u16(buf, pos + 6), vr
+        return 12 if pos + 12 <= n else -1
+    return 8 if kind == 1 else 0
+
+
+@jit
+def _explicit_length(buf: np.ndarray, pos: int, header: int) -> int:
+    return _u32(buf, pos + 8) if header == 12 else _u16(buf, pos + 6)
 
 
 @jit
@@ -287,17 +287,19 @@ def _scan_one(
             group = _u16(buf, pos)
             if group != 2:
                 break
-            header, length, vr = _explicit_header(buf, pos, n, vr_table)
+            header = _explicit_element(buf, pos, n, vr_table)
             if header == 0:
                 return BAD_VR
             if header < 0:
                 return short
+            length = _explicit_length(buf, pos, header)
             if length == _UNDEFINED:
                 return UNDEFINED_VALUE
             if pos + header + length > n:
                 return short
             k = _find(wanted, _tag(buf, pos))
             if k >= 0:
+                vr = (np.int64(buf[pos + 4]) << 8) | buf[pos + 5]
                 status = _record_value(
                     buf, k, pos + header, length, vr, expected_vr, offset, fields
                 )
@@ -392,11 +394,13 @@ def _scan_one(
             length = _u32(buf, pos + 4)
             header = 8
         else:
-            header, length, vr = _explicit_header(buf, pos, n, vr_table)
+            header = _explicit_element(buf, pos, n, vr_table)
             if header == 0:
                 return BAD_VR  # pydicom would guess implicit VR or a 2-byte length
             if header < 0:
                 return short
+            length = _explicit_length(buf, pos, header)
+            vr = (np.int64(buf[pos + 4]) << 8) | buf[pos + 5]
         if length == _UNDEFINED:
             if implicit:
                 # pydicom: dictionary SQ tags are sequences; private tags are when their

@@ -171,7 +171,10 @@ def _record(
             transfer_syntax = TS.IMPLICIT_LE if implicit else TS.EXPLICIT_LE
 
         o = row[lay.i_charset]
-        latin1 = o < 0 or _cs(data[o : o + row[lay.i_charset + 1]]).strip() in LATIN1_CHARSETS
+        charset = "" if o < 0 else _cs(data[o : o + row[lay.i_charset + 1]]).strip()
+        if "\x00" in charset:
+            return None  # pydicom fails looking up such a character set (ValueError)
+        latin1 = charset in LATIN1_CHARSETS
 
         values: dict[str, Any] = {
             "path": source.name,
