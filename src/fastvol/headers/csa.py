@@ -11,6 +11,7 @@ stored slice direction is the CSA ``SliceNormalVector``. :func:`read_mosaic_info
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import struct
@@ -206,6 +207,13 @@ def _protocol_slice_step(series_csa: bytes | None) -> float | None:
     """Median distance between adjacent slice centres in the ASCCONV ``sSliceArray``."""
     if not series_csa:
         return None
+    return _protocol_slice_step_cached(bytes(series_csa))
+
+
+@functools.lru_cache(maxsize=16)
+def _protocol_slice_step_cached(series_csa: bytes) -> float | None:
+    # The series header repeats in every file of a series: memoised on its bytes (a raised
+    # ValueError is not cached).
     match = _ASCCONV.search(series_csa)
     if match is None:
         return None
