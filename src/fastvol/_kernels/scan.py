@@ -2,14 +2,15 @@
 
 pydicom's header pass (``dcmread(stop_before_pixels=True)``) costs some twenty times the cost of
 reading the bytes, because it builds a Python object per element. The scanner instead walks the
-element headers of the first bytes of a file in one compiled loop, notes where each tag of
-the wanted tags sits, stops at PixelData, and only then converts the few
-wanted values to Python, with the same rules pydicom and
-:func:`~fastvol.headers.record_from_dataset` apply.
+element headers of the first bytes of a file in one compiled loop, notes where each wanted tag
+sits, stops at PixelData, and only then (in :mod:`fastvol.headers.scan`) converts the few wanted
+values to Python, with the same rules pydicom and
+:func:`~fastvol.headers.convert.record_from_dataset` apply.
 
-The contract is strict: a record from :func:`scan_header` is equal (``==``) to the record
-:func:`~fastvol.headers.read_header_pydicom` gives for the same file. Whenever the scanner cannot
-be sure of that, it returns ``None`` and the caller falls back to pydicom. It handles:
+The contract is strict: a record from :func:`fastvol.headers.scan.scan_header` is equal (``==``)
+to the record :func:`~fastvol.headers.read_header_pydicom` gives for the same file. Whenever the
+scanner cannot be sure of that, it gives ``None`` and the caller falls back to pydicom. It
+handles:
 
 * files with or without the 128-byte preamble and ``DICM`` prefix, with or without file meta
   (group 0002, explicit VR little endian);
