@@ -200,3 +200,23 @@ def test_charset_with_nul_goes_to_pydicom(tmp_path: Path) -> None:
     assert scan_header(LocalFile(path)) is None
     with pytest.raises(CorruptFileError):
         read_header_pydicom(LocalFile(path))
+
+
+def test_mosaic_plan_reads_no_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tile grid comes from record.mosaic: loading a scanned mosaic reads no CSA again."""
+    import fastvol.headers.csa
+    import fastvol.mosaic
+    from test_mosaic import _csa2
+
+    _write_mosaic(tmp_path / "m.dcm", _csa2({"NumberOfImagesInMosaic": ["7"]}))
+    (series,) = fastvol.scan(tmp_path)
+
+    def refuse(source: object) -> None:
+        raise AssertionError(f"read_mosaic_info({source!r}) after the header pass")
+
+    monkeypatch.setattr(fastvol.headers.csa, "read_mosaic_info", refuse)
+    monkeypatch.setattr(fastvol.mosaic, "read_mosaic_info", refuse)
+    from fastvol.api import load_series
+
+    volume = load_series(series)
+    assert volume.array.shape == (7, 4, 5) and volume.meta["mosaic_images"] == 7
