@@ -31,7 +31,8 @@ class ScanResult(list[Series]):
     Attributes
     ----------
     skipped
-        Reason -> files: ``"not DICOM"``, ``"unreadable"``, ``"DICOMDIR"``, ``"no pixel data"``.
+        Reason -> files: ``"not DICOM"``, ``"not a regular file"``, ``"unreadable"``,
+        ``"DICOMDIR"``, ``"no pixel data"``.
     errors
         File -> why it was unreadable.
     """
