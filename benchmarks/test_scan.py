@@ -24,9 +24,10 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage
 
-from fastvol._kernels.scan import scan_headers
 from fastvol.headers import read_header_pydicom
+from fastvol.headers.scan import scan_headers
 from fastvol.sample import ct_dataset, set_pixel_data, write_dicom
+from fastvol.sources import LocalFile
 
 N_FILES = 300
 SIZE = 512
@@ -116,10 +117,14 @@ def test_floor_read_all_bytes(benchmark: Any, ct_files: list[str]) -> None:
     assert _run(benchmark, _read_all_bytes, ct_files) > N_FILES * SIZE * SIZE * 2
 
 
+def _scan_headers(paths: list[str]) -> list[Any]:
+    return scan_headers([LocalFile(p) for p in paths])
+
+
 def test_scan_headers(benchmark: Any, ct_files: list[str]) -> None:
-    records = _run(benchmark, scan_headers, ct_files)
+    records = _run(benchmark, _scan_headers, ct_files)
     assert all(r is not None for r in records)
-    assert records[7] == read_header_pydicom(ct_files[7])
+    assert records[7] == read_header_pydicom(LocalFile(ct_files[7]))
 
 
 def test_pydicom_headers(benchmark: Any, ct_files: list[str]) -> None:

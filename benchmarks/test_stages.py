@@ -31,6 +31,7 @@ from fastvol.group import group_series
 from fastvol.headers import read_headers
 from fastvol.options import Options
 from fastvol.plan import make_plan
+from fastvol.sources import LocalFile
 from fastvol.stack import execute
 
 HEADER_SLICES = 300
@@ -65,7 +66,7 @@ def _pydicom_headers(paths: Any) -> list[Any]:
 
 HEADER_LOADERS: dict[str, Callable[[Any], Any]] = {
     "fastvol-scan": lambda s: fastvol.scan(s.folder),
-    "fastvol-read-headers": lambda s: read_headers(list(s.paths)),
+    "fastvol-read-headers": lambda s: read_headers([LocalFile(p) for p in s.paths]),
     "pydicom-stop-before-pixels": lambda s: _pydicom_headers(s.paths),
 }
 

@@ -33,7 +33,7 @@ LAYERS: list[set[str]] = [
     {"headers", "find", "sample"},
     {"_kernels"},
     {"sources", "report", "atomic"},
-    {"dicom", "options", "errors"},
+    {"dicom", "options", "errors", "pixels"},
 ]
 #: Modules allowed to open input files for reading.
 FILE_READERS = {"sources.local"}

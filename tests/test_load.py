@@ -377,7 +377,7 @@ def test_no_dicom_at_all(tmp_path):
     fx.write_non_dicom(tmp_path)
     with pytest.raises(fastvol.NotDicomError):
         _load(tmp_path)
-    with pytest.raises(fastvol.NotDicomError):
+    with pytest.raises(fastvol.PathNotFoundError):  # issue 7: a FileNotFoundError, not NotDicomError
         _load(tmp_path / "does-not-exist")
 
 

@@ -24,6 +24,7 @@ from fastvol.mosaic import (
     parse_csa_header,
     read_mosaic_info,
 )
+from fastvol.sources import LocalFile
 
 # --- synthetic -------------------------------------------------------------------------------
 
@@ -212,7 +213,7 @@ def _write_mosaic_file(path: Path, csa: bytes | None, *, n_images_019: int | Non
 
 def test_read_info_from_csa(tmp_path: Path) -> None:
     csa = _csa2({"NumberOfImagesInMosaic": ["7"], "SliceNormalVector": ["0", "0", "-1"]})
-    info = read_mosaic_info(_write_mosaic_file(tmp_path / "m.dcm", csa))
+    info = read_mosaic_info(LocalFile(_write_mosaic_file(tmp_path / "m.dcm", csa)))
     assert info is not None
     assert (info.n_images, info.tiles_per_side, info.tile_rows, info.tile_cols) == (7, 3, 4, 5)
     assert info.n_images_source == "CSA NumberOfImagesInMosaic"
@@ -220,7 +221,7 @@ def test_read_info_from_csa(tmp_path: Path) -> None:
 
 
 def test_read_info_falls_back_on_0019_100a(tmp_path: Path) -> None:
-    info = read_mosaic_info(_write_mosaic_file(tmp_path / "m.dcm", None, n_images_019=7))
+    info = read_mosaic_info(LocalFile(_write_mosaic_file(tmp_path / "m.dcm", None, n_images_019=7)))
     assert info is not None and info.n_images == 7 and info.n_images_source == "(0019,100A)"
     assert info.slice_normal is None and info.ascending is True
 
@@ -228,15 +229,15 @@ def test_read_info_falls_back_on_0019_100a(tmp_path: Path) -> None:
 def test_read_info_bad_csa_names_the_file(tmp_path: Path) -> None:
     path = _write_mosaic_file(tmp_path / "bad.dcm", b"SV10\x04\x03\x02\x01" + b"\xff" * 8)
     with pytest.raises(CorruptFileError, match="bad.dcm") as caught:
-        read_mosaic_info(path)
+        read_mosaic_info(LocalFile(path))
     assert caught.value.files == (path,)
 
 
 def test_read_info_without_count_or_fitting_grid(tmp_path: Path) -> None:
     with pytest.raises(CorruptFileError, match="NumberOfImagesInMosaic"):
-        read_mosaic_info(_write_mosaic_file(tmp_path / "none.dcm", None))
+        read_mosaic_info(LocalFile(_write_mosaic_file(tmp_path / "none.dcm", None)))
     with pytest.raises(CorruptFileError, match="does not split"):
-        read_mosaic_info(_write_mosaic_file(tmp_path / "odd.dcm", None, n_images_019=17))
+        read_mosaic_info(LocalFile(_write_mosaic_file(tmp_path / "odd.dcm", None, n_images_019=17)))
 
 
 def test_non_mosaic_is_none() -> None:
@@ -245,7 +246,7 @@ def test_non_mosaic_is_none() -> None:
     path = get_testdata_file("MR_small.dcm", download=False)
     if path is None:
         pytest.skip("pydicom's MR_small.dcm test file is not installed")
-    assert read_mosaic_info(str(path)) is None
+    assert read_mosaic_info(LocalFile(str(path))) is None
 
 
 # --- real corpus against dcm2niix ------------------------------------------------------------
@@ -292,7 +293,7 @@ def test_corpus_mosaic_matches_dcm2niix(corpus: Path, it: dict) -> None:
 
     affines = []
     for volume, path in enumerate(files):
-        info = read_mosaic_info(path)
+        info = read_mosaic_info(LocalFile(path))
         assert info is not None, f"{path} not recognised as a mosaic"
         ds = pydicom.dcmread(path)
         sbs = ds.get("SpacingBetweenSlices")

@@ -1,7 +1,7 @@
 """The compiled header scanner agrees with pydicom on every file it does not refuse.
 
 Slow reference: :func:`fastvol.headers.read_header_pydicom`. The law tested everywhere:
-``scan_header(path)`` is ``None`` or equal to ``read_header_pydicom(path)``; it never raises.
+``scan_header(source)`` is ``None`` or equal to ``read_header_pydicom(source)``; it never raises.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from fastvol._kernels.scan import scan_header, scan_headers
+from fastvol.headers.scan import scan_header, scan_headers
 from fastvol.errors import FastvolError
 from fastvol.headers import TS, read_header_pydicom
+from fastvol.sources import LocalFile
 
 pytestmark = pytest.mark.kernels
 
@@ -57,7 +58,7 @@ PYDICOM_FILES = [
 
 def _pydicom_or_none(path: str | os.PathLike[str]) -> object:
     try:
-        return read_header_pydicom(path)
+        return read_header_pydicom(LocalFile(path))
     except FastvolError:
         return None
     except Exception:  # noqa: BLE001
@@ -68,7 +69,7 @@ def _pydicom_or_none(path: str | os.PathLike[str]) -> object:
 
 def _agree(path: str | os.PathLike[str]) -> tuple[object, object]:
     """Scanner and pydicom records; asserts the law (None or equal)."""
-    record = scan_header(os.fspath(path))
+    record = scan_header(LocalFile(path))
     reference = _pydicom_or_none(path)
     if record is not None:
         assert reference is not None, f"{path}: scanned but pydicom cannot read it"
@@ -102,7 +103,7 @@ def test_pydicom_testdata_agrees(name: str) -> None:
 
 def test_pydicom_testdata_batch_matches_single() -> None:
     paths = [p for p in (get_testdata_file(n, download=False) for n in PYDICOM_FILES) if p]
-    assert scan_headers(paths) == [scan_header(p) for p in paths]
+    assert scan_headers([LocalFile(p) for p in paths]) == [scan_header(LocalFile(p)) for p in paths]
 
 
 def _corpus_files() -> list[Path]:
@@ -120,7 +121,7 @@ def _is_real_dicom(reference: object) -> bool:
 @needs_corpus
 def test_corpus_agrees_and_little_endian_is_handled() -> None:
     files = _corpus_files()
-    records = scan_headers([os.fspath(p) for p in files], first_block=4096)
+    records = scan_headers([LocalFile(p) for p in files], first_block=4096)
     refused = []
     handled = 0
     for path, record in zip(files, records):
@@ -301,7 +302,7 @@ def test_generated_data_sets_agree(tmp_path: Path, case: tuple[Dataset, bool, bo
     path = tmp_path / "generated.dcm"
     path.write_bytes(data)
     record, reference = _agree(path)
-    assert scan_headers([str(path)], first_block=64) == [record]
+    assert scan_headers([LocalFile(path)], first_block=64) == [record]
 
 
 # ------------------------------------------------------------------------------------------
@@ -340,7 +341,7 @@ def test_mutated_files_never_crash(
     path = tmp_path / "mutated.dcm"
     path.write_bytes(bytes(data))
     _agree(path)  # returns record-or-None, raises nothing, agrees when it answers
-    assert scan_headers([str(path)], first_block=256) == [scan_header(str(path))]
+    assert scan_headers([LocalFile(path)], first_block=256) == [scan_header(LocalFile(path))]
 
 
 def test_length_fields_set_to_extremes_never_crash(tmp_path: Path) -> None:
@@ -359,9 +360,9 @@ def test_length_fields_set_to_extremes_never_crash(tmp_path: Path) -> None:
 def test_missing_and_empty_files(tmp_path: Path) -> None:
     empty = tmp_path / "empty.dcm"
     empty.write_bytes(b"")
-    assert scan_header(str(empty)) is None
-    assert scan_header(str(tmp_path / "missing.dcm")) is None
-    assert scan_headers([str(empty), str(tmp_path / "missing.dcm")]) == [None, None]
+    assert scan_header(LocalFile(empty)) is None
+    assert scan_header(LocalFile(tmp_path / "missing.dcm")) is None
+    assert scan_headers([LocalFile(empty), LocalFile(tmp_path / "missing.dcm")]) == [None, None]
     assert scan_headers([]) == []
 
 
@@ -375,7 +376,7 @@ def test_header_beyond_first_block_is_read(tmp_path: Path) -> None:
     path.write_bytes(_write(ds, implicit=False, preamble=True))
     record, reference = _agree(path)
     assert record is not None and record.rows == 2 and record.pixel_length == 8
-    assert scan_headers([str(path)], first_block=1024) == [reference]
+    assert scan_headers([LocalFile(path)], first_block=1024) == [reference]
 
 
 def test_plain_generated_file_is_handled(tmp_path: Path) -> None:

@@ -192,22 +192,31 @@ class HeaderRecord:
         NumberOfFrames to at least 1, and the SOP class falls back to MediaStorageSOPClassUID
         (passed as ``media_storage_sop_class_uid``).
         """
-        kw = {k: v for k, v in values.items() if k != "media_storage_sop_class_uid"}
-        bits_allocated = kw.get("bits_allocated") or 0
-        kw["bits_allocated"] = bits_allocated
-        if kw.get("bits_stored") is None:
-            kw["bits_stored"] = bits_allocated
-        if kw.get("high_bit") is None:
-            kw["high_bit"] = kw["bits_stored"] - 1
-        for name in ("rows", "columns", "pixel_representation", "planar_configuration"):
-            kw[name] = kw.get(name) or 0
-        kw["samples_per_pixel"] = kw.get("samples_per_pixel") or 1
-        kw["number_of_frames"] = max(kw.get("number_of_frames") or 1, 1)
-        if not kw.get("sop_class_uid"):
-            kw["sop_class_uid"] = values.get("media_storage_sop_class_uid") or ""
-        for f in HEADER_FIELDS:  # text fields are "" rather than None
-            if kw.get(f.name) is None and f.default is not None:
-                kw[f.name] = f.default
+        # Written for speed: the header scanner builds every record through here.
+        kw = dict(values)
+        media_sop_class = kw.pop("media_storage_sop_class_uid", None)
+        get = kw.get
+        bits_allocated = get("bits_allocated") or 0
+        bits_stored = get("bits_stored")
+        if bits_stored is None:
+            bits_stored = bits_allocated
+        high_bit = get("high_bit")
+        kw.update(
+            bits_allocated=bits_allocated,
+            bits_stored=bits_stored,
+            high_bit=bits_stored - 1 if high_bit is None else high_bit,
+            rows=get("rows") or 0,
+            columns=get("columns") or 0,
+            pixel_representation=get("pixel_representation") or 0,
+            planar_configuration=get("planar_configuration") or 0,
+            samples_per_pixel=get("samples_per_pixel") or 1,
+            number_of_frames=max(get("number_of_frames") or 1, 1),
+        )
+        if not get("sop_class_uid"):
+            kw["sop_class_uid"] = media_sop_class or ""
+        for name, default in _OTHER_DEFAULTS:  # text fields are "" rather than None
+            if get(name, default) is None:
+                kw[name] = default
         return cls(**kw)
 
     @property
@@ -240,4 +249,14 @@ HEADER_FIELDS: tuple[HeaderField, ...] = tuple(
     HeaderField(f.name, *f.metadata["header"], default=f.default)
     for f in fields(HeaderRecord)
     if "header" in f.metadata
+)
+#: (name, default) of the header fields whose default is not ``None``, but for those
+#: :meth:`HeaderRecord.build` sets itself.
+_OTHER_DEFAULTS: tuple[tuple[str, Any], ...] = tuple(
+    (f.name, f.default)
+    for f in HEADER_FIELDS
+    if f.default is not None
+    and f.name not in {"bits_allocated", "bits_stored", "high_bit", "rows", "columns",
+                       "pixel_representation", "planar_configuration", "samples_per_pixel",
+                       "number_of_frames", "sop_class_uid"}  # fmt: skip
 )

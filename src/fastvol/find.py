@@ -1,4 +1,4 @@
-"""Find files: walk paths and recognise DICOM by its content, not its name.
+"""Find files: sources for paths, and DICOM recognised by its content, not its name.
 
 Files named ``IM0001`` or ``1.3.12.2...`` with no suffix are common, so a file is DICOM when it
 carries the ``DICM`` magic after its 128-byte preamble, or when it starts like a raw data set
@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-__all__ = ["is_dicom_file", "list_files", "looks_like_dicom"]
+from .errors import FastvolError
+from .sources import ByteSource, as_sources
+
+__all__ = ["is_dicom_source", "list_files", "looks_like_dicom"]
 
 _VRS = frozenset(
     b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN "
@@ -48,38 +51,30 @@ def looks_like_dicom(head: bytes, file_size: int | None = None) -> bool:
     return False
 
 
-def is_dicom_file(path: str) -> bool:
-    """Whether the file at ``path`` starts like DICOM (see :func:`looks_like_dicom`)."""
-    try:
-        with open(path, "rb") as fp:
-            head = fp.read(_HEAD)
-            size = os.fstat(fp.fileno()).st_size
-    except OSError:
-        return False
-    return looks_like_dicom(head, size)
+def is_dicom_source(source: ByteSource) -> bool:
+    """Whether ``source`` starts like DICOM (see :func:`looks_like_dicom`); reads 132 bytes.
 
-
-def list_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Every file under ``paths`` (walked recursively, sorted, hidden files left out), unread.
-
-    The header pass recognises DICOM by content as it reads each file's first block, so
-    listing does not open files a second time.
+    Sources that are not regular files (FIFOs, devices) are never read: ``False``.
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    return [path for root in paths for path in _walk(os.fspath(root))]
+    try:
+        if not source.is_regular():
+            return False
+        return looks_like_dicom(source.read(0, _HEAD), source.size())
+    except (OSError, FastvolError):
+        return False
 
 
-def _walk(root: str) -> Iterator[str]:
-    if os.path.isfile(root):
-        yield root
-        return
-    if not os.path.isdir(root):
-        from .errors import NotDicomError
+def list_files(
+    paths: str | os.PathLike[str] | ByteSource | Iterable[str | os.PathLike[str] | ByteSource],
+) -> list[ByteSource]:
+    """Sources for every file under ``paths`` (walked recursively, sorted, hidden files left out).
 
-        raise NotDicomError(f"{root}: no such file or folder", files=[root])
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield os.path.join(folder, name)
+    Files are not opened: the header pass recognises DICOM by content as it reads each file's
+    first block. Same as :func:`fastvol.sources.as_sources`.
+
+    Raises
+    ------
+    PathNotFoundError
+        A path that does not exist.
+    """
+    return as_sources(paths)

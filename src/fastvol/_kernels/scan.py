@@ -1,15 +1,16 @@
-"""Compiled header scanner: the fast path of :func:`fastvol.headers.read_header`.
+"""Compiled header scanner kernel: the fast path of :func:`fastvol.headers.read_header`.
 
 pydicom's header pass (``dcmread(stop_before_pixels=True)``) costs some twenty times the cost of
 reading the bytes, because it builds a Python object per element. The scanner instead walks the
-element headers of the first bytes of a file in one compiled loop, notes where each tag of
-:data:`~fastvol.headers.HEADER_TAGS` sits, stops at PixelData, and only then converts the few
-wanted values to Python, with the same rules pydicom and
-:func:`~fastvol.headers.record_from_dataset` apply.
+element headers of the first bytes of a file in one compiled loop, notes where each wanted tag
+sits, stops at PixelData, and only then (in :mod:`fastvol.headers.scan`) converts the few wanted
+values to Python, with the same rules pydicom and
+:func:`~fastvol.headers.convert.record_from_dataset` apply.
 
-The contract is strict: a record from :func:`scan_header` is equal (``==``) to the record
-:func:`~fastvol.headers.read_header_pydicom` gives for the same file. Whenever the scanner cannot
-be sure of that, it returns ``None`` and the caller falls back to pydicom. It handles:
+The contract is strict: a record from :func:`fastvol.headers.scan.scan_header` is equal (``==``)
+to the record :func:`~fastvol.headers.read_header_pydicom` gives for the same file. Whenever the
+scanner cannot be sure of that, it gives ``None`` and the caller falls back to pydicom. It
+handles:
 
 * files with or without the 128-byte preamble and ``DICM`` prefix, with or without file meta
   (group 0002, explicit VR little endian);
@@ -32,30 +33,24 @@ registered private transfer syntaxes).
 
 Layout
 ------
-:func:`scan_buffers` is the kernel: it takes one ``uint8`` buffer holding the first bytes of
-many files, and per file its start, its number of valid bytes and whether those are the whole
-file, and fills an ``int64`` table of (offset, length, VR) per wanted tag plus a small info row
-(status, encoding, pixel data position). :func:`scan_header` and :func:`scan_headers` read the
-bytes, call it once, re-read the few files whose header runs past the first block, and build
-the records.
+This module holds only the kernel and its constants: it receives buffers and arrays, never
+opens files, and imports nothing of fastvol but :mod:`fastvol.dicom` (the wanted tags and their
+VRs come in as arguments). :func:`scan_buffers` takes one ``uint8`` buffer holding the first
+bytes of many files, and per file its start, its number of valid bytes and whether those are
+the whole file, and fills an ``int64`` table of (offset, length, US value) per wanted tag plus
+a small info row (status, encoding, pixel data position). The Python driver (reading through
+byte sources, growing first blocks, converting values, building records) is
+:mod:`fastvol.headers.scan`.
 """
 
 from __future__ import annotations
 
-import functools
-
-import os
-import threading
-from collections.abc import Sequence
-from struct import unpack_from as struct_unpack_from
-from typing import Any
-
 import numpy as np
 
-from ..headers import HEADER_TAGS, PER_FRAME_FUNCTIONAL_GROUPS, TS, HeaderRecord
+from ..dicom import PER_FRAME_FUNCTIONAL_GROUPS
 from . import jit
 
-__all__ = ["Status", "scan_buffers", "scan_header", "scan_headers"]
+__all__ = ["INFO_COLUMNS", "MAX_DEPTH", "VR_KIND", "Status", "scan_buffers", "vr_code"]
 
 
 # Kernel status codes (numba reads module-level ints as constants, not class attributes).
@@ -136,19 +131,18 @@ def _vr_table() -> np.ndarray:
 
 _VR_KIND = _vr_table()
 
-# Tags recorded: the record's tags, the character set (decides how text decodes) and two file
-# meta tags. Sorted, so the kernel finds them by bisection.
-SPECIFIC_CHARACTER_SET = 0x00080005
-MEDIA_STORAGE_SOP_CLASS_UID = 0x00020002
+#: VR kind table passed to :func:`scan_buffers`.
+VR_KIND = _VR_KIND
+
+# File meta tags the kernel itself looks at (the caller's wanted tags include them).
 TRANSFER_SYNTAX_UID = 0x00020010
-WANTED_TAGS = np.array(
-    sorted(
-        set(HEADER_TAGS.values())
-        | {SPECIFIC_CHARACTER_SET, MEDIA_STORAGE_SOP_CLASS_UID, TRANSFER_SYNTAX_UID}
-    ),
-    dtype=np.int64,
-)
-_TAG_INDEX = {int(tag): i for i, tag in enumerate(WANTED_TAGS)}
+
+
+def vr_code(name: str) -> int:
+    """A VR as the kernel compares it: ``first_byte * 256 + second_byte`` (0 for no single VR)."""
+    if len(name) != 2:
+        return 0  # "US or SS", "OB or OW": no VR an explicit file may carry matches
+    return (ord(name[0]) << 8) | ord(name[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,6 +228,25 @@ def _record_value(
         fields[k, 2] = _u16(buf, value_at) if length > 0 else -1
     return OK
 
+
+@jit
+def _explicit_element(buf: np.ndarray, pos: int, n: int, vr_table: np.ndarray) -> int:
+    """Header size of the explicit VR element at ``pos``: 8 (2-byte length) or 12 (2 reserved
+    bytes, 4-byte length); 0 for a VR that is not a DICOM VR, -1 when the header passes ``n``.
+
+    Its value length is then ``_explicit_length(buf, pos, header)``.
+    """
+    kind = _vr_kind(vr_table, buf[pos + 4], buf[pos + 5])
+    if kind == 2:
+        return 12 if pos + 12 <= n else -1
+    return 8 if kind == 1 else 0
+
+
+@jit
+def _explicit_length(buf: np.ndarray, pos: int, header: int) -> int:
+    return _u32(buf, pos + 8) if header == 12 else _u16(buf, pos + 6)
+
+
 @jit
 def _scan_one(
     buf: np.ndarray,
@@ -275,17 +288,12 @@ def _scan_one(
             group = _u16(buf, pos)
             if group != 2:
                 break
-            kind = _vr_kind(vr_table, buf[pos + 4], buf[pos + 5])
-            if kind == 0:
+            header = _explicit_element(buf, pos, n, vr_table)
+            if header == 0:
                 return BAD_VR
-            if kind == 2:
-                if pos + 12 > n:
-                    return short
-                length = _u32(buf, pos + 8)
-                header = 12
-            else:
-                length = _u16(buf, pos + 6)
-                header = 8
+            if header < 0:
+                return short
+            length = _explicit_length(buf, pos, header)
             if length == _UNDEFINED:
                 return UNDEFINED_VALUE
             if pos + header + length > n:
@@ -387,18 +395,13 @@ def _scan_one(
             length = _u32(buf, pos + 4)
             header = 8
         else:
-            kind = _vr_kind(vr_table, buf[pos + 4], buf[pos + 5])
-            if kind == 0:
+            header = _explicit_element(buf, pos, n, vr_table)
+            if header == 0:
                 return BAD_VR  # pydicom would guess implicit VR or a 2-byte length
+            if header < 0:
+                return short
+            length = _explicit_length(buf, pos, header)
             vr = (np.int64(buf[pos + 4]) << 8) | buf[pos + 5]
-            if kind == 2:
-                if pos + 12 > n:
-                    return short
-                length = _u32(buf, pos + 8)
-                header = 12
-            else:
-                length = _u16(buf, pos + 6)
-                header = 8
         if length == _UNDEFINED:
             if implicit:
                 # pydicom: dictionary SQ tags are sequences; private tags are when their
@@ -469,7 +472,7 @@ def scan_buffers(
     sq_tags
         Sorted ``int64`` tags whose dictionary VR is SQ (for implicit VR undefined lengths).
     wanted
-        Sorted ``int64`` tags to record (:data:`WANTED_TAGS`).
+        Sorted ``int64`` tags to record (the caller's wanted tags).
     expected_vr
         ``int64`` dictionary VR of each wanted tag, as ``first_byte * 256 + second_byte``.
     fields
@@ -501,469 +504,3 @@ def scan_buffers(
             st_end,
             st_implicit,
         )
-
-
-# --------------------------------------------------------------------------------------------
-# Python side: read bytes, convert the wanted values exactly as pydicom + record_from_dataset.
-
-
-class _Unsure(Exception):
-    """A value pydicom might convert differently: give the file to pydicom."""
-
-
-_SQ_TAGS: np.ndarray | None = None
-
-
-def _sq_tags() -> np.ndarray:
-    """Sorted tags whose dictionary VR is SQ (pydicom's dictionary, loaded once)."""
-    global _SQ_TAGS
-    if _SQ_TAGS is None:
-        from pydicom.datadict import DicomDictionary
-
-        _SQ_TAGS = np.array(
-            sorted(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ"),
-            dtype=np.int64,
-        )
-    return _SQ_TAGS
-
-
-def _vr_code(name: str) -> int:
-    return (ord(name[0]) << 8) | ord(name[1])
-
-
-# Dictionary VR of each wanted tag: implicit VR files use it, explicit ones must match it.
-_TAG_VR: dict[int, str] = {
-    0x00020002: "UI", 0x00020010: "UI", 0x00080005: "CS",
-    0x00080016: "UI", 0x00080018: "UI", 0x00080008: "CS", 0x00080032: "TM",
-    0x00080060: "CS", 0x00080070: "LO", 0x0008103E: "LO", 0x00180050: "DS",
-    0x00180081: "DS", 0x00180086: "IS", 0x00180088: "DS", 0x00181060: "DS",
-    0x00181120: "DS", 0x00189087: "FD", 0x0020000D: "UI", 0x0020000E: "UI",
-    0x00200011: "IS", 0x00200012: "IS", 0x00200013: "IS", 0x00200032: "DS",
-    0x00200037: "DS", 0x00200052: "UI", 0x00200100: "IS", 0x00280002: "US",
-    0x00280004: "CS", 0x00280006: "US", 0x00280008: "IS", 0x00280010: "US",
-    0x00280011: "US", 0x00280030: "DS", 0x00280100: "US", 0x00280101: "US",
-    0x00280102: "US", 0x00280103: "US", 0x00281052: "DS", 0x00281053: "DS",
-}  # fmt: skip
-assert set(_TAG_VR) == set(_TAG_INDEX)
-EXPECTED_VR = np.array([_vr_code(_TAG_VR[int(tag)]) for tag in WANTED_TAGS], dtype=np.int64)
-
-# Where each wanted tag's (offset, length, US value) sits in a file's flat row of the table.
-_I = {name: 3 * _TAG_INDEX[tag] for name, tag in HEADER_TAGS.items()}
-_I_CHARSET = 3 * _TAG_INDEX[SPECIFIC_CHARACTER_SET]
-_I_MEDIA_SOP_CLASS = 3 * _TAG_INDEX[MEDIA_STORAGE_SOP_CLASS_UID]
-_I_TS = 3 * _TAG_INDEX[TRANSFER_SYNTAX_UID]
-
-# Bytes a DS/IS value may hold for the scanner to parse it itself: with anything else pydicom's
-# conversion can fail and retry as another VR, or Python's float() accept more than digits.
-_NUMERIC_BYTES = b"0123456789+-.eE \\\x00"
-# Character sets that decode like Latin-1 (pydicom's default 'iso8859'); with any other, text
-# is decoded here only when it is printable ASCII (identical in every DICOM character set).
-_LATIN1_CHARSETS = frozenset({"", "ISO_IR 100", "ISO_IR 6"})
-_ASCII_TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\x00"
-_INF = float("inf")
-#: Values are sliced from the reused bytearray of a batch or the bytes of one file.
-_Bytes = bytes | bytearray
-
-
-def _ui(raw: _Bytes) -> str:
-    """_text(UI value): pydicom strips NUL/space, splits, strips each UID of whitespace."""
-    value = raw.decode("latin-1").rstrip("\x00 ")
-    if "\\" in value:
-        value = "\\".join(v.strip() for v in value.split("\\"))
-    else:
-        value = value.strip()
-    return value.rstrip(" \x00").lstrip(" ")
-
-
-def _cs(raw: _Bytes) -> str:
-    """_text(CS or TM value): decoded Latin-1, trailing padding and leading spaces removed."""
-    return raw.decode("latin-1").rstrip(" \x00").lstrip(" ")
-
-
-def _lo(raw: _Bytes, latin1: bool) -> str:
-    """_text(LO value): decoded with the character set, each value stripped of padding."""
-    if b"\x1b" in raw or (not latin1 and raw.translate(None, _ASCII_TEXT_BYTES)):
-        raise _Unsure  # escape sequences or bytes another character set may decode otherwise
-    text = raw.decode("latin-1")
-    if "\\" in text:
-        text = "\\".join(v.rstrip("\x00 ") for v in text.split("\\"))
-    else:
-        text = text.rstrip("\x00 ")
-    return text.rstrip(" \x00").lstrip(" ")
-
-
-def _image_type(raw: _Bytes) -> tuple[str, ...]:
-    values = raw.decode("latin-1").rstrip(" \x00").split("\\")
-    if len(values) == 1:
-        return (values[0].strip(" \x00"),)
-    return tuple(v.rstrip(" \x00").lstrip(" ") for v in values)
-
-
-def _ds_values(raw: _Bytes) -> list[float | None]:
-    """DS items as pydicom converts them: floats, ``None`` for a blank item.
-
-    Raises _Unsure on bytes outside digits/sign/point/exponent/space, or an item float()
-    refuses (pydicom would then retry the whole value as another VR).
-    """
-    if len(raw) > 512 or raw.translate(None, _NUMERIC_BYTES):
-        raise _Unsure
-    out: list[float | None] = []
-    # convert_DS_string strips whitespace, then multi_string strips padding and splits.
-    for item in raw.decode("ascii").strip().rstrip(" \x00").split("\\"):
-        try:
-            out.append(float(item))  # DSfloat(item) is float(item)
-        except ValueError:
-            if item.strip():
-                raise _Unsure from None
-            out.append(None)  # DSfloat keeps a blank item as the string
-    return out
-
-
-def _ds_first(raw: _Bytes) -> float | None:
-    """_float of a DS value: its first item, None when empty or blank."""
-    return _ds_values(raw)[0] if raw else None
-
-
-def _ds_n(raw: _Bytes, n: int) -> tuple[float, ...] | None:
-    """_floats of a DS value: exactly n non-blank items, else None."""
-    if not raw:
-        return None
-    values = _ds_values(raw)
-    if len(values) != n or None in values:
-        return None
-    return tuple(values)  # type: ignore[arg-type]
-
-
-def _is_first(raw: _Bytes) -> int | None:
-    """_int of an IS value: its first item as an int; None if empty, blank or not integral."""
-    if len(raw) > 512 or raw.translate(None, _NUMERIC_BYTES):
-        raise _Unsure
-    first: int | None = None
-    # pydicom converts every item (one bad item sends the whole value down its retry path).
-    for i, item in enumerate(raw.decode("ascii").rstrip(" \x00").split("\\")):
-        try:
-            number = float(int(item))  # IS(item): int(item) ...
-        except ValueError:
-            try:
-                number = float(item)  # ... else float(item) (ISfloat when not integral)
-            except ValueError:
-                if item.strip():
-                    raise _Unsure from None
-                continue  # blank item: kept as a string, None to _int
-        except OverflowError:
-            raise _Unsure from None  # _float(IS) raises on ints beyond float range
-        if number == _INF or number == -_INF:
-            raise _Unsure  # IS(int(inf)) raises OverflowError in pydicom
-        if i == 0 and number == int(number):
-            first = int(number)
-    return first
-
-
-def _fd_first(raw: _Bytes) -> float | None:
-    if len(raw) % 8:
-        raise _Unsure  # pydicom raises on a partial value
-    if not raw:
-        return None
-    value: float = struct_unpack_from("<d", raw)[0]
-    return None if value != value else value
-
-
-# Memoised converters (pure functions of the value's bytes; a raised _Unsure is not cached).
-_cs_cached = functools.lru_cache(maxsize=4096)(_cs)
-_ui_cached = functools.lru_cache(maxsize=4096)(_ui)
-_lo_cached = functools.lru_cache(maxsize=4096)(_lo)
-_is_first_cached = functools.lru_cache(maxsize=4096)(_is_first)
-_ds_first_cached = functools.lru_cache(maxsize=4096)(_ds_first)
-_ds_n_cached = functools.lru_cache(maxsize=4096)(_ds_n)
-
-
-def _record(data: _Bytes, row: list[int], info: list[int], path: str, file_size: int) -> Any:
-    """Build the record of one scanned file; None when pydicom might read it otherwise.
-
-    ``row`` is the file's flattened ``fields`` row, offsets into ``data``; ``info`` its info
-    row. Written flat (no helper per field) because this loop is most of the header pass.
-    """
-    if info[INFO_STATUS] != OK:
-        return None
-    implicit = info[INFO_IMPLICIT] == 1
-    try:
-        # Encoding: pydicom parses with the encoding found in the bytes but reports (and
-        # places PixelData by) the one the transfer syntax implies; accept only agreement.
-        if info[INFO_META_TS]:
-            o = row[_I_TS]
-            ts_raw = data[o : o + row[_I_TS + 1]]
-            transfer_syntax = _ui(ts_raw)
-            # Only plain UIDs: then pydicom's UID value and the record's text are the same.
-            if (
-                not transfer_syntax
-                or transfer_syntax.strip("0123456789.")
-                or ts_raw.rstrip(b"\x00 ").strip(b"0123456789.")
-                or transfer_syntax in (TS.EXPLICIT_BE, TS.DEFLATED_LE)
-                or implicit != (transfer_syntax == TS.IMPLICIT_LE)
-            ):
-                return None
-        else:
-            if implicit == (info[INFO_FIRST_VR_VALID] == 1):
-                return None  # pydicom's guess (a known VR) and its parse (letters) disagree
-            if not implicit and info[INFO_FIRST_GROUP] >= 1024:
-                return None  # pydicom guesses big endian
-            transfer_syntax = TS.IMPLICIT_LE if implicit else TS.EXPLICIT_LE
-
-        o = row[_I_CHARSET]
-        latin1 = o < 0 or _cs(data[o : o + row[_I_CHARSET + 1]]).strip() in _LATIN1_CHARSETS
-
-        # Values repeat across the files of a series (UIDs, orientation, spacing, rescale):
-        # the pure converters are memoised on the value's bytes.
-        def text(k: int) -> str:
-            o = row[k]
-            return "" if o < 0 else _cs_cached(bytes(data[o : o + row[k + 1]]))
-
-        def uid(k: int) -> str:
-            o = row[k]
-            return "" if o < 0 else _ui_cached(bytes(data[o : o + row[k + 1]]))
-
-        def lo(k: int) -> str:
-            o = row[k]
-            return "" if o < 0 else _lo_cached(bytes(data[o : o + row[k + 1]]), latin1)
-
-        def is_int(k: int) -> int | None:
-            o = row[k]
-            return None if o < 0 else _is_first_cached(bytes(data[o : o + row[k + 1]]))
-
-        def ds(k: int) -> float | None:
-            o = row[k]
-            return None if o < 0 else _ds_first_cached(bytes(data[o : o + row[k + 1]]))
-
-        def ds_n(k: int, n: int) -> Any:
-            o = row[k]
-            return None if o < 0 else _ds_n_cached(bytes(data[o : o + row[k + 1]]), n)
-
-        def us(k: int) -> int | None:
-            # the kernel decoded it: -1 for an empty value (None to pydicom)
-            return None if row[k] < 0 or row[k + 2] < 0 else row[k + 2]
-
-        sop_class = uid(_I["sop_class_uid"]) or uid(_I_MEDIA_SOP_CLASS)
-        o = row[_I["image_type"]]
-        image_type = () if o < 0 else _image_type(data[o : o + row[_I["image_type"] + 1]])
-        bits_allocated = us(_I["bits_allocated"]) or 0
-        bits_stored = us(_I["bits_stored"])
-        if bits_stored is None:
-            bits_stored = bits_allocated
-        high_bit = us(_I["high_bit"])
-        if high_bit is None:
-            high_bit = bits_stored - 1
-        o = row[_I["diffusion_b_value"]]
-        b_value = None if o < 0 else _fd_first(data[o : o + row[_I["diffusion_b_value"] + 1]])
-        return HeaderRecord(
-            path,
-            file_size,
-            transfer_syntax,
-            sop_class,
-            uid(_I["sop_instance_uid"]),
-            uid(_I["study_instance_uid"]),
-            uid(_I["series_instance_uid"]),
-            uid(_I["frame_of_reference_uid"]),
-            text(_I["modality"]),
-            lo(_I["manufacturer"]),
-            is_int(_I["series_number"]),
-            lo(_I["series_description"]),
-            image_type,
-            is_int(_I["instance_number"]),
-            us(_I["rows"]) or 0,
-            us(_I["columns"]) or 0,
-            us(_I["samples_per_pixel"]) or 1,
-            text(_I["photometric_interpretation"]),
-            bits_allocated,
-            bits_stored,
-            high_bit,
-            us(_I["pixel_representation"]) or 0,
-            us(_I["planar_configuration"]) or 0,
-            max(is_int(_I["number_of_frames"]) or 1, 1),
-            ds_n(_I["image_position"], 3),
-            ds_n(_I["image_orientation"], 6),
-            ds_n(_I["pixel_spacing"], 2),
-            ds(_I["slice_thickness"]),
-            ds(_I["spacing_between_slices"]),
-            ds(_I["gantry_tilt"]),
-            ds(_I["rescale_slope"]),
-            ds(_I["rescale_intercept"]),
-            is_int(_I["temporal_position_identifier"]),
-            ds(_I["trigger_time"]),
-            is_int(_I["acquisition_number"]),
-            text(_I["acquisition_time"]),
-            is_int(_I["echo_number"]),
-            ds(_I["echo_time"]),
-            b_value,
-            info[INFO_ENHANCED] == 1,
-            info[INFO_PIXEL_OFFSET],
-            info[INFO_PIXEL_LENGTH],
-        )
-    except _Unsure:
-        return None
-
-
-# --------------------------------------------------------------------------------------------
-# Reading
-
-#: Bytes read first from each file: most headers (CT, MR without vendor blobs) fit in 16 KiB,
-#: and reading less saves little (a page-cache copy of 16 KiB costs about a microsecond).
-FIRST_BLOCK = 16 * 1024
-
-
-def _scan(
-    buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, whole: np.ndarray
-) -> tuple[list[list[int]], list[list[int]]]:
-    """Run the kernel; return per file the flat fields row and the info row as lists."""
-    n_files = starts.shape[0]
-    fields = np.empty((n_files, len(WANTED_TAGS), 3), dtype=np.int64)
-    info = np.empty((n_files, INFO_COLUMNS), dtype=np.int64)
-    scan_buffers(
-        buf, starts, sizes, whole, _VR_KIND, _sq_tags(), WANTED_TAGS, EXPECTED_VR, fields, info
-    )
-    return fields.reshape(n_files, -1).tolist(), info.tolist()
-
-
-def _scan_file_growing(path: str, first_block: int) -> HeaderRecord | None:
-    """Scan one file, reading a block and doubling it until the header fits."""
-    try:
-        with open(path, "rb", buffering=0) as fp:
-            file_size = os.fstat(fp.fileno()).st_size
-            size = min(first_block, file_size)
-            data = b""
-            while True:
-                chunk = fp.read(size - len(data))
-                if not chunk and len(data) < size:
-                    return None  # the file shrank while being read
-                data += chunk
-                whole = len(data) >= file_size
-                rows, infos = _scan(
-                    np.frombuffer(data, dtype=np.uint8),
-                    np.zeros(1, np.int64),
-                    np.array([len(data)], np.int64),
-                    np.array([whole]),
-                )
-                if infos[0][INFO_STATUS] != NEED_MORE or whole:
-                    break
-                size = min(2 * size, file_size)
-    except OSError:
-        return None  # pydicom raises the right error for unreadable files
-    record: HeaderRecord | None = _record(data, rows[0], infos[0], path, file_size)
-    return record
-
-
-def scan_header(path: str, *, first_block: int = FIRST_BLOCK) -> HeaderRecord | None:
-    """Read one file's header with the compiled scanner.
-
-    Parameters
-    ----------
-    path
-        File path (kept as given in the record).
-    first_block
-        Bytes read first; the read doubles until the header (up to PixelData) fits.
-
-    Returns
-    -------
-    HeaderRecord or None
-        A record equal to :func:`fastvol.headers.read_header_pydicom`'s, or ``None`` when the
-        scanner cannot be sure of that (unsupported encoding, unusual structure or value,
-        unreadable file): read the file with pydicom then.
-    """
-    return _scan_file_growing(os.fspath(path), first_block)
-
-
-#: Files read per kernel call in :func:`scan_headers`: bounds the buffer (reused per thread,
-#: since first-touch page faults of a fresh buffer cost as much as the scan).
-BATCH = 256
-_buffers = threading.local()
-
-
-def _batch_buffer(size: int) -> bytearray:
-    buf: bytearray | None = getattr(_buffers, "buf", None)
-    if buf is None or len(buf) < size:
-        buf = _buffers.buf = bytearray(size)
-    return buf
-
-
-def scan_headers(
-    paths: Sequence[str], *, first_block: int = FIRST_BLOCK
-) -> list[HeaderRecord | None]:
-    """Read many files' headers with the compiled scanner, one kernel call per batch.
-
-    The first ``first_block`` bytes of every file of a batch of :data:`BATCH` are read into
-    one reused buffer (one ``os.preadv`` per file), scanned in one kernel call, and converted
-    to records; files whose header runs past the first block are scanned again one by one
-    with a growing block.
-
-    Parameters
-    ----------
-    paths
-        File paths (kept as given in the records).
-    first_block
-        Bytes read first from each file.
-
-    Returns
-    -------
-    list of HeaderRecord or None
-        Per path, as :func:`scan_header`: ``None`` where pydicom must read the file.
-    """
-    paths = [os.fspath(p) for p in paths]
-    records: list[HeaderRecord | None] = []
-    for first in range(0, len(paths), BATCH):
-        records.extend(_scan_batch(paths[first : first + BATCH], first_block))
-    return records
-
-
-def _scan_batch(paths: list[str], first_block: int) -> list[HeaderRecord | None]:
-    n_files = len(paths)
-    data = _batch_buffer(n_files * first_block)
-    view = memoryview(data)
-    starts = np.arange(n_files, dtype=np.int64) * first_block
-    sizes = np.zeros(n_files, dtype=np.int64)
-    whole = np.zeros(n_files, dtype=np.bool_)
-    file_sizes = [-1] * n_files
-    read_only = os.O_RDONLY | getattr(os, "O_BINARY", 0)
-    for i, path in enumerate(paths):
-        # An unreadable file keeps size 0 and not whole: NEED_MORE, retried (and refused) below.
-        try:
-            fd = os.open(path, read_only)
-        except OSError:
-            continue
-        try:
-            file_size = os.fstat(fd).st_size
-            start = i * first_block
-            got = _pread_into(fd, view[start : start + first_block])
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-        sizes[i] = got
-        whole[i] = got >= file_size
-        file_sizes[i] = file_size
-    try:
-        rows, infos = _scan(np.frombuffer(data, dtype=np.uint8), starts, sizes, whole)
-    finally:
-        view.release()
-    records: list[HeaderRecord | None] = []
-    for i, path in enumerate(paths):
-        if infos[i][INFO_STATUS] == NEED_MORE:
-            records.append(_scan_file_growing(path, 2 * first_block))
-        else:
-            records.append(_record(data, rows[i], infos[i], path, file_sizes[i]))
-    return records
-
-
-def _pread_into(fd: int, target: memoryview) -> int:
-    """Read from offset 0 of ``fd`` into ``target``; the number of bytes read."""
-    if _preadv is not None:
-        return _preadv(fd, [target], 0)
-    got = 0
-    while got < len(target):  # platforms without preadv (Windows)
-        chunk = os.read(fd, len(target) - got)
-        if not chunk:
-            break
-        target[got : got + len(chunk)] = chunk
-        got += len(chunk)
-    return got
-
-
-_preadv = getattr(os, "preadv", None)

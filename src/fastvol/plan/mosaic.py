@@ -35,15 +35,6 @@ class MosaicLayout:
     decision: Decision
 
 
-def _info_of(rec: HeaderRecord) -> Any:
-    """The record's MosaicInfo: from the header pass when it read one, else from the file."""
-    if rec.mosaic is not None:
-        return rec.mosaic
-    from ..mosaic import read_mosaic_info  # only for records scanned without it
-
-    return read_mosaic_info(rec.path)
-
-
 def detect(records: Sequence[HeaderRecord], name: str) -> Any:
     """The tile grid (``MosaicInfo``) of a mosaic series, ``None`` for any other series.
 
@@ -52,10 +43,10 @@ def detect(records: Sequence[HeaderRecord], name: str) -> Any:
     UnsupportedError
         Some files are mosaics and some not, or the mosaic has no usable CSA description.
     """
-    mosaic = [r for r in records if "MOSAIC" in (v.upper() for v in r.image_type)]
+    mosaic = [r for r in records if r.is_mosaic]
     if not mosaic:
         return None
-    info = _info_of(mosaic[0])
+    info = mosaic[0].mosaic  # read from the CSA header in the header pass: planning reads no file
     if info is None or len(mosaic) != len(records):
         raise UnsupportedError(
             f"series {name}: ImageType MOSAIC on {len(mosaic)} of {len(records)} files, but no "

@@ -6,17 +6,24 @@ ones overridden by its own. RT Dose grids carry one ImagePositionPatient plus
 GridFrameOffsetVector along the normal. After expansion every frame is placed, sorted and split
 into volumes by exactly the same geometry code as classic single-frame slices: frames are
 ordered by geometry, never by their stored order.
+
+The functional groups are read from ``record.source`` (the data set's bytes before its pixel
+data, in one read); no path is opened here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 from typing import Any
 
 import numpy as np
 
-from .errors import CorruptFileError
-from .headers import HeaderRecord, _float, _floats, _int, _text
+from ..dicom import HeaderRecord
+from ..errors import CorruptFileError
+from ..sources import ByteSource, LocalFile
+from .convert import _float, _floats, _int, _text
+from .pydicom_reader import open_source
 
 __all__ = ["expand_frames", "needs_expansion"]
 
@@ -56,11 +63,20 @@ def expand_frames(record: HeaderRecord) -> list[HeaderRecord]:
     import pydicom
 
     _check_declared_frames(record)
+    source: ByteSource = record.source if record.source is not None else LocalFile(record.path)
     try:
-        ds = pydicom.dcmread(record.path, stop_before_pixels=True, force=True)
+        if record.pixel_offset > 0:
+            # The data set up to the pixel data's value: pydicom stops at the PixelData header.
+            fp: Any = io.BytesIO(source.read(0, record.pixel_offset))
+        else:
+            fp = open_source(source)  # deflated: pydicom inflates the whole file
+        with fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
     except Exception as exc:
         raise CorruptFileError(f"{record.path}: cannot read its per-frame headers ({exc})",
                                files=[record.path]) from exc  # fmt: skip
+    finally:
+        source.close()
     n = record.number_of_frames
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     shared = _item(ds, "SharedFunctionalGroupsSequence")

@@ -1,0 +1,214 @@
+"""Read headers: each file becomes one small, picklable :class:`HeaderRecord`.
+
+A record holds exactly what grouping, geometry and the load plan need, plus where the pixel data
+sits in the file (offset and length of the PixelData value), so pixels can later be read straight
+into the output without parsing the file again, and the source it was read through.
+
+Every byte is read through :class:`~fastvol.sources.ByteSource` objects. Two readers produce the
+same records: :func:`~fastvol.headers.pydicom_reader.read_header_pydicom` (any encoding pydicom
+reads) and the compiled scanner (:mod:`fastvol.headers.scan`, explicit and implicit VR little
+endian, the common case). :func:`read_headers` tries the scanner first and falls back to pydicom
+file by file; tests assert the two agree on every file they both read. The header pass also
+reads a Siemens mosaic's CSA header into ``record.mosaic``.
+
+:func:`read_records` is the whole pass a scan makes: sources in, image records out (multi-frame
+files expanded to one record per frame), plus what was skipped and why.
+
+Modules: :mod:`~fastvol.headers.scan` (scanner driver), :mod:`~fastvol.headers.convert`
+(converters by field kind), :mod:`~fastvol.headers.pydicom_reader`,
+:mod:`~fastvol.headers.multiframe` (per-frame records), :mod:`~fastvol.headers.csa` (Siemens
+CSA, :class:`MosaicInfo`). numpy, numba and pydicom load on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..dicom import (
+    HEADER_FIELDS,
+    NOT_ADDRESSABLE,
+    PER_FRAME_FUNCTIONAL_GROUPS,
+    PIXEL_DATA_TAGS,
+    TS,
+    UNDEFINED_LENGTH,
+    HeaderRecord,
+)
+from ..errors import FastvolError, NotDicomError
+from ..find import is_dicom_source
+from ..sources import ByteSource, LocalFile
+
+if TYPE_CHECKING:
+    from .csa import MosaicInfo
+
+__all__ = [
+    "DICOMDIR_SOP_CLASS",
+    "HEADER_FIELDS",
+    "NOT_ADDRESSABLE",
+    "PER_FRAME_FUNCTIONAL_GROUPS",
+    "PIXEL_DATA_TAGS",
+    "TS",
+    "UNDEFINED_LENGTH",
+    "HeaderRecord",
+    "MosaicInfo",
+    "NotDicomContent",
+    "read_header",
+    "read_header_pydicom",
+    "read_headers",
+    "read_records",
+    "record_from_dataset",
+]
+
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+
+class NotDicomContent(NotDicomError):
+    """A file whose first bytes are not DICOM (sniffed): skipped as ``"not DICOM"`` by a scan."""
+
+
+def __getattr__(name: str) -> Any:
+    # Submodules import numpy/pydicom: load them on first use, not with the package.
+    if name == "read_header_pydicom":
+        from .pydicom_reader import read_header_pydicom
+
+        return read_header_pydicom
+    if name == "record_from_dataset":
+        from .convert import record_from_dataset
+
+        return record_from_dataset
+    if name == "MosaicInfo":
+        from .csa import MosaicInfo
+
+        return MosaicInfo
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _scanner_enabled() -> bool:
+    # FASTVOL_SCANNER=0 forces pydicom for every file (debugging, benchmarks of the fallback).
+    return os.environ.get("FASTVOL_SCANNER", "1") != "0"
+
+
+def _as_source(source: ByteSource | str | os.PathLike[str]) -> ByteSource:
+    return source if isinstance(source, ByteSource) else LocalFile(source)
+
+
+def read_header(
+    source: ByteSource | str | os.PathLike[str], *, extra_tags: Iterable[str | int] = ()
+) -> HeaderRecord:
+    """Read one file's header: the compiled scanner when it handles the file, else pydicom.
+
+    Raises the :class:`~fastvol.errors.FastvolError` saying why the file cannot be read.
+    """
+    return read_headers([_as_source(source)], skip_unreadable=False, extra_tags=extra_tags)[0]  # type: ignore[return-value]
+
+
+def read_headers(
+    sources: Sequence[ByteSource],
+    *,
+    skip_unreadable: bool = True,
+    extra_tags: Iterable[str | int] = (),
+) -> list[HeaderRecord | FastvolError]:
+    """Read many files' headers: one batch through the compiled scanner, pydicom for the rest.
+
+    Files whose ImageType says MOSAIC get their Siemens CSA mosaic description in
+    ``record.mosaic``.
+
+    Returns one entry per source: its record, or (with ``skip_unreadable``) the
+    :class:`~fastvol.errors.FastvolError` saying why it could not be read; a file whose content
+    is not DICOM gives a :class:`NotDicomContent`.
+    """
+    from .convert import resolve_extra_tags
+
+    extras = resolve_extra_tags(extra_tags)  # checked before any file is read
+    scanned: list[HeaderRecord | None] = [None] * len(sources)
+    if _scanner_enabled() and sources:
+        from .scan import scan_headers  # compiled fast path
+
+        scanned = scan_headers(sources, extra_tags=[x.tag for x in extras])
+    out: list[HeaderRecord | FastvolError] = []
+    for source, rec in zip(sources, scanned):
+        try:
+            if rec is None:
+                if not is_dicom_source(source):  # sniffed only when the scanner did not take it
+                    out.append(NotDicomContent(f"{source.name}: not DICOM", files=[source.name]))
+                    continue
+                from .pydicom_reader import read_header_pydicom
+
+                rec = read_header_pydicom(source, extra_tags=[x.tag for x in extras])
+            if rec.is_mosaic and rec.has_pixels:
+                from .csa import read_mosaic_info
+
+                rec = dataclasses.replace(rec, mosaic=read_mosaic_info(source))
+        except FastvolError as exc:
+            if not skip_unreadable:
+                raise
+            out.append(exc)
+            continue
+        finally:
+            source.close()
+        out.append(rec)
+    return out
+
+
+def read_records(
+    sources: Sequence[ByteSource], *, extra_tags: Iterable[str | int] = ()
+) -> tuple[list[HeaderRecord], dict[str, list[str]], dict[str, str]]:
+    """The header pass of a scan: image records of ``sources``, and what was skipped and why.
+
+    Multi-frame files become one record per frame. Nothing here raises for a file.
+
+    Parameters
+    ----------
+    sources
+        The files (see :func:`fastvol.sources.as_sources`).
+    extra_tags
+        DICOM keywords or integer tags of further attributes to read into ``record.extra``.
+
+    Returns
+    -------
+    records
+        One record per image (per frame of multi-frame files).
+    skipped
+        Reason -> file names: ``"not DICOM"``, ``"not a regular file"`` (FIFOs, devices: never
+        opened), ``"unreadable"``, ``"DICOMDIR"``, ``"no pixel data"``.
+    errors
+        File name -> why it was unreadable.
+
+    Raises
+    ------
+    InputError
+        ``extra_tags`` names no attribute of the DICOM dictionary.
+    """
+    from .multiframe import expand_frames, needs_expansion
+
+    skipped: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    records: list[HeaderRecord] = []
+    regular = []
+    for source in sources:
+        if source.is_regular():
+            regular.append(source)
+        else:
+            skipped.setdefault("not a regular file", []).append(source.name)
+    for source, rec in zip(regular, read_headers(regular, extra_tags=extra_tags)):
+        name = source.name
+        if isinstance(rec, NotDicomContent):
+            skipped.setdefault("not DICOM", []).append(name)
+        elif isinstance(rec, FastvolError):
+            skipped.setdefault("unreadable", []).append(name)
+            errors[name] = str(rec)
+        elif rec.sop_class_uid == DICOMDIR_SOP_CLASS:
+            skipped.setdefault("DICOMDIR", []).append(name)
+        elif not rec.has_pixels:
+            skipped.setdefault("no pixel data", []).append(name)
+        elif needs_expansion(rec):
+            try:
+                records.extend(expand_frames(rec))
+            except FastvolError as exc:
+                skipped.setdefault("unreadable", []).append(name)
+                errors[name] = str(exc)
+        else:
+            records.append(rec)
+    return records, skipped, errors

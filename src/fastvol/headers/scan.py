@@ -1,0 +1,350 @@
+"""Driver of the compiled header scanner: read first blocks through sources, scan, build records.
+
+The kernel (:mod:`fastvol._kernels.scan`) receives buffers and the wanted tags only. This
+module reads the first block of every file of a batch through
+:meth:`~fastvol.sources.ByteSource.read` into one reused buffer, calls the kernel once,
+re-reads (doubling) the few files whose header runs past the first block, and converts the
+wanted values to a :class:`~fastvol.dicom.HeaderRecord` by the converters of
+:mod:`fastvol.headers.convert`, field by field as :data:`~fastvol.dicom.HEADER_FIELDS` declares.
+
+The contract is strict: a record from :func:`scan_header` is equal (``==``) to the record
+:func:`~fastvol.headers.read_header_pydicom` gives for the same file. Whenever the scanner
+cannot be sure of that it gives ``None`` and the caller reads the file with pydicom.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._kernels.scan import (
+    INFO_COLUMNS,
+    INFO_ENHANCED,
+    INFO_FIRST_GROUP,
+    INFO_FIRST_VR_VALID,
+    INFO_IMPLICIT,
+    INFO_META_TS,
+    INFO_PIXEL_LENGTH,
+    INFO_PIXEL_OFFSET,
+    INFO_STATUS,
+    NEED_MORE,
+    OK,
+    VR_KIND,
+    scan_buffers,
+    vr_code,
+)
+from ..dicom import HEADER_FIELDS, TS, HeaderRecord
+from ..errors import FastvolError
+from ..sources import ByteSource
+from .convert import LATIN1_CHARSETS, RAW_CONVERTERS, ExtraTag, Unsure, extra_from_raw, resolve_extra_tags
+from .convert import cs as _cs
+from .convert import ui as _ui
+
+__all__ = ["BATCH", "FIRST_BLOCK", "scan_header", "scan_headers"]
+
+#: Bytes read first from each file: most headers (CT, MR without vendor blobs) fit in 16 KiB,
+#: and reading less saves little (a page-cache copy of 16 KiB costs about a microsecond).
+FIRST_BLOCK = 16 * 1024
+#: Files read per kernel call in :func:`scan_headers`: bounds the buffer (reused per thread,
+#: since first-touch page faults of a fresh buffer cost as much as the scan).
+BATCH = 256
+
+# Tags recorded besides the record's: the character set (decides how text decodes) and two
+# file meta tags.
+SPECIFIC_CHARACTER_SET = 0x00080005
+MEDIA_STORAGE_SOP_CLASS_UID = 0x00020002
+TRANSFER_SYNTAX_UID = 0x00020010
+_OWN_TAGS = {SPECIFIC_CHARACTER_SET: "CS", MEDIA_STORAGE_SOP_CLASS_UID: "UI", TRANSFER_SYNTAX_UID: "UI"}
+
+_SQ_TAGS: np.ndarray | None = None
+
+
+def _sq_tags() -> np.ndarray:
+    """Sorted tags whose dictionary VR is SQ (pydicom's dictionary, loaded once)."""
+    global _SQ_TAGS
+    if _SQ_TAGS is None:
+        from pydicom.datadict import DicomDictionary
+
+        _SQ_TAGS = np.array(
+            sorted(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ"),
+            dtype=np.int64,
+        )
+    return _SQ_TAGS
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The wanted tags of one scan and where each value sits in a file's flat row.
+
+    A row holds ``(offset, length, US value)`` per wanted tag; ``3 * index`` is where a tag's
+    triple starts. Derived once from :data:`HEADER_FIELDS` (plus the extra tags of a call).
+    """
+
+    wanted: np.ndarray
+    expected_vr: np.ndarray
+    #: (attribute, row index, converter of the value bytes)
+    converted: tuple[tuple[str, int, Callable[[bytes], Any]], ...]
+    #: (attribute, row index) of text that depends on the character set
+    text: tuple[tuple[str, int], ...]
+    #: (attribute, row index) of US values the kernel decoded
+    us: tuple[tuple[str, int], ...]
+    #: (keyword, row index, dictionary VR) of extra attributes
+    extras: tuple[tuple[str, int, str], ...]
+    i_ts: int
+    i_charset: int
+
+
+@functools.lru_cache(maxsize=16)
+def layout(extras: tuple[ExtraTag, ...] = ()) -> Layout:
+    """The :class:`Layout` of the record's fields plus ``extras`` (memoised)."""
+    vrs: dict[int, str] = dict(_OWN_TAGS)
+    for f in HEADER_FIELDS:
+        vrs[f.tag] = f.vr
+    for x in extras:
+        vrs.setdefault(x.tag, x.vr)
+    wanted = np.array(sorted(vrs), dtype=np.int64)
+    index = {int(tag): 3 * i for i, tag in enumerate(wanted)}
+    converted = [(f.name, index[f.tag], RAW_CONVERTERS[f.kind]) for f in HEADER_FIELDS
+                 if f.kind not in ("lo", "us")]  # fmt: skip
+    converted.append(("media_storage_sop_class_uid", index[MEDIA_STORAGE_SOP_CLASS_UID], RAW_CONVERTERS["uid"]))
+    return Layout(
+        wanted=wanted,
+        expected_vr=np.array([vr_code(vrs[int(tag)]) for tag in wanted], dtype=np.int64),
+        converted=tuple(converted),
+        text=tuple((f.name, index[f.tag]) for f in HEADER_FIELDS if f.kind == "lo"),
+        us=tuple((f.name, index[f.tag]) for f in HEADER_FIELDS if f.kind == "us"),
+        extras=tuple((x.keyword, index[x.tag], x.vr) for x in extras),
+        i_ts=index[TRANSFER_SYNTAX_UID],
+        i_charset=index[SPECIFIC_CHARACTER_SET],
+    )
+
+
+_BASE = layout()
+#: The scanner's wanted tags and their expected VRs, derived from the field table.
+WANTED_TAGS = _BASE.wanted
+EXPECTED_VR = _BASE.expected_vr
+_LO = RAW_CONVERTERS["lo"]
+
+
+def _record(
+    data: bytes | bytearray,
+    row: list[int],
+    info: list[int],
+    source: ByteSource,
+    file_size: int,
+    lay: Layout,
+) -> HeaderRecord | None:
+    """Build the record of one scanned file; None when pydicom might read it otherwise.
+
+    ``row`` is the file's flattened ``fields`` row, offsets into ``data``; ``info`` its info
+    row. This loop is most of the header pass: per-field lists are precomputed in ``lay``.
+    """
+    if info[INFO_STATUS] != OK:
+        return None
+    implicit = info[INFO_IMPLICIT] == 1
+    try:
+        # Encoding: pydicom parses with the encoding found in the bytes but reports (and
+        # places PixelData by) the one the transfer syntax implies; accept only agreement.
+        if info[INFO_META_TS]:
+            o = row[lay.i_ts]
+            ts_raw = data[o : o + row[lay.i_ts + 1]]
+            transfer_syntax = _ui(ts_raw)
+            # Only plain UIDs: then pydicom's UID value and the record's text are the same.
+            if (
+                not transfer_syntax
+                or transfer_syntax.strip("0123456789.")
+                or ts_raw.rstrip(b"\x00 ").strip(b"0123456789.")
+                or transfer_syntax in (TS.EXPLICIT_BE, TS.DEFLATED_LE)
+                or implicit != (transfer_syntax == TS.IMPLICIT_LE)
+            ):
+                return None
+        else:
+            if implicit == (info[INFO_FIRST_VR_VALID] == 1):
+                return None  # pydicom's guess (a known VR) and its parse (letters) disagree
+            if not implicit and info[INFO_FIRST_GROUP] >= 1024:
+                return None  # pydicom guesses big endian
+            transfer_syntax = TS.IMPLICIT_LE if implicit else TS.EXPLICIT_LE
+
+        o = row[lay.i_charset]
+        charset = "" if o < 0 else _cs(data[o : o + row[lay.i_charset + 1]]).strip()
+        if "\x00" in charset:
+            return None  # pydicom fails looking up such a character set (ValueError)
+        latin1 = charset in LATIN1_CHARSETS
+
+        values: dict[str, Any] = {
+            "path": source.name,
+            "file_size": file_size,
+            "transfer_syntax": transfer_syntax,
+            "is_enhanced": info[INFO_ENHANCED] == 1,
+            "pixel_offset": info[INFO_PIXEL_OFFSET],
+            "pixel_length": info[INFO_PIXEL_LENGTH],
+            "source": source,
+        }
+        # Absent values are left out: HeaderRecord.build gives them their defaults.
+        for name, k, convert in lay.converted:
+            o = row[k]
+            if o >= 0:
+                values[name] = convert(bytes(data[o : o + row[k + 1]]))
+        for name, k in lay.text:
+            o = row[k]
+            if o >= 0:
+                values[name] = _LO(bytes(data[o : o + row[k + 1]]), latin1)
+        for name, k in lay.us:
+            # the kernel decoded the first value: -1 for an empty value (None to pydicom)
+            if row[k] >= 0 and row[k + 2] >= 0:
+                values[name] = row[k + 2]
+        if lay.extras:
+            values["extra"] = tuple(
+                (keyword, None if row[k] < 0 else extra_from_raw(bytes(data[row[k] : row[k] + row[k + 1]]), vr, latin1))
+                for keyword, k, vr in lay.extras
+            )  # fmt: skip
+        return HeaderRecord.build(values)
+    except Unsure:
+        return None
+
+
+def _scan(
+    buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, whole: np.ndarray, lay: Layout
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Run the kernel; return per file the flat fields row and the info row as lists."""
+    n_files = starts.shape[0]
+    fields = np.empty((n_files, len(lay.wanted), 3), dtype=np.int64)
+    info = np.empty((n_files, INFO_COLUMNS), dtype=np.int64)
+    scan_buffers(buf, starts, sizes, whole, VR_KIND, _sq_tags(), lay.wanted, lay.expected_vr, fields, info)
+    return fields.reshape(n_files, -1).tolist(), info.tolist()
+
+
+def _scan_growing(source: ByteSource, first_block: int, lay: Layout) -> HeaderRecord | None:
+    """Scan one file, reading a block and doubling it until the header fits."""
+    try:
+        if not source.is_regular():
+            return None
+        file_size = source.size()
+        size = min(first_block, file_size)
+        data = b""
+        while True:
+            chunk = source.read(len(data), size - len(data))
+            if len(chunk) < size - len(data):
+                return None  # the file shrank while being read
+            data += chunk
+            whole = len(data) >= file_size
+            rows, infos = _scan(
+                np.frombuffer(data, dtype=np.uint8),
+                np.zeros(1, np.int64),
+                np.array([len(data)], np.int64),
+                np.array([whole]),
+                lay,
+            )
+            if infos[0][INFO_STATUS] != NEED_MORE or whole:
+                break
+            size = min(2 * size, file_size)
+    except (OSError, FastvolError):
+        return None  # pydicom raises the right error for unreadable files
+    return _record(data, rows[0], infos[0], source, file_size, lay)
+
+
+def scan_header(
+    source: ByteSource, *, first_block: int = FIRST_BLOCK, extra_tags: Iterable[str | int] = ()
+) -> HeaderRecord | None:
+    """Read one file's header with the compiled scanner.
+
+    Parameters
+    ----------
+    source
+        The file (its ``name`` becomes the record's ``path``).
+    first_block
+        Bytes read first; the read doubles until the header (up to PixelData) fits.
+    extra_tags
+        Keywords or tags of further attributes to read into ``record.extra``.
+
+    Returns
+    -------
+    HeaderRecord or None
+        A record equal to :func:`fastvol.headers.read_header_pydicom`'s, or ``None`` when the
+        scanner cannot be sure of that (unsupported encoding, unusual structure or value,
+        unreadable file): read the file with pydicom then.
+    """
+    lay = layout(resolve_extra_tags(extra_tags))
+    try:
+        return _scan_growing(source, first_block, lay)
+    finally:
+        source.close()
+
+
+_buffers = threading.local()
+
+
+def _batch_buffer(size: int) -> bytearray:
+    buf: bytearray | None = getattr(_buffers, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = _buffers.buf = bytearray(size)
+    return buf
+
+
+def scan_headers(
+    sources: Sequence[ByteSource],
+    *,
+    first_block: int = FIRST_BLOCK,
+    extra_tags: Iterable[str | int] = (),
+) -> list[HeaderRecord | None]:
+    """Read many files' headers with the compiled scanner, one kernel call per batch.
+
+    The first ``first_block`` bytes of every file of a batch of :data:`BATCH` are read into
+    one reused buffer (one ``read`` per file), scanned in one kernel call, and converted
+    to records; files whose header runs past the first block are scanned again one by one
+    with a growing block. Sources are closed after their headers are read (a later read
+    reopens them).
+
+    Returns
+    -------
+    list of HeaderRecord or None
+        Per source, as :func:`scan_header`: ``None`` where pydicom must read the file.
+    """
+    lay = layout(resolve_extra_tags(extra_tags))
+    records: list[HeaderRecord | None] = []
+    for first in range(0, len(sources), BATCH):
+        records.extend(_scan_batch(sources[first : first + BATCH], first_block, lay))
+    return records
+
+
+def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) -> list[HeaderRecord | None]:
+    n_files = len(sources)
+    data = _batch_buffer(n_files * first_block)
+    view = memoryview(data)
+    starts = np.arange(n_files, dtype=np.int64) * first_block
+    sizes = np.zeros(n_files, dtype=np.int64)
+    whole = np.zeros(n_files, dtype=np.bool_)
+    file_sizes = [-1] * n_files
+    try:
+        for i, source in enumerate(sources):
+            # An unreadable file keeps size 0 and not whole: NEED_MORE, retried (and refused) below.
+            # Sources that are not regular files are left out by read_records (never opened);
+            # a LocalFile given here anyway refuses one without blocking (FastvolError).
+            try:
+                file_size = source.size()
+                block = source.read(0, min(first_block, file_size))
+            except (OSError, FastvolError):
+                source.close()
+                continue
+            got = len(block)
+            start = i * first_block
+            view[start : start + got] = block  # read + copy: cheaper than read_into for 16 KiB
+            sizes[i] = got
+            whole[i] = got >= file_size
+            file_sizes[i] = file_size
+        rows, infos = _scan(np.frombuffer(data, dtype=np.uint8), starts, sizes, whole, lay)
+    finally:
+        view.release()
+    records: list[HeaderRecord | None] = []
+    for i, source in enumerate(sources):
+        if infos[i][INFO_STATUS] == NEED_MORE:
+            records.append(_scan_growing(source, 2 * first_block, lay))
+        else:
+            records.append(_record(data, rows[i], infos[i], source, file_sizes[i], lay))
+        source.close()
+    return records
