@@ -19,7 +19,8 @@ from fastvol.errors import CorruptFileError, InputError
 from fastvol.headers import NotDicomContent, read_header, read_header_pydicom, read_headers, read_records
 from fastvol.headers.csa import read_mosaic_info
 from fastvol.headers.scan import scan_header, scan_headers
-from fastvol.sources import LocalFile, MemorySource, as_sources
+from fastvol.find import find_sources
+from fastvol.sources import LocalFile, MemorySource
 
 SRC = Path(fastvol.__file__).resolve().parent
 EXTRA = ("PatientID", "StudyDescription", "KVP", 0x00180050, "PatientName", "AcquisitionMatrix",
@@ -52,7 +53,7 @@ def test_extra_tags_scanner_equals_pydicom(tmp_path: Path, transfer_syntax: str 
         assert extra["PatientAge"] is None
         assert isinstance(extra["ImagePositionPatient"], tuple)
     # read_records and fastvol.scan carry them too
-    records, _, _ = read_records(as_sources(tmp_path), extra_tags=EXTRA)
+    records, _, _ = read_records(find_sources(tmp_path), extra_tags=EXTRA)
     assert [r.extra for r in records] == [r.extra for r in sorted(scanned, key=lambda r: r.path)]
     found = fastvol.scan(tmp_path, extra_tags=["PatientID"])
     assert all(r.extra == (("PatientID", "FACTORY"),) for s in found for r in s.records)

@@ -14,18 +14,16 @@ from concurrent.futures import Executor
 from typing import Any
 
 from .errors import CorruptFileError, MixedGeometryError, NotDicomError, SeriesSelectionError
+from .find import Inputs, find_sources
 from .group import Series, group_series, main_series
 from .headers import read_records
 from .options import Options
 from .plan import describe_series, make_plan
 from .report import GeometryReport
-from .sources import ByteSource, as_sources
 from .volume import Volume
 
 __all__ = ["ScanResult", "describe", "load", "load_series", "scan", "select_series"]
 
-PathLike = str | os.PathLike[str]
-Inputs = PathLike | ByteSource | Iterable[PathLike | ByteSource]
 
 
 class ScanResult(list[Series]):
@@ -81,7 +79,7 @@ def scan(paths: Inputs, *, extra_tags: Sequence[str | int] = ()) -> ScanResult:
         pixels, unreadable headers). Nothing here is fatal but a path that does not exist
         (:class:`~fastvol.PathNotFoundError`).
     """
-    records, skipped, errors = read_records(as_sources(paths), extra_tags=tuple(extra_tags))
+    records, skipped, errors = read_records(find_sources(paths), extra_tags=tuple(extra_tags))
     found = [dataclasses.replace(s, services=_SERVICES) for s in group_series(records)]
     return ScanResult(found, skipped, errors)
 

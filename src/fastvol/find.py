@@ -1,80 +1,51 @@
-"""Find files: sources for paths, and DICOM recognised by its content, not its name.
+"""Find files: what a user passes (paths, folders, byte sources) becomes a list of sources.
 
-Files named ``IM0001`` or ``1.3.12.2...`` with no suffix are common, so a file is DICOM when it
-carries the ``DICM`` magic after its 128-byte preamble, or when it starts like a raw data set
-(old archives store data sets without preamble or file meta: the first element is then a group
-0x0002 or 0x0008 tag followed by a plausible VR or length).
+Folders are walked recursively in sorted order, hidden names left out. Nothing is opened here:
+the header pass recognises DICOM by content as it reads each file's first block.
 """
 
 from __future__ import annotations
 
 import os
-import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from .errors import FastvolError
-from .sources import ByteSource, as_sources
+from .errors import PathNotFoundError
+from .sources import ByteSource, LocalFile
 
-__all__ = ["is_dicom_source", "list_files", "looks_like_dicom"]
+__all__ = ["Inputs", "find_sources", "walk"]
 
-_VRS = frozenset(
-    b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN "
-    b"UR US UT UV".split()
-)
-_HEAD = 132
+#: What :func:`fastvol.scan` and :func:`fastvol.load` accept.
+Inputs = str | os.PathLike[str] | ByteSource | Iterable[str | os.PathLike[str] | ByteSource]
 
 
-def looks_like_dicom(head: bytes, file_size: int | None = None) -> bool:
-    """Whether the first bytes of a file look like DICOM (Part 10 or a raw data set).
-
-    Parameters
-    ----------
-    head
-        At least the first 132 bytes of the file (fewer for tiny files).
-    file_size
-        Size of the whole file, used to reject implausible first-element lengths.
-    """
-    if len(head) >= _HEAD and head[128:132] == b"DICM":
-        return True
-    if len(head) < 8:
-        return False
-    for endian in ("<", ">"):
-        group, elem = struct.unpack(endian + "HH", head[:4])
-        if group not in (0x0002, 0x0008):
-            continue
-        if head[4:6] in _VRS:
-            return True
-        (length,) = struct.unpack(endian + "I", head[4:8])
-        limit = file_size if file_size is not None else 1 << 24
-        if length < limit and elem < 0x1000:
-            return True
-    return False
+def walk(root: str) -> Iterator[str]:
+    """Every file under ``root`` (recursive, sorted, hidden names left out), or ``root`` itself."""
+    if os.path.isfile(root):
+        yield root
+        return
+    if not os.path.isdir(root):
+        raise PathNotFoundError(f"{root}: no such file or folder", files=[root])
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield os.path.join(folder, name)
 
 
-def is_dicom_source(source: ByteSource) -> bool:
-    """Whether ``source`` starts like DICOM (see :func:`looks_like_dicom`); reads 132 bytes.
-
-    Sources that are not regular files (FIFOs, devices) are never read: ``False``.
-    """
-    try:
-        if not source.is_regular():
-            return False
-        return looks_like_dicom(source.read(0, _HEAD), source.size())
-    except (OSError, FastvolError):
-        return False
-
-
-def list_files(
-    paths: str | os.PathLike[str] | ByteSource | Iterable[str | os.PathLike[str] | ByteSource],
-) -> list[ByteSource]:
-    """Sources for every file under ``paths`` (walked recursively, sorted, hidden files left out).
-
-    Files are not opened: the header pass recognises DICOM by content as it reads each file's
-    first block. Same as :func:`fastvol.sources.as_sources`.
+def find_sources(paths: Inputs) -> list[ByteSource]:
+    """Sources for what a user passes: files, folders (walked recursively) and sources.
 
     Raises
     ------
     PathNotFoundError
         A path that does not exist.
     """
-    return as_sources(paths)
+    if isinstance(paths, (str, os.PathLike, ByteSource)):
+        paths = [paths]
+    out: list[ByteSource] = []
+    for item in paths:
+        if isinstance(item, ByteSource):
+            out.append(item)
+        else:
+            out.extend(LocalFile(p) for p in walk(os.fspath(item)))
+    return out

@@ -37,7 +37,7 @@ from ..dicom import (
     HeaderRecord,
 )
 from ..errors import FastvolError, NotDicomError
-from ..find import is_dicom_source
+from .sniff import is_dicom_source
 from ..sources import ByteSource, LocalFile
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def read_records(
     Parameters
     ----------
     sources
-        The files (see :func:`fastvol.sources.as_sources`).
+        The files (see :func:`fastvol.find.find_sources`).
     extra_tags
         DICOM keywords or integer tags of further attributes to read into ``record.extra``.
 

@@ -6,14 +6,12 @@ transports): :meth:`~ByteSource.size`, :meth:`~ByteSource.read` of one range, an
 itself for uncompressed pixel data). Every stage above takes sources, never paths; the header
 scanner's kernel receives buffers only. :class:`LocalFile` (``os.pread``/``os.preadv``) is the
 only code in fastvol that opens input files for reading.
-
-:func:`as_sources` turns what a user passes (paths, folders, sources) into sources.
 """
 
 from __future__ import annotations
 
 from .base import ByteSource, ShortReadError
-from .local import LocalFile, as_sources
+from .local import LocalFile
 from .memory import MemorySource
 
-__all__ = ["ByteSource", "LocalFile", "MemorySource", "ShortReadError", "as_sources"]
+__all__ = ["ByteSource", "LocalFile", "MemorySource", "ShortReadError"]

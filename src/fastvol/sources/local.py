@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ..errors import CorruptFileError, PathNotFoundError
+from ..errors import CorruptFileError
 from .base import Buffer, ByteSource
 
-__all__ = ["LocalFile", "as_sources", "walk"]
+__all__ = ["LocalFile"]
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 #: preadv accepts at most IOV_MAX buffers (1024 on Linux).
@@ -181,38 +181,3 @@ class LocalFile(ByteSource):
                     rest.append(view[skip:])
                     skip = 0
                 group = rest
-
-
-def walk(root: str) -> Iterator[str]:
-    """Every file under ``root`` (recursive, sorted, hidden names left out), or ``root`` itself."""
-    if os.path.isfile(root):
-        yield root
-        return
-    if not os.path.isdir(root):
-        raise PathNotFoundError(f"{root}: no such file or folder", files=[root])
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield os.path.join(folder, name)
-
-
-def as_sources(
-    paths: str | os.PathLike[str] | ByteSource | Iterable[str | os.PathLike[str] | ByteSource],
-) -> list[ByteSource]:
-    """Sources for what a user passes: files, folders (walked recursively) and sources.
-
-    Raises
-    ------
-    PathNotFoundError
-        A path that does not exist.
-    """
-    if isinstance(paths, (str, os.PathLike, ByteSource)):
-        paths = [paths]
-    out: list[ByteSource] = []
-    for item in paths:
-        if isinstance(item, ByteSource):
-            out.append(item)
-        else:
-            out.extend(LocalFile(p) for p in walk(os.fspath(item)))
-    return out
