@@ -167,3 +167,14 @@ def test_volume_writes_npz(tmp_path):
     with np.load(tmp_path / "v.npz") as data:
         np.testing.assert_array_equal(data["array"], vol.array)
         np.testing.assert_array_equal(data["affine_lps"], vol.affine)
+
+
+def test_extra_tags_reach_volume_meta(tmp_path):
+    fx.write_series(tmp_path, n=4)
+    vol = fastvol.load(tmp_path, extra_tags=("SOPInstanceUID", "Modality", 0x00200013))
+    assert vol.meta["Modality"] == "CT"
+    assert vol.meta["SOPInstanceUID"] == vol.meta["sop_instance_uids"]  # differs per slice
+    assert len(vol.meta["InstanceNumber"]) == 4
+    with pytest.raises(fastvol.InputError):
+        Options(extra_tags="PatientID")  # a bare string is not a list of tags
+    assert cli.parse_tags("PatientID, 0x00180050") == ("PatientID", 0x00180050)

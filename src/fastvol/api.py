@@ -225,7 +225,7 @@ def load(
         Missing paths; unreadable, truncated or unsupported files.
     """
     opts = Options.resolve(options, overrides)  # bad options fail before any file is read
-    found = scan(path)
+    found = scan(path, extra_tags=opts.extra_tags)
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
     if not found:
         raise _nothing_found(found, where)

@@ -38,6 +38,15 @@ def parse_select(text: str) -> int | slice | tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected N, START:STOP[:STEP] or N,N,...") from None
 
 
+def parse_tags(text: str) -> tuple[str | int, ...]:
+    """``--extra-tags``: keywords or hexadecimal tags (``0x00180050``), comma-separated."""
+    tags: list[str | int] = []
+    for item in (t.strip() for t in text.split(",")):
+        if item:
+            tags.append(int(item, 16) if item.lower().startswith("0x") else item)
+    return tuple(tags)
+
+
 def _option_flag(p: argparse.ArgumentParser, f: dataclasses.Field[Any]) -> None:
     """One flag for one Options/Tolerances field, from its metadata and default."""
     meta = f.metadata
@@ -51,6 +60,8 @@ def _option_flag(p: argparse.ArgumentParser, f: dataclasses.Field[Any]) -> None:
         p.add_argument(flag, type=parse_select, **common)
     elif f.name == "threads":
         p.add_argument(flag, type=int, **common)
+    elif f.name == "extra_tags":
+        p.add_argument(flag, type=parse_tags, **common)
     elif isinstance(f.default, float) or f.name == "fill_value":
         p.add_argument(flag, type=float, **common)
     else:

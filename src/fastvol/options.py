@@ -95,6 +95,9 @@ class Options:
     threads: int | None = _option(
         None, "decode threads: 1 reads in the calling thread (default: a shared pool)"
     )
+    extra_tags: tuple[str | int, ...] = _option(
+        (), "further attributes carried into Volume.meta: keywords or tags, comma-separated"
+    )
     tolerances: Tolerances = field(default_factory=Tolerances)
 
     def __post_init__(self) -> None:
@@ -127,6 +130,11 @@ class Options:
             except (TypeError, ValueError):
                 raise InputError(f"select={self.select!r}: expected an int, a slice or ints") from None
             object.__setattr__(self, "select", select)
+        if isinstance(self.extra_tags, (str, int)) or not all(
+            isinstance(t, (str, int)) and not isinstance(t, bool) for t in self.extra_tags
+        ):
+            raise InputError(f"extra_tags={self.extra_tags!r}: expected DICOM keywords or int tags")
+        object.__setattr__(self, "extra_tags", tuple(self.extra_tags))
         if not isinstance(self.tolerances, Tolerances):
             raise InputError(f"tolerances={self.tolerances!r}: expected fastvol.Tolerances")
 

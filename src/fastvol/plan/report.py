@@ -6,11 +6,13 @@ module writes down what they decided and what the files said.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import geometry as geo
+from ..dicom import HeaderRecord
 from ..options import Options
 from ..report import GeometryReport
 from .decisions import Decision
@@ -88,6 +90,7 @@ def build_meta(series: Series, layout: Layout, fmt: PixelFormat, frames: Frames,
     }  # fmt: skip
     if mosaic is not None:
         meta["mosaic_images"] = mosaic.info.n_images
+    meta.update(extra_meta(frames.records))
     repeats = layout.repeats
     if repeats.tag:
         meta["volumes_tag"] = repeats.tag
@@ -101,3 +104,15 @@ def build_meta(series: Series, layout: Layout, fmt: PixelFormat, frames: Frames,
         meta["echo_times"] = tuple(r.echo_time for r in heads)
         meta["trigger_times"] = tuple(r.trigger_time for r in heads)
     return meta
+
+
+def extra_meta(records: Sequence[HeaderRecord]) -> dict[str, Any]:
+    """The ``extra_tags`` values: one value when every slice agrees, else one per slice."""
+    if not records or not records[0].extra:
+        return {}
+    per_record = [dict(r.extra) for r in records]
+    out: dict[str, Any] = {}
+    for keyword, _ in records[0].extra:
+        values = tuple(d.get(keyword) for d in per_record)
+        out[keyword] = values[0] if len(set(map(repr, values))) == 1 else values
+    return out
