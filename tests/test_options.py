@@ -178,3 +178,14 @@ def test_extra_tags_reach_volume_meta(tmp_path):
     with pytest.raises(fastvol.InputError):
         Options(extra_tags="PatientID")  # a bare string is not a list of tags
     assert cli.parse_tags("PatientID, 0x00180050") == ("PatientID", 0x00180050)
+
+
+def test_cli_json_carries_decisions_as_data(tmp_path):
+    import json
+
+    fx.write_series(tmp_path / "s", n=6, drop=(2,))
+    out = io.StringIO()
+    assert cli.main([str(tmp_path / "s"), "--gaps", "fill", "--json"], stdout=out) == 0
+    data = json.loads(out.getvalue())
+    (filled,) = [d for d in data["decision_data"] if d["code"] == "gaps_filled"]
+    assert filled["facts"]["missing"] == data["missing"] == [3] and filled["text"] in data["decisions"]

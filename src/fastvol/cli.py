@@ -122,7 +122,8 @@ def _run(args: argparse.Namespace, paths: list[str], out: IO[str]) -> int:
     vol = fastvol.load(paths, options, series=_series_arg(args.series))
     elapsed = time.perf_counter() - _T0
     if args.json:
-        print(json.dumps(vol.geometry.as_dict(), default=str, indent=1), file=out)
+        report = {**vol.geometry.as_dict(), "decision_data": vol.geometry.decision_data()}
+        print(json.dumps(report, default=str, indent=1), file=out)
     else:
         print(f"{vol!r}", file=out)
         print(vol.geometry.text(), file=out)

@@ -99,6 +99,20 @@ class GeometryReport:
         """Plain dict of the report (JSON-serialisable values)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def decision_data(self) -> list[dict[str, Any]]:
+        """Decisions, then warnings, as data: ``{"kind", "code", "facts", "text"}`` each.
+
+        Sidecars and machine-readable reports read these; the text is derived from code and
+        facts (plain strings from elsewhere get code ``None``).
+        """
+        out = []
+        for kind, items in (("decision", self.decisions), ("warning", self.warnings)):
+            for item in items:
+                facts = dict(getattr(item, "facts", ()))
+                out.append({"kind": kind, "code": getattr(item, "code", None), "facts": facts,
+                            "text": str(item)})  # fmt: skip
+        return out
+
     def text(self) -> str:
         """Human-readable report."""
         fmt = np.array2string
