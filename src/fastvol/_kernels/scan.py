@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dicom import PER_FRAME_FUNCTIONAL_GROUPS
+from ..dicom import PER_FRAME_FUNCTIONAL_GROUPS, UNDEFINED_LENGTH
 from . import jit
 
 __all__ = ["INFO_COLUMNS", "MAX_DEPTH", "VR_KIND", "Status", "scan_buffers", "vr_code"]
@@ -113,7 +113,7 @@ _UN = (ord("U") << 8) | ord("N")
 _ITEM = 0xFFFEE000
 _ITEM_DELIMITER = 0xFFFEE00D
 _SEQUENCE_DELIMITER = 0xFFFEE0DD
-_UNDEFINED = 0xFFFFFFFF
+_UNDEFINED = UNDEFINED_LENGTH  # a module-level int: numba reads it as a constant
 
 # VRs pydicom knows; those in _LONG have 2 reserved bytes and a 4-byte length in explicit VR.
 _SHORT = ["AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"]
