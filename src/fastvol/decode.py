@@ -326,16 +326,44 @@ class Decoder:
             self.transfer_syntax,
             source,
         )
+        return self._first_decoded(
+            data,
+            rows,
+            columns,
+            samples_per_pixel,
+            bits_allocated,
+            pixel_representation,
+            photometric_interpretation,
+            source,
+        )
+
+    def _first_decoded(
+        self,
+        data: Buffer,
+        rows: int,
+        columns: int,
+        samples: int,
+        bits_allocated: int,
+        pixel_representation: int,
+        photometric: str,
+        source: str,
+    ) -> np.ndarray:
+        """Stored bits of the frame from the first candidate that decodes it.
+
+        Tries ``name``, then each fallback in order; a candidate that raises is skipped (its
+        error kept for the message), except for fastvol's own errors and interpreter exits,
+        which propagate.
+
+        Raises
+        ------
+        DecodeError
+            Every candidate raised, or the decoded frame has the wrong size or values.
+        """
         errors: list[str] = []
         for name in (self.name, *self.fallbacks):
             try:
                 decoded = _IMPLEMENTATIONS[name](
-                    data,
-                    rows,
-                    columns,
-                    samples_per_pixel,
-                    bits_allocated,
-                    photometric_interpretation,
+                    data, rows, columns, samples, bits_allocated, photometric
                 )
             except FastvolError:
                 raise
@@ -348,21 +376,14 @@ class Decoder:
                 decoded,
                 rows,
                 columns,
-                samples_per_pixel,
+                samples,
                 bits_allocated,
                 pixel_representation,
                 name,
                 self.transfer_syntax,
                 source,
             )
-        where = f" in {source}" if source else ""
-        raise DecodeError(
-            f"cannot decode {_syntax_label(self.transfer_syntax)} frame{where}: "
-            + "; ".join(errors),
-            files=(source,) if source else (),
-            transfer_syntax=self.transfer_syntax,
-            codec=self.name,
-        )
+        raise _all_candidates_failed(self.transfer_syntax, self.name, source, errors)
 
 
 @functools.cache
@@ -443,6 +464,19 @@ def _check_frame_params(
             f"bad PixelRepresentation {pixel_representation}" + (f" in {source}" if source else ""),
             files=files,
         )
+
+
+def _all_candidates_failed(
+    transfer_syntax: str, codec: str, source: str, errors: list[str]
+) -> DecodeError:
+    """The error for a frame no candidate could decode; ``errors`` holds one line per try."""
+    where = f" in {source}" if source else ""
+    return DecodeError(
+        f"cannot decode {_syntax_label(transfer_syntax)} frame{where}: " + "; ".join(errors),
+        files=(source,) if source else (),
+        transfer_syntax=transfer_syntax,
+        codec=codec,
+    )
 
 
 def _as_stored(

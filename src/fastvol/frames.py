@@ -133,21 +133,50 @@ def frame_ranges(
         return _from_extended(extended_offsets, items, index_of, number_of_frames, name)
 
     if bot_length:
-        if bot_length % 4:
-            raise _corrupt(f"Basic Offset Table length {bot_length} is not a multiple of 4", name)
-        raw = window.read(bot_start, bot_length)
-        if len(raw) != bot_length:
-            raise _corrupt("Basic Offset Table is truncated", name)
-        offsets = np.frombuffer(raw, dtype="<u4").tolist()
-        frames = _from_basic(offsets, items, index_of, number_of_frames)
+        frames = _from_basic_table(window, bot_start, bot_length, items, index_of, number_of_frames)
         if frames is not None:
             return frames
+    return _from_fragments(window, items, number_of_frames, name)
+
+
+def _from_basic_table(
+    window: _Window,
+    bot_start: int,
+    bot_length: int,
+    items: list[tuple[int, int]],
+    index_of: dict[int, int],
+    number_of_frames: int,
+) -> list[FrameRanges] | None:
+    """Read the (non-empty) Basic Offset Table and split the items into frames by it.
+
+    Returns None, logged at debug level, when the table does not fit the items, so that the
+    caller falls back on the fragments alone; a malformed or truncated table raises.
+    """
+    name = window.source.name
+    if bot_length % 4:
+        raise _corrupt(f"Basic Offset Table length {bot_length} is not a multiple of 4", name)
+    raw = window.read(bot_start, bot_length)
+    if len(raw) != bot_length:
+        raise _corrupt("Basic Offset Table is truncated", name)
+    offsets = np.frombuffer(raw, dtype="<u4").tolist()
+    frames = _from_basic(offsets, items, index_of, number_of_frames)
+    if frames is None:
         logger.debug(
             "%s: Basic Offset Table %s does not match the fragments; ignoring it",
             name,
             offsets[:8],
         )
+    return frames
 
+
+def _from_fragments(
+    window: _Window, items: list[tuple[int, int]], number_of_frames: int, name: str
+) -> list[FrameRanges]:
+    """Frames from the fragments alone (no usable offset table).
+
+    One frame takes every fragment, as many fragments as frames take one each, and otherwise
+    fragments are split where a codestream starts (else where one ends).
+    """
     fragments = [(start + 8, length) for start, length in items]
     if number_of_frames == 1:
         return [tuple(fragments)]

@@ -254,47 +254,77 @@ def analyze_stack(
             origin=pos[0], row=row, col=col, normal=normal, pixel_spacing=spacing,
         )  # fmt: skip
     steps = np.diff(distances)
+    kind, slots = _grid_slots(steps, spacing_rtol)
+    sorted_pos = pos[order]
+    if kind == "irregular":
+        origin, step_vector, residual, tilt = _line_through_ends(sorted_pos)
+        step = float(np.median(steps))
+    else:
+        step_vector, residual = _fitted_step(sorted_pos, slots)
+        step, tilt = _along_and_tilt(step_vector, axis)
+        # Anchor the grid on the first acquired slice exactly, as readers expect of voxel 0.
+        origin = sorted_pos[0].copy()
+    return StackGeometry(
+        order=order, slots=slots, n_slots=int(slots[-1]) + 1, kind=kind, distances=distances,
+        steps=steps, step=step, step_vector=step_vector, step_source="ImagePositionPatient",
+        tilt_deg=tilt, residual=residual, origin=origin, row=row, col=col, normal=normal,
+        pixel_spacing=spacing,
+    )  # fmt: skip
+
+
+def _grid_slots(steps: np.ndarray, spacing_rtol: float) -> tuple[str, np.ndarray]:
+    """Classify the steps between sorted slices and give each slice its grid index.
+
+    The regular step is the mean of the steps within ``spacing_rtol`` of the smallest. When
+    every step is a whole multiple of it the stack is ``"regular"`` or has ``"gaps"`` (slots
+    skip the missing slices); otherwise it is ``"irregular"`` and slots are ``0..n-1``.
+    """
     base_candidates = steps[steps <= steps.min() * (1.0 + spacing_rtol)]
     base = float(base_candidates.mean())
     multiples = np.maximum(np.rint(steps / base), 1.0)
     whole = np.abs(steps - multiples * base) <= spacing_rtol * base * multiples
     if not np.all(whole):
-        kind = "irregular"
-        slots = np.arange(n, dtype=np.int64)
-    else:
-        kind = "gaps" if np.any(multiples > 1) else "regular"
-        slots = np.concatenate([[0], np.cumsum(multiples)]).astype(np.int64)
-    sorted_pos = pos[order]
-    n_slots = int(slots[-1]) + 1
-    # True step vector: least-squares fit of positions against slot index (exact for regular
-    # stacks, robust to rounding in ImagePositionPatient).
+        return "irregular", np.arange(steps.size + 1, dtype=np.int64)
+    kind = "gaps" if np.any(multiples > 1) else "regular"
+    return kind, np.concatenate([[0], np.cumsum(multiples)]).astype(np.int64)
+
+
+def _fitted_step(sorted_pos: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, float]:
+    """Step vector and residual (mm) of a least-squares fit of positions against slot index.
+
+    Exact for regular stacks and robust to rounding in ImagePositionPatient; the residual is
+    the largest distance of a position from the fitted grid point of its slot.
+    """
     t = slots.astype(np.float64)
     t_mean = t.mean()
     centred = t - t_mean
     step_vector = (centred @ (sorted_pos - sorted_pos.mean(axis=0))) / (centred @ centred)
     origin = sorted_pos.mean(axis=0) - t_mean * step_vector
     residual = float(np.max(np.linalg.norm(sorted_pos - (origin + np.outer(t, step_vector)), axis=1)))
+    return step_vector, residual
+
+
+def _line_through_ends(sorted_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Origin, mean step vector, residual (mm) and tilt (degrees) of an irregular stack.
+
+    There is no single step: the origin is the first slice, the step vector the mean step,
+    and the residual the largest distance of a position from the line through first and last.
+    The tilt is measured against that line itself.
+    """
+    origin = sorted_pos[0]
+    step_vector = (sorted_pos[-1] - sorted_pos[0]) / (sorted_pos.shape[0] - 1)
+    axis = step_vector / np.linalg.norm(step_vector)
+    rel = sorted_pos - origin
+    residual = float(np.max(np.linalg.norm(rel - np.outer(rel @ axis, axis), axis=1)))
+    _, tilt = _along_and_tilt(step_vector, axis)
+    return origin, step_vector, residual, tilt
+
+
+def _along_and_tilt(step_vector: np.ndarray, axis: np.ndarray) -> tuple[float, float]:
+    """Length of ``step_vector`` along the unit ``axis`` (mm), and its angle off it (degrees)."""
     along = float(step_vector @ axis)
     tilt = float(np.degrees(np.arctan2(np.linalg.norm(step_vector - along * axis), along)))
-    if kind == "irregular":
-        # No single step: the origin is the first slice, the vector the mean step, and the
-        # residual the distance of each position from the line through first and last.
-        origin = sorted_pos[0]
-        step_vector = (sorted_pos[-1] - sorted_pos[0]) / (n - 1)
-        axis = step_vector / np.linalg.norm(step_vector)
-        rel = sorted_pos - origin
-        residual = float(np.max(np.linalg.norm(rel - np.outer(rel @ axis, axis), axis=1)))
-        along = float(step_vector @ axis)
-        tilt = float(np.degrees(np.arctan2(np.linalg.norm(step_vector - along * axis), along)))
-    else:
-        # Anchor the grid on the first acquired slice exactly, as readers expect of voxel 0.
-        origin = sorted_pos[0].copy()
-    return StackGeometry(
-        order=order, slots=slots, n_slots=n_slots, kind=kind, distances=distances, steps=steps,
-        step=float(along if kind != "irregular" else np.median(steps)), step_vector=step_vector,
-        step_source="ImagePositionPatient", tilt_deg=tilt, residual=residual, origin=origin,
-        row=row, col=col, normal=normal, pixel_spacing=spacing,
-    )  # fmt: skip
+    return along, tilt
 
 
 @dataclass(frozen=True, slots=True)

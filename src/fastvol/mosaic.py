@@ -141,32 +141,9 @@ def mosaic_geometry(
             f"{info.mosaic_rows}x{info.mosaic_cols}"
         )
     spacing = (float(pixel_spacing[0]), float(pixel_spacing[1]))
-    if spacing_between_slices is not None and spacing_between_slices > 0:
-        step = float(spacing_between_slices)
-    elif slice_thickness is not None and slice_thickness > 0:
-        step = float(slice_thickness)
-    else:
-        raise GeometryError(
-            "mosaic has neither SpacingBetweenSlices nor SliceThickness: no slice step",
-            spacing_between_slices=spacing_between_slices, slice_thickness=slice_thickness,
-        )  # fmt: skip
-    ascending = info.ascending
-    if info.slice_normal is not None:
-        cosine = float(np.dot(normal, info.slice_normal))
-        if 1.0 - abs(cosine) > NORMAL_TOLERANCE:
-            raise GeometryError(
-                f"CSA SliceNormalVector {list(info.slice_normal)} is not parallel to "
-                f"row x column {normal.tolist()} (cos {cosine:.4f})",
-                normal=normal, slice_normal=info.slice_normal,
-            )  # fmt: skip
-        ascending = cosine > 0
-    # ImagePositionPatient describes the whole mosaic as one big slice; the first tile's first voxel
-    # lies half the extra mosaic width/height inwards (as dcm2niix and nibabel place it).
-    first = (
-        np.asarray(ipp, dtype=np.float64).reshape(3)
-        + row * spacing[1] * (info.mosaic_cols - info.tile_cols) / 2.0
-        + col * spacing[0] * (info.mosaic_rows - info.tile_rows) / 2.0
-    )
+    step = _slice_step(spacing_between_slices, slice_thickness)
+    ascending = _tiles_ascending(info, normal)
+    first = _first_tile_position(ipp, row, col, spacing, info)
     n = info.n_images
     stored = np.arange(n)
     if ascending:
@@ -178,3 +155,53 @@ def mosaic_geometry(
         origin = first
     affine = affine_from(origin, -normal * step, row, col, spacing)
     return order, affine
+
+
+def _slice_step(spacing_between_slices: float | None, slice_thickness: float | None) -> float:
+    """Distance between tile centres (mm): SpacingBetweenSlices, else SliceThickness."""
+    if spacing_between_slices is not None and spacing_between_slices > 0:
+        return float(spacing_between_slices)
+    if slice_thickness is not None and slice_thickness > 0:
+        return float(slice_thickness)
+    raise GeometryError(
+        "mosaic has neither SpacingBetweenSlices nor SliceThickness: no slice step",
+        spacing_between_slices=spacing_between_slices, slice_thickness=slice_thickness,
+    )  # fmt: skip
+
+
+def _tiles_ascending(info: MosaicInfo, normal: np.ndarray) -> bool:
+    """Whether stored tiles advance along ``normal = row x column``.
+
+    The CSA SliceNormalVector decides when present (Siemens stores sagittal slices right to
+    left, against ``row x column``); it must be parallel to ``normal`` within
+    :data:`NORMAL_TOLERANCE`.
+    """
+    if info.slice_normal is None:
+        return info.ascending
+    cosine = float(np.dot(normal, info.slice_normal))
+    if 1.0 - abs(cosine) > NORMAL_TOLERANCE:
+        raise GeometryError(
+            f"CSA SliceNormalVector {list(info.slice_normal)} is not parallel to "
+            f"row x column {normal.tolist()} (cos {cosine:.4f})",
+            normal=normal, slice_normal=info.slice_normal,
+        )  # fmt: skip
+    return cosine > 0
+
+
+def _first_tile_position(
+    ipp: Sequence[float] | np.ndarray,
+    row: np.ndarray,
+    col: np.ndarray,
+    spacing: tuple[float, float],
+    info: MosaicInfo,
+) -> np.ndarray:
+    """LPS position of the first voxel of the first stored tile.
+
+    ImagePositionPatient describes the whole mosaic as one big slice; the first tile's first
+    voxel lies half the extra mosaic width/height inwards (as dcm2niix and nibabel place it).
+    """
+    return (
+        np.asarray(ipp, dtype=np.float64).reshape(3)
+        + row * spacing[1] * (info.mosaic_cols - info.tile_cols) / 2.0
+        + col * spacing[0] * (info.mosaic_rows - info.tile_rows) / 2.0
+    )

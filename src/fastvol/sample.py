@@ -192,39 +192,98 @@ def ct_dataset(
         last, so they may also replace any of the above.
     """
     ds = Dataset()
+    _set_identity(
+        ds, modality, image_type, study_uid, series_uid, sop_uid, series_number, instance_number
+    )
+    _set_image_plane(
+        ds, position, orientation, pixel_spacing, slice_thickness, slice_location, frame_uid
+    )
+    _set_pixel_format(
+        ds, rows, columns, samples_per_pixel, photometric, bits_allocated, bits_stored, signed
+    )
+    ds.RescaleIntercept = to_ds(intercept)
+    ds.RescaleSlope = to_ds(slope)
+    # Last, so that the caller's header may replace anything set above.
+    for keyword, value in (header or {}).items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _set_identity(
+    ds: Dataset,
+    modality: str,
+    image_type: Sequence[str],
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    series_number: int,
+    instance_number: int | None,
+) -> None:
+    """Set the SOP class and instance, modality, study and series of ``ds``.
+
+    ``instance_number`` None leaves InstanceNumber out; a modality missing from
+    :data:`SOP_CLASSES` gets Secondary Capture.
+    """
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.ImageType = list(image_type)
     ds.SOPClassUID = SOP_CLASSES.get(modality, SecondaryCaptureImageStorage)
     ds.SOPInstanceUID = sop_uid
     ds.Modality = modality
-    ds.SliceThickness = to_ds(slice_thickness)
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = series_number
     if instance_number is not None:
         ds.InstanceNumber = instance_number
+
+
+def _set_image_plane(
+    ds: Dataset,
+    position: Sequence[float | str],
+    orientation: Sequence[float | str],
+    pixel_spacing: Sequence[float | str],
+    slice_thickness: float | str,
+    slice_location: float | str | None,
+    frame_uid: str,
+) -> None:
+    """Set the Image Plane elements and FrameOfReferenceUID of ``ds``.
+
+    Decimal String values go through :func:`to_ds`; SliceLocation defaults to the position
+    along :func:`unit_normal` of ``orientation``.
+    """
+    ds.FrameOfReferenceUID = frame_uid
     ds.ImagePositionPatient = [to_ds(v) for v in position]
     ds.ImageOrientationPatient = [to_ds(v) for v in orientation]
-    ds.FrameOfReferenceUID = frame_uid
+    ds.PixelSpacing = [to_ds(v) for v in pixel_spacing]
+    ds.SliceThickness = to_ds(slice_thickness)
     if slice_location is None:
         at = np.array([float(v) for v in position])
         slice_location = float(at @ unit_normal([float(v) for v in orientation]))
     ds.SliceLocation = to_ds(slice_location)
+
+
+def _set_pixel_format(
+    ds: Dataset,
+    rows: int,
+    columns: int,
+    samples_per_pixel: int,
+    photometric: str,
+    bits_allocated: int,
+    bits_stored: int,
+    signed: bool,
+) -> None:
+    """Set the Image Pixel elements of ``ds``, PixelData aside.
+
+    HighBit is ``bits_stored - 1``; colour gets PlanarConfiguration 0 (colour-by-pixel).
+    """
     ds.SamplesPerPixel = samples_per_pixel
     ds.PhotometricInterpretation = photometric
     if samples_per_pixel > 1:
         ds.PlanarConfiguration = 0
     ds.Rows, ds.Columns = rows, columns
-    ds.PixelSpacing = [to_ds(v) for v in pixel_spacing]
     ds.BitsAllocated = bits_allocated
     ds.BitsStored = bits_stored
     ds.HighBit = bits_stored - 1
     ds.PixelRepresentation = int(signed)
-    ds.RescaleIntercept = to_ds(intercept)
-    ds.RescaleSlope = to_ds(slope)
-    for keyword, value in (header or {}).items():
-        setattr(ds, keyword, value)
-    return ds
 
 
 def set_pixel_data(
@@ -350,43 +409,88 @@ def write_ct_series(
     if ts not in NATIVE_SYNTAXES and encode is None:
         raise ValueError(f"{ts.name} needs an encode callable")
     os.makedirs(folder, exist_ok=True)
-
-    def uid(what: str) -> str:
-        return str(generate_uid(entropy_srcs=[*uid_entropy, what]))
-
-    study_uid, series_uid = uid("study"), uid("series")
-    frame_uid = uid("frame of reference")
+    shared = _series_fields(
+        uid_entropy, orientation, pixel_spacing, slice_thickness, series_number, slope, intercept
+    )
     paths = []
     for k, (position, stored) in enumerate(zip(positions, slices, strict=True)):
-        bits_allocated = stored.dtype.itemsize * 8
-        time = f"0935{12 + k % 48:02d}.{k % 1000:03d}"
-        ds = ct_dataset(
-            rows=stored.shape[0],
-            columns=stored.shape[1],
-            position=position,
-            orientation=orientation,
-            pixel_spacing=pixel_spacing,
-            slice_thickness=slice_thickness,
-            study_uid=study_uid,
-            series_uid=series_uid,
-            frame_uid=frame_uid,
-            sop_uid=uid(f"instance {k}"),
-            instance_number=k + 1,
-            series_number=series_number,
-            bits_allocated=bits_allocated,
-            bits_stored=bits_allocated if bits_stored is None else bits_stored,
-            signed=stored.dtype.kind == "i",
-            slope=slope,
-            intercept=intercept,
-            header={**(header or {}), "ContentTime": time, "AcquisitionTime": time},
-        )
-        if ts in NATIVE_SYNTAXES:
-            set_pixel_data(ds, stored, big_endian=ts == ExplicitVRBigEndian)
-        else:
-            assert encode is not None
-            set_pixel_data(ds, [encode(ts, stored, ds.BitsStored)])
+        sop_uid = _entropy_uid(uid_entropy, f"instance {k}")
+        ds = _slice_dataset(k, position, stored, sop_uid, bits_stored, header, shared)
+        _set_slice_pixels(ds, stored, ts, encode)
         paths.append(write_dicom(os.path.join(folder, file_names.format(k + 1)), ds, ts))
     return paths
+
+
+def _entropy_uid(entropy: Sequence[str], what: str) -> str:
+    """A UID derived from ``entropy`` and ``what`` only: the same inputs give the same UID."""
+    return str(generate_uid(entropy_srcs=[*entropy, what]))
+
+
+def _series_fields(
+    uid_entropy: Sequence[str],
+    orientation: Sequence[float | str],
+    pixel_spacing: Sequence[float | str],
+    slice_thickness: float | str,
+    series_number: int,
+    slope: float | str,
+    intercept: float | str,
+) -> dict[str, Any]:
+    """The :func:`ct_dataset` keywords every slice of a series shares, UIDs included."""
+    return {
+        "orientation": orientation,
+        "pixel_spacing": pixel_spacing,
+        "slice_thickness": slice_thickness,
+        "study_uid": _entropy_uid(uid_entropy, "study"),
+        "series_uid": _entropy_uid(uid_entropy, "series"),
+        "frame_uid": _entropy_uid(uid_entropy, "frame of reference"),
+        "series_number": series_number,
+        "slope": slope,
+        "intercept": intercept,
+    }
+
+
+def _slice_dataset(
+    k: int,
+    position: Sequence[float | str],
+    stored: np.ndarray,
+    sop_uid: str,
+    bits_stored: int | None,
+    header: Mapping[str, Any] | None,
+    shared: Mapping[str, Any],
+) -> Dataset:
+    """The data set of slice ``k`` (0-based) of a :func:`write_ct_series` series.
+
+    Size and pixel format come from ``stored`` (BitsStored defaults to BitsAllocated);
+    ContentTime and AcquisitionTime step one second per slice, cycling every 48.
+    """
+    bits_allocated = stored.dtype.itemsize * 8
+    time = f"0935{12 + k % 48:02d}.{k % 1000:03d}"
+    return ct_dataset(
+        rows=stored.shape[0],
+        columns=stored.shape[1],
+        position=position,
+        sop_uid=sop_uid,
+        instance_number=k + 1,
+        bits_allocated=bits_allocated,
+        bits_stored=bits_allocated if bits_stored is None else bits_stored,
+        signed=stored.dtype.kind == "i",
+        header={**(header or {}), "ContentTime": time, "AcquisitionTime": time},
+        **shared,
+    )
+
+
+def _set_slice_pixels(
+    ds: Dataset,
+    stored: np.ndarray,
+    transfer_syntax: UID,
+    encode: Callable[[str, np.ndarray, int], bytes] | None,
+) -> None:
+    """Set PixelData of one slice: native as is, else one frame codestream from ``encode``."""
+    if transfer_syntax in NATIVE_SYNTAXES:
+        set_pixel_data(ds, stored, big_endian=transfer_syntax == ExplicitVRBigEndian)
+    else:
+        assert encode is not None
+        set_pixel_data(ds, [encode(transfer_syntax, stored, ds.BitsStored)])
 
 
 # ------------------------------------------------------------------------------------ sample
@@ -481,7 +585,26 @@ def write_sample_series(
     x0 = round(-(columns - 1) / 2 * column_spacing, 6)
     y0 = round(-(rows - 1) / 2 * row_spacing, 6)
     z = [round((k - (n_slices - 1) / 2) * slice_step, 6) for k in range(n_slices)]
-    header = {
+    return write_ct_series(
+        folder,
+        stored,
+        positions=[(x0, y0, zk) for zk in z],
+        pixel_spacing=(row_spacing, column_spacing),
+        slice_thickness=slice_step,
+        bits_stored=BITS_STORED,
+        intercept=RESCALE_INTERCEPT,
+        uid_entropy=("fastvol sample phantom", str(seed)),
+        header=_sample_header(seed, round(columns * column_spacing, 6)),
+    )
+
+
+def _sample_header(seed: int, field_of_view: float) -> dict[str, Any]:
+    """Descriptive elements of the sample series: a scanner's, with the phantom's names and IDs.
+
+    ``field_of_view`` (mm) is written as ReconstructionDiameter; the seed goes into the
+    accession number and patient ID.
+    """
+    return {
         **SCANNER_HEADER,
         "AccessionNumber": f"FV{seed:06d}",
         "InstitutionName": "Synthetic Phantom Lab",
@@ -492,17 +615,6 @@ def write_sample_series(
         "PatientID": f"FASTVOL{seed:04d}",
         "PatientBirthDate": "",
         "SoftwareVersions": "fastvol sample",
-        "ReconstructionDiameter": to_ds(round(columns * column_spacing, 6)),
+        "ReconstructionDiameter": to_ds(field_of_view),
         "PositionReferenceIndicator": "",
     }
-    return write_ct_series(
-        folder,
-        stored,
-        positions=[(x0, y0, zk) for zk in z],
-        pixel_spacing=(row_spacing, column_spacing),
-        slice_thickness=slice_step,
-        bits_stored=BITS_STORED,
-        intercept=RESCALE_INTERCEPT,
-        uid_entropy=("fastvol sample phantom", str(seed)),
-        header=header,
-    )
