@@ -13,7 +13,12 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
-from .errors import CorruptFileError, MixedGeometryError, NotDicomError, SeriesSelectionError
+from .errors import (
+    CorruptFileError,
+    MixedGeometryError,
+    NotDicomError,
+    SeriesSelectionError,
+)
 from .find import Inputs, find_sources
 from .group import Series, group_series, main_series
 from .headers import read_records

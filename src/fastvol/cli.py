@@ -47,7 +47,7 @@ def parse_tags(text: str) -> tuple[str | int, ...]:
     return tuple(tags)
 
 
-def _option_flag(p: argparse.ArgumentParser, f: dataclasses.Field[Any]) -> None:
+def _option_flag(p: argparse._ActionsContainer, f: dataclasses.Field[Any]) -> None:
     """One flag for one Options/Tolerances field, from its metadata and default."""
     meta = f.metadata
     flag = "--" + (meta.get("cli") or f.name.replace("_", "-"))

@@ -26,7 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import BadOrientationError, GeometryError, RepeatedPositionsError
-from .options import ORIENTATION_TOLERANCE, POSITION_RTOL, SPACING_RTOL, TILT_TOLERANCE_DEG
+from .options import (
+    ORIENTATION_TOLERANCE,
+    POSITION_RTOL,
+    SPACING_RTOL,
+    TILT_TOLERANCE_DEG,
+)
 
 __all__ = [
     "ORIENTATION_TOLERANCE",

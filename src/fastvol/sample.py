@@ -306,7 +306,7 @@ def set_pixel_data(
         return
     if isinstance(data, np.ndarray):
         data = data.astype(data.dtype.newbyteorder(">" if big_endian else "<")).tobytes()
-    ds.PixelData = bytes(data) + b"\x00" * (len(data) % 2)
+    ds.PixelData = bytes(data) + b"\x00" * (len(data) % 2)  # type: ignore[arg-type]
     ds["PixelData"].VR = "OB" if ds.BitsAllocated <= 8 else "OW"
 
 

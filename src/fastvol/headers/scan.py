@@ -41,7 +41,14 @@ from .._kernels.scan import (
 from ..dicom import HEADER_FIELDS, TS, HeaderRecord
 from ..errors import FastvolError
 from ..sources import ByteSource
-from .convert import LATIN1_CHARSETS, RAW_CONVERTERS, ExtraTag, Unsure, extra_from_raw, resolve_extra_tags
+from .convert import (
+    LATIN1_CHARSETS,
+    RAW_CONVERTERS,
+    ExtraTag,
+    Unsure,
+    extra_from_raw,
+    resolve_extra_tags,
+)
 from .convert import cs as _cs
 from .convert import ui as _ui
 
