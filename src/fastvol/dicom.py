@@ -246,7 +246,7 @@ class HeaderRecord:
 
 #: The table of header fields, in declaration order, derived from :class:`HeaderRecord`.
 HEADER_FIELDS: tuple[HeaderField, ...] = tuple(
-    HeaderField(f.name, *f.metadata["header"], f.default)
+    HeaderField(f.name, *f.metadata["header"], f.default)  # type: ignore[call-arg]
     for f in fields(HeaderRecord)
     if "header" in f.metadata
 )
