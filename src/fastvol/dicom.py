@@ -246,9 +246,10 @@ class HeaderRecord:
 
 #: The table of header fields, in declaration order, derived from :class:`HeaderRecord`.
 HEADER_FIELDS: tuple[HeaderField, ...] = tuple(
-    HeaderField(f.name, *f.metadata["header"], f.default)  # type: ignore[call-arg]
+    HeaderField(f.name, keyword, tag, vr, kind, f.default)
     for f in fields(HeaderRecord)
     if "header" in f.metadata
+    for keyword, tag, vr, kind in [f.metadata["header"]]
 )
 #: (name, default) of the header fields whose default is not ``None``, but for those
 #: :meth:`HeaderRecord.build` sets itself.
