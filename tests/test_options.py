@@ -189,3 +189,35 @@ def test_cli_json_carries_decisions_as_data(tmp_path):
     data = json.loads(out.getvalue())
     (filled,) = [d for d in data["decision_data"] if d["code"] == "gaps_filled"]
     assert filled["facts"]["missing"] == data["missing"] == [3] and filled["text"] in data["decisions"]
+
+
+def test_cli_hints_name_flags_and_json_stays_pure(tmp_path):
+    import json
+
+    fx.write_series(tmp_path / "s", n=6, drop=(2,))
+    err = io.StringIO()
+    assert cli.main([str(tmp_path / "s")], stdout=io.StringIO(), stderr=err) == 2
+    assert "on the command line: --gaps fill" in err.getvalue() and str(tmp_path / "s") in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    target = tmp_path / "v.npz"
+    assert cli.main([str(tmp_path / "s"), "--gaps", "fill", "--json", "--timing", "--out", str(target)],
+                    stdout=out, stderr=err) == 0  # fmt: skip
+    json.loads(out.getvalue())  # nothing but JSON on stdout
+    assert "timing" in err.getvalue() and target.exists()
+    out = io.StringIO()
+    assert cli.main([str(tmp_path / "s"), "--scan", "--json"], stdout=out) == 0
+    assert json.loads(out.getvalue())["series"][0]["files"] == 5
+
+
+def test_dtype_and_series_mistakes_are_input_errors(tmp_path):
+    fx.write_series(tmp_path / "a", n=3)
+    fx.write_series(tmp_path / "b", n=3, series_uid="1.2.3.4.5")
+    with pytest.raises(fastvol.InputError, match="float32"):
+        fastvol.load(tmp_path / "a", dtype="float16")
+    (other,) = fastvol.scan(tmp_path / "b")
+    with pytest.raises(fastvol.SeriesSelectionError):
+        fastvol.load(tmp_path / "a", series=other)
+    with pytest.raises(fastvol.InputError):
+        fastvol.scan(tmp_path / "a", extra_tags="PatientID")  # type: ignore[arg-type]
+    assert fastvol.load(os.fsencode(tmp_path / "a")).shape[0] == 3
+    assert hash(Options(select=slice(0, 2))) == hash(Options(select=slice(0, 2)))

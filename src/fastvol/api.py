@@ -84,6 +84,10 @@ def scan(paths: Inputs, *, extra_tags: Sequence[str | int] = ()) -> ScanResult:
         pixels, unreadable headers). Nothing here is fatal but a path that does not exist
         (:class:`~fastvol.PathNotFoundError`).
     """
+    if isinstance(extra_tags, (str, int)):
+        from .errors import InputError
+
+        raise InputError(f"extra_tags={extra_tags!r}: expected a list of keywords or tags")
     records, skipped, errors = read_records(find_sources(paths), extra_tags=tuple(extra_tags))
     found = [dataclasses.replace(s, services=_SERVICES) for s in group_series(records)]
     return ScanResult(found, skipped, errors)
@@ -111,6 +115,9 @@ def _candidates(found: ScanResult, series: str | int | None, where: str) -> list
 def select_series(found: ScanResult, series: Series | str | int | None, where: str) -> Series:
     """The one series ``series`` names among ``found`` (see :func:`load`), or a typed error."""
     if isinstance(series, Series):
+        if found and series.id not in {s.id for s in found}:
+            raise SeriesSelectionError(f"{where}: series={series.id!r} was not found there; "
+                                       f"found:\n{_listing(found)}")  # fmt: skip
         return series
     candidates = _candidates(found, series, where)
     if len(candidates) == 1:

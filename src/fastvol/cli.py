@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import tempfile
 import time
@@ -42,8 +43,13 @@ def parse_tags(text: str) -> tuple[str | int, ...]:
     """``--extra-tags``: keywords or hexadecimal tags (``0x00180050``), comma-separated."""
     tags: list[str | int] = []
     for item in (t.strip() for t in text.split(",")):
-        if item:
-            tags.append(int(item, 16) if item.lower().startswith("0x") else item)
+        if item.lower().startswith("0x"):
+            try:
+                tags.append(int(item, 16))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{item!r} is not a hexadecimal tag") from None
+        elif item:
+            tags.append(item)
     return tuple(tags)
 
 
@@ -51,7 +57,9 @@ def _option_flag(p: argparse._ActionsContainer, f: dataclasses.Field[Any]) -> No
     """One flag for one Options/Tolerances field, from its metadata and default."""
     meta = f.metadata
     flag = "--" + (meta.get("cli") or f.name.replace("_", "-"))
-    common: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": meta.get("help")}
+    default = "" if f.default in (None, (), True) else f" (default {f.default})"
+    common: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
+                              "help": f"{meta.get('cli_help') or meta.get('help')}{default}"}  # fmt: skip
     if meta.get("choices"):
         p.add_argument(flag, choices=meta["choices"], **common)
     elif isinstance(f.default, bool):  # only rescale: on by default, the flag turns it off
@@ -85,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(Tolerances):
         _option_flag(tolerances, f)
     p.add_argument("--out", help="write the volume: .npz (array, affine_lps) or .nii/.nii.gz")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the report (or with --scan, the series) as JSON on stdout; "
+                        "other lines go to stderr")  # fmt: skip
     p.add_argument("--timing", action="store_true", help="print process start to first volume")
     return p
 
@@ -103,36 +113,77 @@ def options_from_args(args: argparse.Namespace) -> Options:
 
 
 def _write(vol: Any, path: str) -> None:
-    if path.endswith((".nii", ".nii.gz")):
+    if path.lower().endswith((".nii", ".nii.gz")):
         vol.to_nifti(path)
     else:
         vol.to_npz(path)
 
 
-def _run(args: argparse.Namespace, paths: list[str], out: IO[str]) -> int:
+def _scan_json(found: Any) -> str:
+    series = [{"index": i, "id": s.id, "series_number": s.number, "modality": s.modality,
+               "description": s.description, "files": s.n_files, "frames": s.n_frames,
+               "folder": s.folder} for i, s in enumerate(found)]  # fmt: skip
+    return json.dumps({"series": series, "skipped": found.skipped, "errors": found.errors}, indent=1)
+
+
+def _run(args: argparse.Namespace, paths: list[str], out: IO[str], err: IO[str]) -> int:
     import fastvol
 
-    if args.scan:
-        found = fastvol.scan(paths)
-        print(found.summary() or "no DICOM image series found", file=out)
-        return 0
+    notes = err if args.json else out  # --json keeps stdout pure JSON
+    target: Any = paths[0] if len(paths) == 1 else paths  # one path: errors name it
     options = options_from_args(args)
+    if args.scan:
+        found = fastvol.scan(target, extra_tags=options.extra_tags)
+        print(_scan_json(found) if args.json else found.summary() or "no DICOM image series found",
+              file=out)  # fmt: skip
+        return 0 if len(found) else 2
     if args.out:  # refuse a bad target before the work
         _check_out(args.out)
-    vol = fastvol.load(paths, options, series=_series_arg(args.series))
+    vol = fastvol.load(target, options, series=_series_arg(args.series))
     elapsed = time.perf_counter() - _T0
     if args.json:
-        report = {**vol.geometry.as_dict(), "decision_data": vol.geometry.decision_data()}
+        report = {**vol.geometry.as_dict(), "decision_data": vol.geometry.decision_data(),
+                  "meta": vol.meta}  # fmt: skip
         print(json.dumps(report, default=str, indent=1), file=out)
     else:
         print(f"{vol!r}", file=out)
         print(vol.geometry.text(), file=out)
+        for keyword in _extra_keywords(vol, options):
+            print(f"extra       {keyword}: {vol.meta.get(keyword)!r}", file=out)
     if args.timing:
-        print(f"timing      process start to first volume {elapsed * 1000:.1f} ms", file=out)
+        print(f"timing      fastvol start to first volume {elapsed * 1000:.1f} ms", file=notes)
     if args.out:
         _write(vol, args.out)
-        print(f"written     {args.out}", file=out)
+        print(f"written     {args.out}", file=notes)
     return 0
+
+
+def _extra_keywords(vol: Any, options: Options) -> list[str]:
+    """Keywords of the ``--extra-tags`` values in ``vol.meta``, in the order asked."""
+    if not options.extra_tags:
+        return []
+    from .headers.convert import resolve_extra_tags
+
+    return [x.keyword for x in resolve_extra_tags(options.extra_tags)]
+
+
+#: Library hints name keyword arguments (``gaps='fill'``); on the command line they are flags.
+_HINT = re.compile(r"\b(\w+)=('([^']*)'|\S*?)(?=[;,)\s]|$)")
+
+
+def cli_hint(message: str) -> str:
+    """``message`` plus, for its ``name='value'`` hints naming options, the flags to pass."""
+    names = {f.name for f in (*dataclasses.fields(Options), *dataclasses.fields(Tolerances))}
+    flags = []
+    for match in _HINT.finditer(message):
+        name = match.group(1)
+        value = match.group(3) if match.group(3) is not None else match.group(2)
+        if name == "series":
+            flags.append("--series ID")
+        elif name in names:
+            flags.append("--" + name.replace("_", "-") + f" {value or 'N'}")
+    unique = list(dict.fromkeys(flags))
+    return message + (f"\n  on the command line: {', '.join(unique)}" if unique else "")
 
 
 def _check_out(path: str) -> None:
@@ -140,12 +191,14 @@ def _check_out(path: str) -> None:
 
     from .errors import InputError
 
-    if not path.endswith(OUT_SUFFIXES):
+    if not path.lower().endswith(OUT_SUFFIXES):
         raise InputError(f"--out {path}: unknown suffix; use one of {', '.join(OUT_SUFFIXES)}",
                          files=[path])  # fmt: skip
     folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path) or not os.path.isdir(folder):
-        raise InputError(f"--out {path}: not a file in an existing folder", files=[path])
+    if os.path.isdir(path):
+        raise InputError(f"--out {path}: is a folder; give a file name", files=[path])
+    if not os.path.isdir(folder):
+        raise InputError(f"--out {path}: folder {folder} does not exist", files=[path])
 
 
 def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
@@ -164,10 +217,11 @@ def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: I
             tmp = tempfile.TemporaryDirectory(prefix="fastvol-sample-")
             write_sample_series(tmp.name)
             paths = [tmp.name]
-            print(f"sample series: synthetic CT phantom written to {tmp.name}", file=out)
-        return _run(args, paths, out)
+            print(f"sample series: synthetic CT phantom written to {tmp.name} (removed on exit)",
+                  file=err if args.json else out)  # fmt: skip
+        return _run(args, paths, out, err)
     except FastvolError as exc:
-        print(f"fastvol: {type(exc).__name__}: {exc}", file=err)
+        print(f"fastvol: {type(exc).__name__}: {cli_hint(str(exc))}", file=err)
         return 2
     finally:
         if tmp is not None:

@@ -101,7 +101,14 @@ class InputError(FastvolError, ValueError):
 
 
 class PathNotFoundError(InputError, FileNotFoundError):
-    """A file or folder given to fastvol does not exist."""
+    """A file or folder given to fastvol does not exist (``errno`` ENOENT, ``filename`` set)."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        import errno
+
+        self.errno = errno.ENOENT
+        self.filename = self.files[0] if self.files else None
 
 
 class NotDicomError(InputError):

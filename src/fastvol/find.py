@@ -40,12 +40,12 @@ def find_sources(paths: Inputs) -> list[ByteSource]:
     PathNotFoundError
         A path that does not exist.
     """
-    if isinstance(paths, (str, os.PathLike, ByteSource)):
-        paths = [paths]
+    if isinstance(paths, (str, bytes, os.PathLike, ByteSource)):
+        paths = [paths]  # type: ignore[list-item]
     out: list[ByteSource] = []
     for item in paths:
         if isinstance(item, ByteSource):
             out.append(item)
         else:
-            out.extend(LocalFile(p) for p in walk(os.fspath(item)))
+            out.extend(LocalFile(p) for p in walk(os.fsdecode(item)))
     return out

@@ -27,9 +27,17 @@ POSITION_RTOL = 0.05
 TILT_TOLERANCE_DEG = 0.01
 
 
-def _option(default: Any, help: str, choices: tuple[Any, ...] = (), cli: str = "") -> Any:
+#: Output dtypes a load can produce (the pixel kernels' types).
+OUTPUT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                 "float32", "float64")  # fmt: skip
+
+
+def _option(
+    default: Any, help: str, choices: tuple[Any, ...] = (), cli: str = "", cli_help: str = ""
+) -> Any:
     """A field with what the CLI and validation need: its help text and allowed values."""
-    return field(default=default, metadata={"help": help, "choices": choices, "cli": cli})
+    metadata = {"help": help, "choices": choices, "cli": cli, "cli_help": cli_help or help}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +95,10 @@ class Options:
     select: int | slice | tuple[int, ...] | None = _option(
         None, "volumes to load from a 4D series: N, START:STOP[:STEP] or N,N,...", cli="select"
     )
-    rescale: bool = _option(True, "apply RescaleSlope/RescaleIntercept", cli="no-rescale")
+    rescale: bool = _option(
+        True, "apply RescaleSlope/RescaleIntercept", cli="no-rescale",
+        cli_help="return stored values (RescaleSlope/RescaleIntercept not applied)",
+    )  # fmt: skip
     dtype: str | None = _option(None, "output dtype (e.g. float32)")
     fill_value: float | None = _option(
         None, "value of filled slices (default NaN, or the integer dtype's minimum)"
@@ -116,9 +127,12 @@ class Options:
             import numpy as np
 
             try:
-                object.__setattr__(self, "dtype", np.dtype(self.dtype).str)
+                dtype = np.dtype(self.dtype)
             except TypeError:
                 raise InputError(f"dtype={self.dtype!r} is not a numpy dtype") from None
+            if dtype.name not in OUTPUT_DTYPES:
+                raise InputError(f"dtype={self.dtype!r}: expected one of {', '.join(OUTPUT_DTYPES)}")
+            object.__setattr__(self, "dtype", dtype.str)
         if self.threads is not None and (
             isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
         ):
@@ -137,6 +151,12 @@ class Options:
         object.__setattr__(self, "extra_tags", tuple(self.extra_tags))
         if not isinstance(self.tolerances, Tolerances):
             raise InputError(f"tolerances={self.tolerances!r}: expected fastvol.Tolerances")
+
+    def __hash__(self) -> int:
+        # slice is unhashable before Python 3.12: hash its three ends instead.
+        select = self.select
+        key = (select.start, select.stop, select.step) if isinstance(select, slice) else select
+        return hash(tuple(key if f.name == "select" else getattr(self, f.name) for f in fields(self)))
 
     def replace(self, **overrides: Any) -> Options:
         """A copy with some fields changed; tolerance fields may be given by their own names.

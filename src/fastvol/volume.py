@@ -77,6 +77,11 @@ class Volume:
         The NIfTI array is ``(column, row, slice, ...)`` with a RAS affine, the usual layout of
         NIfTI readers; this conversion is explicit and only happens here.
         """
+        if not os.fspath(path).lower().endswith((".nii", ".nii.gz")):
+            from .errors import InputError
+
+            raise InputError(f"{os.fspath(path)}: a NIfTI file name ends in .nii or .nii.gz",
+                             files=[os.fspath(path)])  # fmt: skip
         try:
             import nibabel as nib
         except ImportError as exc:
