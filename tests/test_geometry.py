@@ -150,3 +150,11 @@ def test_property_shuffle_invariance_and_affine_law(angles, n, step, seed):
     sorted_pos = pos[perm][g.order]
     idx = np.c_[np.arange(n), np.zeros((n, 2)), np.ones(n)]
     np.testing.assert_allclose((g.affine @ idx.T).T[:, :3], sorted_pos, atol=1e-6)
+
+
+def test_degenerate_orientation_is_refused_whatever_the_tolerance():
+    from fastvol.geometry import unit_vectors
+
+    for iop in ([1, 0, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0], [1e-9, 0, 0, 0, 1e-9, 0]):
+        with pytest.raises(BadOrientationError, match="spans no plane"):
+            unit_vectors(iop, tolerance=10.0)

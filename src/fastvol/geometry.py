@@ -51,6 +51,10 @@ __all__ = [
 SAME_POSITION_RTOL = 0.01
 #: Absolute floor (mm) for "same position" when there is no typical step (all slices repeat).
 SAME_POSITION_ATOL = 1e-3
+#: Whatever the tolerance, direction cosines shorter than this, or whose normalised dot product
+#: exceeds :data:`MAX_COSINE_DOT` (about 8 degrees from parallel), span no plane.
+MIN_COSINE_NORM = 0.5
+MAX_COSINE_DOT = 0.99
 
 
 def unit_vectors(
@@ -76,6 +80,13 @@ def unit_vectors(
             f"ImageOrientationPatient {iop.round(6).tolist()} is not two perpendicular unit vectors "
             f"(lengths {norms.round(6).tolist()}, dot product {dot:.2g}); "
             f"pass orientation_tolerance= to accept it",
+            orientation=iop,
+        )
+    if np.any(norms < MIN_COSINE_NORM) or abs(dot) / max(norms.prod(), 1e-300) > MAX_COSINE_DOT:
+        # No tolerance makes a plane of (nearly) parallel or zero vectors: no slice normal.
+        raise BadOrientationError(
+            f"ImageOrientationPatient {iop.round(6).tolist()} spans no plane (lengths "
+            f"{norms.round(6).tolist()}, dot product {dot:.2g}); the file's geometry is unusable",
             orientation=iop,
         )
     row = row / norms[0]
