@@ -35,6 +35,7 @@ from .errors import (
     PathNotFoundError,
     RepeatedPositionsError,
     SeriesSelectionError,
+    UnreadableError,
     UnsupportedError,
 )
 
@@ -70,6 +71,7 @@ __all__ = [
     "Series",
     "SeriesSelectionError",
     "Tolerances",
+    "UnreadableError",
     "UnsupportedError",
     "Volume",
     "__version__",

@@ -18,10 +18,12 @@ from .errors import (
     MixedGeometryError,
     NotDicomError,
     SeriesSelectionError,
+    UnreadableError,
+    map_exceptions,
 )
-from .find import Inputs, find_sources
+from .find import Inputs, locate
 from .group import Series, group_series, main_series
-from .headers import read_records
+from .headers import UNREADABLE_FILE, UNREADABLE_FOLDER, read_records
 from .options import Options
 from .plan import describe_series, make_plan
 from .report import GeometryReport
@@ -29,16 +31,15 @@ from .volume import Volume
 
 __all__ = ["ScanResult", "describe", "load", "load_series", "scan", "select_series"]
 
-
-
 class ScanResult(list[Series]):
     """The series found by :func:`scan` (a list), plus what was skipped and why.
 
     Attributes
     ----------
     skipped
-        Reason -> file names: ``"not DICOM"``, ``"unreadable"``, ``"DICOMDIR"``,
-        ``"no pixel data"``, ``"not a regular file"``.
+        Reason -> file names: ``"not DICOM"``, ``"unreadable"`` (headers that cannot be parsed),
+        ``"unreadable file"`` and ``"unreadable folder"`` (the OS refused to read or list them),
+        ``"DICOMDIR"``, ``"no pixel data"``, ``"not a regular file"``.
     errors
         File name -> why it was unreadable.
     """
@@ -54,6 +55,11 @@ class ScanResult(list[Series]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ScanResult, (list(self), self.skipped, self.errors))
+
+    @property
+    def unreadable(self) -> list[str]:
+        """Files and folders the OS would not let the scan read: their slices may be missing."""
+        return self.skipped.get(UNREADABLE_FOLDER, []) + self.skipped.get(UNREADABLE_FILE, [])
 
     def summary(self) -> str:
         """One line per series, then the skipped counts."""
@@ -81,14 +87,19 @@ def scan(paths: Inputs, *, extra_tags: Sequence[str | int] = ()) -> ScanResult:
         A list of :class:`~fastvol.group.Series`, each one stackable group (a SeriesInstanceUID
         split by orientation, size, pixel spacing and localizers), ordered by SeriesNumber; its
         ``skipped`` maps a reason to the files not used (non-DICOM, DICOMDIR, objects without
-        pixels, unreadable headers). Nothing here is fatal but a path that does not exist
-        (:class:`~fastvol.PathNotFoundError`).
+        pixels, unreadable headers, files and folders the OS refused). Nothing here is fatal but
+        a path that does not exist (:class:`~fastvol.PathNotFoundError`): a header that cannot
+        be read or expanded is an entry of ``errors``.
     """
     if isinstance(extra_tags, (str, int)):
         from .errors import InputError
 
         raise InputError(f"extra_tags={extra_tags!r}: expected a list of keywords or tags")
-    records, skipped, errors = read_records(find_sources(paths), extra_tags=tuple(extra_tags))
+    sources, unlisted = locate(paths)
+    records, skipped, errors = read_records(sources, extra_tags=tuple(extra_tags))
+    if unlisted:
+        skipped[UNREADABLE_FOLDER] = unlisted
+        errors.update((folder, f"{folder}: folder cannot be listed") for folder in unlisted)
     found = [dataclasses.replace(s, services=_SERVICES) for s in group_series(records)]
     return ScanResult(found, skipped, errors)
 
@@ -144,7 +155,8 @@ def select_series(found: ScanResult, series: Series | str | int | None, where: s
 def describe(series: Series, options: Options | None = None) -> GeometryReport:
     """The geometry report of a scanned series from headers alone, without raising for gaps,
     uneven spacing or tilt (what ``Series.geometry`` shows)."""
-    return describe_series(series, options)
+    with map_exceptions(f"series {series.id}", files=series.files[:3], uid=series.uid):
+        return describe_series(series, options)
 
 
 def load_series(
@@ -162,8 +174,10 @@ def load_series(
         from .errors import InputError
 
         raise InputError(f"executor={executor!r}: expected 'default', None or an Executor")
-    plan = make_plan(series, opts)
-    array = execute(plan, executor=executor, threads=opts.threads)
+    # The load boundary: whatever a lower layer raises on bad input leaves as a fastvol error.
+    with map_exceptions(f"series {series.id}", files=series.files[:3], uid=series.uid):
+        plan = make_plan(series, opts)
+        array = execute(plan, executor=executor, threads=opts.threads)
     return Volume(array=array, affine=plan.affine, geometry=plan.report, meta=plan.meta)
 
 
@@ -175,6 +189,15 @@ def _nothing_found(found: ScanResult, where: str) -> Exception:
                                 files=list(found.errors)[:20])  # fmt: skip
     return NotDicomError(f"{where}: no DICOM image series found ({skipped}){why}",
                          files=[f for v in found.skipped.values() for f in v][:20])  # fmt: skip
+
+
+def _unreadable(found: ScanResult, where: str) -> UnreadableError:
+    names = found.unreadable
+    why = "".join(f"\n  {found.errors.get(n, n)}" for n in names[:5])
+    return UnreadableError(
+        f"{where}: {len(names)} file(s) or folder(s) could not be read, so a series may lack "
+        f"slices; pass unreadable='skip' to load what could be read{why}", files=names,
+    )  # fmt: skip
 
 
 def load(
@@ -214,6 +237,8 @@ def load(
         - ``rescale``: apply RescaleSlope/Intercept per slice (output: the smallest signed
           integer holding every value when they are whole, else float32); ``False`` returns
           stored values. ``dtype`` overrides the output dtype.
+        - ``unreadable``: ``"raise"`` when a file or folder under ``path`` could not be read
+          (permission denied, I/O error), or ``"skip"`` it (listed in the scan's ``skipped``).
         - ``threads``: ``None`` (the process's shared pool), ``1`` (the calling thread; for
           DataLoader and Dask workers) or a count.
         - tolerances: ``spacing_rtol``, ``orientation_tolerance``, ``position_rtol``,
@@ -233,12 +258,16 @@ def load(
     GeometryError
         Gaps, uneven spacing, ambiguous repeats or mixed geometry (each subclass names the files
         and the option that loads the series anyway).
+    UnreadableError
+        A file or folder the OS would not let us read (unless ``unreadable="skip"``).
     PathNotFoundError, NotDicomError, CorruptFileError, UnsupportedError, DecodeError
         Missing paths; unreadable, truncated or unsupported files.
     """
     opts = Options.resolve(options, overrides)  # bad options fail before any file is read
     found = scan(path, extra_tags=opts.extra_tags)
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
+    if found.unreadable and opts.unreadable == "raise":
+        raise _unreadable(found, where)
     if not found:
         raise _nothing_found(found, where)
     chosen = select_series(found, series, where)

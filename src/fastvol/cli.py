@@ -9,12 +9,16 @@ imported inside :func:`main` so ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
 from .options import Options, Tolerances
@@ -201,11 +205,38 @@ def _check_out(path: str) -> None:
         raise InputError(f"--out {path}: folder {folder} does not exist", files=[path])
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM handler: exit through Python, so ``finally`` and ``atomic_path`` clean up."""
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def sigterm_exits() -> Iterator[None]:
+    """While inside, SIGTERM raises ``SystemExit(143)`` instead of killing the process.
+
+    The default action kills without unwinding, leaving a half-written ``--out`` temporary and
+    the sample folder behind. Only the main thread can set handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:  # None: a handler set outside Python; the default is the closest we can restore
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 a fastvol error on the input)."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     args = _parser().parse_args(argv)
+    with sigterm_exits():
+        return _main(args, out, err)
+
+
+def _main(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .errors import FastvolError
 
     tmp: tempfile.TemporaryDirectory[str] | None = None

@@ -5,6 +5,7 @@
     FastvolError
     ├── InputError(ValueError)              bad input that is not DICOM geometry
     │   ├── PathNotFoundError(FileNotFoundError)  a path that does not exist
+    │   ├── UnreadableError(PermissionError)  a file or folder the OS would not let us read
     │   ├── NotDicomError                   a path holds no readable DICOM image
     │   ├── CorruptFileError                truncated file, short pixel data, absurd sizes
     │   ├── UnsupportedError(NotImplementedError)  valid DICOM we do not load (yet)
@@ -25,11 +26,17 @@
 
 Each class subclasses the builtin a caller would catch, and carries the data it is about
 (``files``, ``positions``, ``spacings``, ``uid``, ``install_hint``) so code can act on it.
+
+Lower layers (pydicom, numpy, the OS) raise their own types on bad input; :func:`map_exceptions`
+is the one place they become fastvol errors (:data:`FOREIGN_ERRORS`), the original kept as
+``__cause__``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import struct
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 __all__ = [
@@ -50,8 +57,9 @@ __all__ = [
     "PathNotFoundError",
     "RepeatedPositionsError",
     "SeriesSelectionError",
+    "UnreadableError",
     "UnsupportedError",
-]
+]  # map_exceptions is internal: __all__ lists the public error classes only
 
 
 class FastvolError(Exception):
@@ -109,6 +117,14 @@ class PathNotFoundError(InputError, FileNotFoundError):
 
         self.errno = errno.ENOENT
         self.filename = self.files[0] if self.files else None
+
+
+class UnreadableError(InputError, PermissionError):
+    """A file or folder could not be read (permission denied, I/O error): its data is missing.
+
+    A load refuses a path where anything could not be read, since a series could silently
+    lose slices; ``Options(unreadable="skip")`` loads what could be read.
+    """
 
 
 class NotDicomError(InputError):
@@ -169,3 +185,68 @@ class MixedGeometryError(GeometryError):
 
 class FastvolWarning(UserWarning):
     """Geometry was kept but is unusual (gantry tilt, filled gaps, resampling, ...)."""
+
+
+#: Foreign exception types -> the fastvol error they become at a boundary (first match wins).
+#: OSError means the bytes could not be read; the others are what parsers raise on garbage
+#: (pydicom's unknown-VR error is a NotImplementedError).
+FOREIGN_ERRORS: tuple[tuple[type[BaseException], type[FastvolError]], ...] = (
+    (OSError, UnreadableError),
+    (ValueError, CorruptFileError),
+    (IndexError, CorruptFileError),
+    (KeyError, CorruptFileError),
+    (AttributeError, CorruptFileError),
+    (TypeError, CorruptFileError),
+    (NotImplementedError, CorruptFileError),
+    (ArithmeticError, CorruptFileError),  # OverflowError, ZeroDivisionError
+    (EOFError, CorruptFileError),
+    (struct.error, CorruptFileError),
+)
+#: Modules whose own exception classes all mean "this file is malformed" (pydicom's
+#: BytesLengthException derives from Exception alone); matched by name, so this leaf module
+#: imports no parser.
+FOREIGN_MODULES: tuple[str, ...] = ("pydicom",)
+
+
+@contextlib.contextmanager
+def map_exceptions(what: str, *, files: Sequence[str] = (), uid: str | None = None) -> Iterator[None]:
+    """Turn a foreign exception raised inside the block into the fastvol error it maps to.
+
+    Modelled on httpx's ``map_exceptions``: the one translation of lower-layer errors, used
+    where a file's header is read or expanded and at the load boundary, so no bare builtin
+    error escapes the public API on bad input. Fastvol errors, warnings raised as errors,
+    ``MemoryError``, ``KeyboardInterrupt`` and anything not in :data:`FOREIGN_ERRORS` pass.
+
+    Parameters
+    ----------
+    what
+        What was being done, starting with the file or series (``"a.dcm: per-frame headers"``).
+    files, uid
+        Carried into the raised error.
+
+    Raises
+    ------
+    FastvolError
+        The mapped error; the original exception is its ``__cause__``.
+    """
+    try:
+        yield
+    except FastvolError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, (Warning, MemoryError)):
+            raise
+        ours = _mapped(exc)
+        if ours is None:
+            raise
+        raise ours(f"{what}: {type(exc).__name__}: {exc}", files=files, uid=uid) from exc
+
+
+def _mapped(exc: BaseException) -> type[FastvolError] | None:
+    """The fastvol error ``exc`` becomes, or None when it passes unchanged."""
+    for foreign, ours in FOREIGN_ERRORS:
+        if isinstance(exc, foreign):
+            return ours
+    if type(exc).__module__.split(".")[0] in FOREIGN_MODULES:
+        return CorruptFileError
+    return None

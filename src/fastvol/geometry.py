@@ -55,6 +55,9 @@ SAME_POSITION_ATOL = 1e-3
 #: exceeds :data:`MAX_COSINE_DOT` (about 8 degrees from parallel), span no plane.
 MIN_COSINE_NORM = 0.5
 MAX_COSINE_DOT = 0.99
+#: A regular grid may hold at most this many slices per acquired slice: beyond it (two slices
+#: 1e5 steps apart) a position is garbage, and filling the grid would allocate without bound.
+MAX_GRID_RATIO = 100
 
 
 def unit_vectors(
@@ -288,6 +291,24 @@ def analyze_stack(
     )  # fmt: skip
 
 
+def _check_grid_size(multiples: np.ndarray) -> None:
+    """Refuse a grid the acquired slices cannot reasonably fill, before any array of its size.
+
+    Raises
+    ------
+    GeometryError
+        The grid would hold more than :data:`MAX_GRID_RATIO` slices per acquired slice.
+    """
+    n_acquired = multiples.size + 1
+    n_grid = float(multiples.sum()) + 1.0  # float: an absurd step count must not wrap an int64
+    if not n_grid <= MAX_GRID_RATIO * n_acquired:
+        raise GeometryError(
+            f"slice positions imply a grid of {n_grid:.4g} slices for {n_acquired} acquired "
+            f"(more than {MAX_GRID_RATIO} per slice): a position is wrong, not slices missing",
+            grid_slices=n_grid,
+        )
+
+
 def _grid_slots(steps: np.ndarray, spacing_rtol: float) -> tuple[str, np.ndarray]:
     """Classify the steps between sorted slices and give each slice its grid index.
 
@@ -302,6 +323,7 @@ def _grid_slots(steps: np.ndarray, spacing_rtol: float) -> tuple[str, np.ndarray
     if not np.all(whole):
         return "irregular", np.arange(steps.size + 1, dtype=np.int64)
     kind = "gaps" if np.any(multiples > 1) else "regular"
+    _check_grid_size(multiples)
     return kind, np.concatenate([[0], np.cumsum(multiples)]).astype(np.int64)
 
 

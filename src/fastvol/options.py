@@ -103,6 +103,9 @@ class Options:
     fill_value: float | None = _option(
         None, "value of filled slices (default NaN, or the integer dtype's minimum)"
     )
+    unreadable: str = _option(
+        "raise", "files or folders the OS will not read: raise, or skip them", ("raise", "skip")
+    )
     threads: int | None = _option(
         None, "decode threads: 1 reads in the calling thread (default: a shared pool)"
     )

@@ -36,8 +36,8 @@ from ..dicom import (
     UNDEFINED_LENGTH,
     HeaderRecord,
 )
-from ..errors import FastvolError, NotDicomError
-from .sniff import is_dicom_source
+from ..errors import FastvolError, NotDicomError, UnreadableError, map_exceptions
+from .sniff import _HEAD, looks_like_dicom
 from ..sources import ByteSource, LocalFile
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ __all__ = [
     "PIXEL_DATA_TAGS",
     "TS",
     "UNDEFINED_LENGTH",
+    "UNREADABLE_FILE",
+    "UNREADABLE_FOLDER",
     "HeaderRecord",
     "MosaicInfo",
     "NotDicomContent",
@@ -62,6 +64,9 @@ __all__ = [
 ]
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+#: Skip reasons of files and folders the OS would not let us read (a load refuses them).
+UNREADABLE_FILE = "unreadable file"
+UNREADABLE_FOLDER = "unreadable folder"
 
 
 class NotDicomContent(NotDicomError):
@@ -130,26 +135,51 @@ def read_headers(
     out: list[HeaderRecord | FastvolError] = []
     for source, rec in zip(sources, scanned):
         try:
-            if rec is None:
-                if not is_dicom_source(source):  # sniffed only when the scanner did not take it
-                    out.append(NotDicomContent(f"{source.name}: not DICOM", files=[source.name]))
-                    continue
-                from .pydicom_reader import read_header_pydicom
-
-                rec = read_header_pydicom(source, extra_tags=[x.tag for x in extras])
-            if rec.is_mosaic and rec.has_pixels:
-                from .csa import read_mosaic_info
-
-                rec = dataclasses.replace(rec, mosaic=read_mosaic_info(source))
+            with map_exceptions(f"{source.name}: header cannot be read", files=[source.name]):
+                out.append(_finish_header(source, rec, [x.tag for x in extras]))
         except FastvolError as exc:
             if not skip_unreadable:
                 raise
             out.append(exc)
-            continue
         finally:
             source.close()
-        out.append(rec)
     return out
+
+
+def _sniff(source: ByteSource) -> bool:
+    """Whether ``source`` starts like DICOM; an OS error is :class:`UnreadableError`, not "no".
+
+    A file the OS will not let us read must never be counted as "not DICOM": its series would
+    lose slices with nothing said.
+    """
+    if not source.is_regular():
+        return False
+    try:
+        return looks_like_dicom(source.read(0, _HEAD), source.size())
+    except OSError as exc:
+        raise UnreadableError(f"{source.name}: cannot be read ({exc})", files=[source.name]) from exc
+
+
+def _finish_header(
+    source: ByteSource, rec: HeaderRecord | None, tags: list[int]
+) -> HeaderRecord | FastvolError:
+    """The record of one source: the scanner's, else pydicom's; with its mosaic description."""
+    if rec is None:
+        if not _sniff(source):  # sniffed only when the scanner did not take it
+            return NotDicomContent(f"{source.name}: not DICOM", files=[source.name])
+        from .pydicom_reader import read_header_pydicom
+
+        try:
+            rec = read_header_pydicom(source, extra_tags=tags)
+        except NotDicomError as exc:
+            if isinstance(exc.__cause__, OSError):  # the reader calls an OS error "not DICOM"
+                raise UnreadableError(exc.message, files=exc.files) from exc.__cause__
+            raise
+    if rec.is_mosaic and rec.has_pixels:
+        from .csa import read_mosaic_info
+
+        rec = dataclasses.replace(rec, mosaic=read_mosaic_info(source))
+    return rec
 
 
 def read_records(
@@ -172,7 +202,8 @@ def read_records(
         One record per image (per frame of multi-frame files).
     skipped
         Reason -> file names: ``"not DICOM"``, ``"not a regular file"`` (FIFOs, devices: never
-        opened), ``"unreadable"``, ``"DICOMDIR"``, ``"no pixel data"``.
+        opened), ``"unreadable"`` (a header that cannot be parsed or expanded),
+        ``"unreadable file"`` (the OS refused the read), ``"DICOMDIR"``, ``"no pixel data"``.
     errors
         File name -> why it was unreadable.
 
@@ -197,7 +228,8 @@ def read_records(
         if isinstance(rec, NotDicomContent):
             skipped.setdefault("not DICOM", []).append(name)
         elif isinstance(rec, FastvolError):
-            skipped.setdefault("unreadable", []).append(name)
+            reason = UNREADABLE_FILE if isinstance(rec, UnreadableError) else "unreadable"
+            skipped.setdefault(reason, []).append(name)
             errors[name] = str(rec)
         elif rec.sop_class_uid == DICOMDIR_SOP_CLASS:
             skipped.setdefault("DICOMDIR", []).append(name)
@@ -205,7 +237,9 @@ def read_records(
             skipped.setdefault("no pixel data", []).append(name)
         elif needs_expansion(rec):
             try:
-                records.extend(expand_frames(rec))
+                # One broken enhanced file must not cost the scan of every other series.
+                with map_exceptions(f"{name}: per-frame headers cannot be read", files=[name]):
+                    records.extend(expand_frames(rec))
             except FastvolError as exc:
                 skipped.setdefault("unreadable", []).append(name)
                 errors[name] = str(exc)

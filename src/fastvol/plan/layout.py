@@ -16,13 +16,18 @@ import numpy as np
 
 from .. import geometry as geo
 from ..dicom import HeaderRecord
-from ..errors import BadOrientationError, GeometryError
+from ..errors import BadOrientationError, CorruptFileError, GeometryError
 from ..options import Options, Tolerances
 from .decisions import Decision
 from .types import VolumeGeometry
 from .volumes import split_volumes
 
-__all__ = ["Layout", "Placement", "arrange", "dedupe", "place"]
+__all__ = ["MAX_POSITION_MM", "Layout", "Placement", "arrange", "dedupe", "place"]
+
+#: Largest distance from the origin (mm) of a plausible ImagePositionPatient, and largest
+#: plausible PixelSpacing: 1 km. Beyond it the value is garbage (1e308), not a patient, and
+#: the grid it would imply overflows.
+MAX_POSITION_MM = 1e6
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,6 +163,7 @@ def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str,
             f"series {name}: {len(bad)} file(s) have no usable ImageOrientationPatient "
             f"(e.g. {bad[:3]})", files=bad, uid=uid,
         )  # fmt: skip
+    _check_plausible(records, name=name, uid=uid)
     orientation = np.mean(np.array([r.image_orientation for r in records], dtype=np.float64), axis=0)
     notes: list[Decision] = []
     spacing_values = {r.pixel_spacing for r in records}
@@ -179,11 +185,47 @@ def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str,
     return placement, notes
 
 
+def _check_plausible(records: Sequence[HeaderRecord], *, name: str, uid: str) -> None:
+    """Refuse non-finite or absurd positions, orientations and pixel spacings, naming the files.
+
+    Raises
+    ------
+    GeometryError
+        ImagePositionPatient not finite or farther than :data:`MAX_POSITION_MM` from the origin.
+    BadOrientationError
+        ImageOrientationPatient not finite.
+    CorruptFileError
+        PixelSpacing zero, negative, not finite or above :data:`MAX_POSITION_MM`.
+    """
+    positions = np.array([r.image_position for r in records], dtype=np.float64)
+    far = ~np.all(np.isfinite(positions) & (np.abs(positions) <= MAX_POSITION_MM), axis=1)
+    if far.any():
+        bad = [r.path for r, f in zip(records, far) if f]
+        raise GeometryError(
+            f"series {name}: {len(bad)} file(s) have an ImagePositionPatient that is not finite or "
+            f"lies more than {MAX_POSITION_MM:g} mm from the origin (e.g. {bad[:3]})",
+            files=bad, uid=uid,
+        )  # fmt: skip
+    orient = np.array([r.image_orientation for r in records], dtype=np.float64)
+    if not np.all(np.isfinite(orient)):
+        bad = [r.path for r, o in zip(records, orient) if not np.all(np.isfinite(o))]
+        raise BadOrientationError(f"series {name}: ImageOrientationPatient is not finite in "
+                                  f"{bad[:3]}", files=bad, uid=uid)  # fmt: skip
+    bad = [r.path for r in records if r.pixel_spacing is not None
+           and not all(0 < s <= MAX_POSITION_MM for s in r.pixel_spacing)]  # fmt: skip
+    if bad:
+        raise CorruptFileError(
+            f"series {name}: PixelSpacing is zero, negative, not finite or absurd in {len(bad)} "
+            f"file(s) (e.g. {bad[:3]})", files=bad, uid=uid,
+        )  # fmt: skip
+
+
 def _single_slice_step(rec: HeaderRecord) -> tuple[float, str]:
     """Slice step of a one-slice volume, and the attribute it came from."""
-    if rec.spacing_between_slices:
+    # Only a finite, non-zero value is a step: NaN is truthy and would give a NaN affine.
+    if rec.spacing_between_slices and np.isfinite(rec.spacing_between_slices):
         return abs(rec.spacing_between_slices), "SpacingBetweenSlices"
-    if rec.slice_thickness:
+    if rec.slice_thickness and np.isfinite(rec.slice_thickness):
         return abs(rec.slice_thickness), "SliceThickness"
     return 1.0, "default 1 mm"
 
@@ -226,10 +268,16 @@ def arrange(records: Sequence[HeaderRecord], dropped: Sequence[str], options: Op
         single_step = _single_slice_step(records[int(first_volume[0])])
         decisions.append(Decision("single_slice", step=single_step[0], source=single_step[1]))
     tol = options.tolerances
-    stack = geo.analyze_stack(placement.positions[first_volume], placement.orientation,
-                              placement.pixel_spacing, single_slice_step=single_step,
-                              spacing_rtol=tol.spacing_rtol,
-                              orientation_tolerance=tol.orientation_tolerance)  # fmt: skip
+    try:
+        stack = geo.analyze_stack(placement.positions[first_volume], placement.orientation,
+                                  placement.pixel_spacing, single_slice_step=single_step,
+                                  spacing_rtol=tol.spacing_rtol,
+                                  orientation_tolerance=tol.orientation_tolerance)  # fmt: skip
+    except GeometryError as exc:
+        if exc.files:
+            raise
+        raise type(exc)(f"series {name}: {exc.message}", files=placement.files, uid=uid,
+                        **exc._data) from None  # fmt: skip
     return Layout(place=placement, dropped=tuple(dropped), repeats=repeats,
                   unselected=tuple(unselected), stack=stack, decisions=tuple(decisions),
                   warnings=tuple(notes))  # fmt: skip

@@ -55,6 +55,8 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
     for rec in records:
         if rec.frame == 0:
             values.check_bytes(rec, fmt)
+    if options.rescale and strict:  # values, not geometry: a report is still possible
+        values.check_rescale(records, name)
     layout = arrange(records, dropped, options, name=name, uid=uid, single_slice=info is None)
     grid = policy.apply(layout, options, strict=strict, name=name, uid=uid)
     for alert in grid.alerts:  # stacklevel 4: the caller of fastvol.load

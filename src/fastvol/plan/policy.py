@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import geometry as geo
-from ..errors import IrregularSpacingError, MissingSlicesError, NonCollinearError
+from ..errors import GeometryError, IrregularSpacingError, MissingSlicesError, NonCollinearError
 from ..options import Options
 from .decisions import Decision
 from .layout import Layout
@@ -142,6 +142,13 @@ def _irregular(grid: Grid, layout: Layout, options: Options, *, strict: bool, na
         )  # fmt: skip
     step = float(np.median(stack.steps))
     extent = float(stack.distances[-1] - stack.distances[0])
+    ratio = extent / step + 1.0
+    if not ratio <= geo.MAX_GRID_RATIO * n_acquired:  # refused before any array of that size
+        raise GeometryError(
+            f"series {name}: resampling would make {ratio:.4g} slices of {n_acquired} acquired "
+            f"(more than {geo.MAX_GRID_RATIO} per slice): a position is wrong",
+            files=layout.sorted_files(), uid=uid,
+        )  # fmt: skip
     n_slices = int(np.ceil(extent / step - 1e-9)) + 1  # no coarser than the median step
     grid_step = extent / (n_slices - 1)
     rel = (stack.distances - stack.distances[0]) / grid_step

@@ -19,7 +19,15 @@ from ..pixels import SUPPORTED_BITS_ALLOCATED
 from .decisions import Decision
 from .types import MAX_FRAME_PIXELS, MAX_OUTPUT_BYTES, PixelFormat
 
-__all__ = ["Values", "check_bytes", "check_output_size", "choose", "output_dtype", "pixel_format"]
+__all__ = [
+    "Values",
+    "check_bytes",
+    "check_output_size",
+    "check_rescale",
+    "choose",
+    "output_dtype",
+    "pixel_format",
+]
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,11 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
             f"{first}: BitsAllocated {fmt.bits_allocated} is not supported (8, 16 or 32)",
             files=[first],
         )
+    if fmt.pixel_representation not in (0, 1):  # 0 unsigned, 1 two's complement: nothing else
+        raise CorruptFileError(
+            f"{first}: PixelRepresentation {fmt.pixel_representation} is neither 0 (unsigned) "
+            f"nor 1 (signed)", files=[first],
+        )  # fmt: skip
     if not 1 <= fmt.bits_stored <= fmt.bits_allocated:
         raise CorruptFileError(
             f"{first}: BitsStored {fmt.bits_stored} outside 1..BitsAllocated {fmt.bits_allocated}",
@@ -99,6 +112,27 @@ def check_bytes(rec: HeaderRecord, fmt: PixelFormat) -> None:
             f"but the file has {rec.file_size}",
             files=[rec.path],
         )
+
+
+def check_rescale(records: Sequence[HeaderRecord], name: str) -> None:
+    """Refuse RescaleSlope 0, or a slope or intercept that is not finite (inf voxels).
+
+    Raises
+    ------
+    CorruptFileError
+        Naming the files with such a slope or intercept.
+    """
+    bad = [
+        r.path for r in records
+        if (r.rescale_slope is not None and (r.rescale_slope == 0 or not np.isfinite(r.rescale_slope)))
+        or (r.rescale_intercept is not None and not np.isfinite(r.rescale_intercept))
+    ]  # fmt: skip
+    if bad:
+        raise CorruptFileError(
+            f"series {name}: RescaleSlope is 0 or not finite, or RescaleIntercept is not finite, "
+            f"in {len(bad)} file(s) (e.g. {bad[:3]}); pass rescale=False for the stored values",
+            files=list(dict.fromkeys(bad)),
+        )  # fmt: skip
 
 
 def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,

@@ -1,0 +1,413 @@
+"""Unattended batch use: bad input gives fastvol errors, never foreign ones, hangs or debris.
+
+One class of defect per section: foreign exceptions from lower layers, absurd geometry and
+values, unreadable files and folders, output debris, and read-only installs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+import factory as fx
+import factory_enhanced as fe
+import fastvol
+from fastvol import api, cli
+from fastvol.atomic import TMP_MARK, atomic_path, remove_stale
+from fastvol.errors import CorruptFileError, GeometryError, UnreadableError, map_exceptions
+from fastvol.sources import LocalFile
+
+SRC = Path(fastvol.__file__).resolve().parents[1]
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def good_and_enhanced(tmp_path: Path, patch=None) -> tuple[fx.WrittenSeries, Path]:
+    """A good classic series and an enhanced file beside it, edited by ``patch(ds)``.
+
+    ``patch`` may return ``(old, new)`` bytes replaced in the written file (for values pydicom
+    refuses to write).
+    """
+    good = fx.write_series(tmp_path / "good", n=4, seed=1)
+    fe.write_enhanced(tmp_path / "enh", seed=2)
+    path = next((tmp_path / "enh").iterdir())
+    if patch is not None:
+        ds = pydicom.dcmread(path)
+        swap = patch(ds)
+        ds.save_as(path)
+        if swap:
+            data = path.read_bytes()
+            assert swap[0] in data
+            path.write_bytes(data.replace(*swap))
+    return good, path
+
+
+def grid_offsets_not_numbers(ds) -> tuple[bytes, bytes]:
+    """An RT dose grid whose GridFrameOffsetVector is "0\\abcde"."""
+    ds.Modality = "RTDOSE"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.481.2"
+    ds.ImagePositionPatient = [0, 0, 0]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    del ds.PerFrameFunctionalGroupsSequence
+    ds.GridFrameOffsetVector = "0\\12345"
+    return b"0\\12345", b"0\\abcde"
+
+
+def per_frame_not_a_sequence(ds) -> None:
+    """PerFrameFunctionalGroupsSequence as text of NumberOfFrames characters."""
+    from pydicom.dataelem import DataElement
+
+    del ds.PerFrameFunctionalGroupsSequence
+    ds.add(DataElement(0x52009230, "LO", "abcdef"))  # 6 frames: len() agrees, items are str
+
+
+def unknown_vr_in_frame(ds) -> tuple[bytes, bytes]:
+    """A per-frame ImagePositionPatient whose VR is "QQ" (pydicom: NotImplementedError)."""
+    item = ds.PerFrameFunctionalGroupsSequence[0].PlanePositionSequence[0]
+    item.ImagePositionPatient = ["0", "0", "7.5"]
+    return b"\x20\x00\x32\x00DS\x08\x000\\0\\7.5 ", b"\x20\x00\x32\x00QQ\x08\x000\\0\\7.5 "
+
+
+# ------------------------------------------- 1. foreign exceptions become fastvol errors
+
+
+@pytest.mark.parametrize("patch", [grid_offsets_not_numbers, per_frame_not_a_sequence,
+                                   unknown_vr_in_frame])  # fmt: skip
+def test_broken_enhanced_file_is_a_scan_error_and_the_good_series_loads(tmp_path, patch):
+    good, broken = good_and_enhanced(tmp_path, patch)
+    found = fastvol.scan(tmp_path)  # never raises for a file
+    assert str(broken) in found.errors
+    assert str(broken) in found.skipped["unreadable"]
+    assert len(found) == 1 and found[0].uid == good.series_uid
+    vol = fastvol.load(tmp_path)
+    np.testing.assert_array_equal(vol.array, good.volume(rescaled=True))
+
+
+@pytest.mark.parametrize("foreign", [
+    NotImplementedError("unknown VR 'QQ'"), AttributeError("'str' object has no attribute 'get'"),
+    ValueError("could not convert string to float: 'abcde'"), IndexError("list index out of range"),
+    KeyError(0x00200032), OverflowError("cannot convert float infinity to integer"),
+    TypeError("'NoneType' object is not subscriptable"),
+])  # fmt: skip
+def test_any_foreign_error_while_expanding_frames_is_a_scan_error(tmp_path, monkeypatch, foreign):
+    good, broken = good_and_enhanced(tmp_path)
+    from fastvol.headers import multiframe
+
+    def explode(record):
+        raise foreign
+
+    monkeypatch.setattr(multiframe, "expand_frames", explode)
+    found = fastvol.scan(tmp_path)
+    assert type(foreign).__name__ in found.errors[str(broken)]
+    assert [s.uid for s in found] == [good.series_uid]
+
+
+def test_map_exceptions_keeps_the_original_as_cause():
+    from pydicom.errors import BytesLengthException
+
+    for foreign in (BytesLengthException("odd length"), EOFError(), ZeroDivisionError()):
+        with pytest.raises(CorruptFileError) as info:
+            with map_exceptions("a.dcm: header", files=["a.dcm"]):
+                raise foreign
+        assert info.value.__cause__ is foreign and info.value.files == ("a.dcm",)
+    with pytest.raises(UnreadableError):
+        with map_exceptions("a.dcm: header"):
+            raise PermissionError(13, "Permission denied")
+    for passes in (GeometryError("ours"), UserWarning("warning as error"), RuntimeError("bug")):
+        with pytest.raises(type(passes)):
+            with map_exceptions("a.dcm"):
+                raise passes
+
+
+def test_a_foreign_error_at_the_load_boundary_is_a_fastvol_error(tmp_path, monkeypatch):
+    fx.write_series(tmp_path, n=3)
+
+    def explode(series, options):
+        raise IndexError("index 7 is out of bounds")
+
+    monkeypatch.setattr(api, "make_plan", explode)
+    with pytest.raises(CorruptFileError, match="IndexError") as info:
+        fastvol.load(tmp_path)
+    assert isinstance(info.value.__cause__, IndexError) and info.value.files
+
+
+# ------------------------------------------------------ 2. absurd geometry and pixel values
+
+
+def far_slice(z: str):
+    def edit(i, ds):
+        if i == 4:
+            ds.ImagePositionPatient = ["0", "0", z]
+
+    return edit
+
+
+@pytest.mark.parametrize("z", ["1e308", "inf", "-1.5e6"])
+def test_absurd_position_is_a_geometry_error_naming_the_file(tmp_path, z):
+    written = fx.write_series(tmp_path, n=5, edit=far_slice(z))
+    found = fastvol.scan(tmp_path)  # scanning never allocates a grid
+    with pytest.raises(GeometryError) as info:
+        fastvol.load(tmp_path)
+    assert written.paths[4] in info.value.files
+    with pytest.raises(GeometryError):
+        found[0].geometry
+
+
+def test_a_grid_the_files_cannot_fill_is_refused_before_allocating(tmp_path):
+    written = fx.write_series(tmp_path, n=5, edit=far_slice("2000"))  # 4 slices, then 1000 steps on
+    for gaps in ("raise", "fill"):
+        with pytest.raises(GeometryError, match="grid of") as info:
+            fastvol.load(tmp_path, gaps=gaps)
+        assert written.paths[4] in info.value.files
+
+
+def test_an_irregular_stack_is_not_resampled_onto_an_absurd_grid(tmp_path):
+    def edit(i, ds):  # steps 2, 2, 3, 1993 mm: not whole multiples of one step
+        if i >= 3:
+            ds.ImagePositionPatient = ["0", "0", ("7", "2000")[i - 3]]
+
+    fx.write_series(tmp_path, n=5, edit=edit)
+    with pytest.raises(GeometryError, match="resampling would make"):
+        fastvol.load(tmp_path, irregular="resample")
+
+
+@pytest.mark.parametrize("extra, error", [
+    ({"PixelSpacing": [0, 0]}, CorruptFileError),
+    ({"PixelSpacing": [-0.8, 0.9]}, CorruptFileError),
+    ({"PixelSpacing": ["inf", "0.9"]}, CorruptFileError),
+    ({"ImageOrientationPatient": ["1", "0", "0", "0", "inf", "0"]}, GeometryError),
+    ({"RescaleSlope": 0}, CorruptFileError),
+    ({"RescaleSlope": "inf"}, CorruptFileError),
+    ({"RescaleIntercept": "-inf"}, CorruptFileError),
+    ({"PixelRepresentation": 2}, CorruptFileError),
+])  # fmt: skip
+def test_absurd_spacing_orientation_rescale_and_representation_are_refused(tmp_path, extra, error):
+    written = fx.write_series(tmp_path, n=4, extra=extra)
+    with pytest.raises(error) as info:
+        fastvol.load(tmp_path)
+    assert set(info.value.files) & set(written.paths)
+
+
+def test_absurd_rescale_is_fine_when_rescale_is_off(tmp_path):
+    written = fx.write_series(tmp_path, n=4, extra={"RescaleSlope": 0})
+    vol = fastvol.load(tmp_path, rescale=False)
+    np.testing.assert_array_equal(vol.array, written.volume())
+    assert np.isfinite(vol.affine).all()
+
+
+def test_nan_single_slice_step_does_not_give_a_nan_affine(tmp_path):
+    fx.write_series(tmp_path, n=1, extra={"SliceThickness": "nan", "SpacingBetweenSlices": "nan"})
+    assert np.isfinite(fastvol.load(tmp_path).affine).all()
+
+
+# ---------------------------------------------------------- 3. unreadable files and folders
+
+
+class Denied(LocalFile):
+    """A file the OS refuses to read (chmod 000 does not stop root, who runs the tests)."""
+
+    def size(self) -> int:
+        raise PermissionError(13, "Permission denied", self.name)
+
+    def read(self, offset: int, length: int) -> bytes:
+        raise PermissionError(13, "Permission denied", self.name)
+
+    def read_into(self, ranges, buffers) -> None:
+        raise PermissionError(13, "Permission denied", self.name)
+
+
+def test_unreadable_file_is_reported_and_refused_unless_skipped(tmp_path):
+    written = fx.write_series(tmp_path, n=6)
+    sources = [LocalFile(p) for p in written.paths[:-1]] + [Denied(written.paths[-1])]
+    found = fastvol.scan(sources)
+    assert found.skipped["unreadable file"] == [written.paths[-1]]
+    assert "not DICOM" not in found.skipped and found.unreadable == [written.paths[-1]]
+    assert "Permission denied" in found.errors[written.paths[-1]]
+    with pytest.raises(UnreadableError) as info:
+        fastvol.load(sources)
+    assert info.value.files == (written.paths[-1],)
+    assert isinstance(info.value, PermissionError) and isinstance(info.value, ValueError)
+    vol = fastvol.load(sources, unreadable="skip")  # the end slice is lost, as the user chose
+    assert vol.shape[0] == 5
+
+
+def deny_listing(monkeypatch, denied: Path) -> None:
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(denied):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # os.walk lists folders through os.scandir
+
+
+def test_unlistable_folder_is_reported_and_refused_unless_skipped(tmp_path, monkeypatch):
+    written = fx.write_series(tmp_path / "a", n=6)
+    hidden = tmp_path / "a" / "more"
+    fx.write_series(hidden, n=2, series_uid=written.series_uid, seed=7)
+    deny_listing(monkeypatch, hidden)
+    found = fastvol.scan(tmp_path)
+    assert found.skipped["unreadable folder"] == [str(hidden)]
+    assert "unreadable folder" in found.summary()
+    with pytest.raises(UnreadableError, match="unreadable='skip'") as info:
+        fastvol.load(tmp_path)
+    assert str(hidden) in info.value.files
+    assert fastvol.load(tmp_path, unreadable="skip").shape[0] == 6
+    err = io.StringIO()
+    assert cli.main([str(tmp_path)], stdout=io.StringIO(), stderr=err) == 2
+    assert "UnreadableError" in err.getvalue()
+    assert cli.main([str(tmp_path), "--unreadable", "skip"], stdout=io.StringIO()) == 0
+
+
+def test_fifo_behind_a_symlink_is_skipped_not_opened(tmp_path):
+    written = fx.write_series(tmp_path / "s", n=3)
+    os.mkfifo(tmp_path / "fifo")  # outside the series folder: only the link is scanned
+    os.symlink(tmp_path / "fifo", tmp_path / "s" / "zz-link")
+    os.mkfifo(tmp_path / "s" / "pipe")
+    found = fastvol.scan(tmp_path / "s")  # would block forever on open()
+    assert sorted(found.skipped["not a regular file"]) == sorted(
+        [str(tmp_path / "s" / "zz-link"), str(tmp_path / "s" / "pipe")])
+    assert fastvol.load(tmp_path / "s").shape[0] == len(written.paths)
+
+
+# ------------------------------------------------------------------------- 4. output debris
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_on_the_next_write(tmp_path):
+    from fastvol.atomic import _host_tag
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = _host_tag()
+    stale = tmp_path / f".vol.npz{TMP_MARK}{host}-{dead.pid}-abcd.npz"
+    live = tmp_path / f".vol.npz{TMP_MARK}{host}-{os.getpid()}-efgh.npz"
+    other_old = tmp_path / f".vol.npz{TMP_MARK}0123abcd-{dead.pid}-ijkl.npz"  # another host
+    other_new = tmp_path / f".vol.npz{TMP_MARK}0123abcd-{dead.pid}-mnop.npz"
+    unrelated = tmp_path / f".other.npz{TMP_MARK}{host}-{dead.pid}-qrst.npz"
+    for p in (stale, live, other_old, other_new, unrelated):
+        p.write_bytes(b"partial")
+    hour_ago = time.time() - 3600
+    os.utime(other_old, (hour_ago, hour_ago))
+    with atomic_path(tmp_path / "vol.npz") as tmp:
+        Path(tmp).write_bytes(b"done")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([live.name, other_new.name, unrelated.name, "vol.npz"])
+    assert oct((tmp_path / "vol.npz").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert remove_stale(tmp_path / "vol.npz") == []
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_sigterm_during_out_write_removes_the_temporary(tmp_path):
+    fx.write_series(tmp_path / "s", n=3)
+    out = tmp_path / "vol.nii.gz"
+    code = textwrap.dedent(f"""
+        import sys, time
+        from fastvol import cli
+        from fastvol.atomic import atomic_path
+
+        def slow(vol, path):
+            with atomic_path(path) as tmp:
+                open(tmp, "wb").write(b"half")
+                print("WRITING", flush=True)
+                time.sleep(60)
+
+        cli._write = slow
+        sys.exit(cli.main([{str(tmp_path / "s")!r}, "--out", {str(out)!r}]))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                          env=env) as proc:  # fmt: skip
+        try:
+            for line in proc.stdout:  # the report first, then the writer's mark
+                if line.startswith("WRITING"):
+                    break
+            assert any(TMP_MARK in p.name for p in tmp_path.iterdir())
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        finally:
+            proc.kill()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+def test_sigterm_handler_is_installed_only_while_the_cli_runs():
+    before = signal.getsignal(signal.SIGTERM)
+    with cli.sigterm_exits():
+        assert signal.getsignal(signal.SIGTERM) is cli._terminate
+        with pytest.raises(SystemExit) as info:
+            cli._terminate(signal.SIGTERM, None)
+        assert info.value.code == 143
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+# --------------------------------------------------------------------- 5. read-only installs
+
+_CACHE_PROBE = """
+import os, sys, warnings, json
+deny = sys.argv[1:]
+real_access = os.access
+
+def access(path, mode, **kw):  # root writes anywhere: simulate read-only folders
+    full = os.path.abspath(path)
+    if any(full == d or full.startswith(d + os.sep) for d in deny):
+        return False
+    return real_access(path, mode, **kw)
+
+os.access = access
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import numba
+    import fastvol._kernels as k
+    from fastvol._kernels import pixels
+    import numpy as np
+    out = np.zeros((2, 2, 2), np.int16)
+    pixels.fill_slots(out, np.array([1], np.int64), 5)  # compiles and runs, cached or not
+    assert out[1].min() == 5 and out[0].max() == 0
+print(json.dumps({"cache": k.CACHE, "dir": numba.config.CACHE_DIR,
+                  "path": pixels.fill_slots._cache.cache_path,
+                  "warnings": [f"{w.category.__name__}: {w.message}" for w in caught
+                               if w.category.__name__ == "FastvolWarning"]}))
+"""
+
+
+def _probe_cache(tmp_path: Path, *deny: str) -> dict:
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(PYTHONPATH=str(SRC), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    out = subprocess.run([sys.executable, "-c", _CACHE_PROBE, *deny], capture_output=True,
+                         text=True, env=env, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_read_only_package_caches_kernels_in_the_user_cache(tmp_path):
+    kernels = str(SRC / "fastvol" / "_kernels")
+    got = _probe_cache(tmp_path, kernels)
+    assert got["cache"] is True and got["warnings"] == []
+    assert got["dir"] == str(tmp_path / "xdg" / "fastvol" / "numba")
+    assert got["path"].startswith(got["dir"])
+
+
+def test_nothing_writable_compiles_without_cache_and_warns_once(tmp_path):
+    kernels = str(SRC / "fastvol" / "_kernels")
+    (tmp_path / "xdg").mkdir()
+    got = _probe_cache(tmp_path, kernels, str(tmp_path / "xdg"))
+    assert got["cache"] is False and got["path"] is None
+    assert len(got["warnings"]) == 1 and "without a disk cache" in got["warnings"][0]
