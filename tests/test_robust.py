@@ -411,3 +411,10 @@ def test_nothing_writable_compiles_without_cache_and_warns_once(tmp_path):
     got = _probe_cache(tmp_path, kernels, str(tmp_path / "xdg"))
     assert got["cache"] is False and got["path"] is None
     assert len(got["warnings"]) == 1 and "without a disk cache" in got["warnings"][0]
+
+
+def test_fifo_given_directly_is_not_a_regular_file(tmp_path):
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(fastvol.NotDicomError, match="not a regular file"):
+        fastvol.load(pipe)

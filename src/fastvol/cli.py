@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import signal
 import sys
@@ -233,7 +234,12 @@ def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: I
     err = stderr or sys.stderr
     args = _parser().parse_args(argv)
     with sigterm_exits():
-        return _main(args, out, err)
+        try:
+            return _main(args, out, err)
+        except BrokenPipeError:  # `fastvol ... | head`: the reader left; not an error of ours
+            with contextlib.suppress(OSError), open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), sys.stdout.fileno())  # no second error at exit
+            return 0
 
 
 def _main(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:

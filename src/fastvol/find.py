@@ -35,11 +35,13 @@ def walk(root: str, unlisted: list[str] | None = None) -> Iterator[str]:
     PathNotFoundError
         ``root`` does not exist.
     """
-    if os.path.isfile(root):
+    if not os.path.isdir(root):
+        if not os.path.lexists(root):
+            raise PathNotFoundError(f"{root}: no such file or folder", files=[root])
+        # A file, or something that is not one (FIFO, socket, dangling link): the header pass
+        # says which, without opening what is not a regular file.
         yield root
         return
-    if not os.path.isdir(root):
-        raise PathNotFoundError(f"{root}: no such file or folder", files=[root])
 
     def onerror(exc: OSError) -> None:
         if unlisted is not None:
