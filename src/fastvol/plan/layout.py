@@ -211,8 +211,9 @@ def _check_plausible(records: Sequence[HeaderRecord], *, name: str, uid: str) ->
         bad = [r.path for r, o in zip(records, orient) if not np.all(np.isfinite(o))]
         raise BadOrientationError(f"series {name}: ImageOrientationPatient is not finite in "
                                   f"{bad[:3]}", files=bad, uid=uid)  # fmt: skip
-    bad = [r.path for r in records if r.pixel_spacing is not None
-           and not all(0 < s <= MAX_POSITION_MM for s in r.pixel_spacing)]  # fmt: skip
+    bad_spacings = {sp for sp in {r.pixel_spacing for r in records} - {None}
+                    if not all(0 < s <= MAX_POSITION_MM for s in sp)}  # fmt: skip
+    bad = [r.path for r in records if r.pixel_spacing in bad_spacings] if bad_spacings else []
     if bad:
         raise CorruptFileError(
             f"series {name}: PixelSpacing is zero, negative, not finite or absurd in {len(bad)} "

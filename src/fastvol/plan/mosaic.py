@@ -43,9 +43,9 @@ def detect(records: Sequence[HeaderRecord], name: str) -> Any:
     UnsupportedError
         Some files are mosaics and some not, or the mosaic has no usable CSA description.
     """
-    mosaic = [r for r in records if r.is_mosaic]
-    if not mosaic:
+    if not any("MOSAIC" in (v.upper() for v in t) for t in {r.image_type for r in records}):
         return None
+    mosaic = [r for r in records if r.is_mosaic]
     info = mosaic[0].mosaic  # read from the CSA header in the header pass: planning reads no file
     if info is None or len(mosaic) != len(records):
         raise UnsupportedError(

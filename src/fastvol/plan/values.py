@@ -7,6 +7,7 @@ allocation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -122,11 +123,15 @@ def check_rescale(records: Sequence[HeaderRecord], name: str) -> None:
     CorruptFileError
         Naming the files with such a slope or intercept.
     """
-    bad = [
-        r.path for r in records
-        if (r.rescale_slope is not None and (r.rescale_slope == 0 or not np.isfinite(r.rescale_slope)))
-        or (r.rescale_intercept is not None and not np.isfinite(r.rescale_intercept))
-    ]  # fmt: skip
+    # Series share a handful of distinct values: check each once, not once per record.
+    slopes = {r.rescale_slope for r in records} - {None}
+    intercepts = {r.rescale_intercept for r in records} - {None}
+    bad_slopes = {v for v in slopes if v == 0 or not math.isfinite(v)}
+    bad_intercepts = {v for v in intercepts if not math.isfinite(v)}
+    if not bad_slopes and not bad_intercepts:
+        return
+    bad = [r.path for r in records
+           if r.rescale_slope in bad_slopes or r.rescale_intercept in bad_intercepts]  # fmt: skip
     if bad:
         raise CorruptFileError(
             f"series {name}: RescaleSlope is 0 or not finite, or RescaleIntercept is not finite, "
