@@ -48,6 +48,11 @@ _WINDOW = 4096
 #: First bytes of a codestream: JPEG SOI + marker, J2K SOC + SIZ, JP2 signature box.
 _FRAME_START_MARKERS = (b"\xff\xd8\xff", b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP  ")
 _EOI_MARKER = b"\xff\xd9"
+#: Most fragments one frame may span: the walk keeps ~100 bytes per fragment, so a file of
+#: millions of tiny items is refused instead of walked (writers split frames into a few).
+MAX_FRAGMENTS_PER_FRAME = 1024
+#: Least bytes one encapsulated frame takes: an item header and the smallest codestream.
+_MIN_FRAME_BYTES = 8 + 20
 
 
 class _Window:
@@ -120,8 +125,15 @@ def frame_ranges(
     name = source.name
     if number_of_frames < 1:
         raise _corrupt(f"with NumberOfFrames {number_of_frames}", name)
+    if number_of_frames > 1 and number_of_frames * _MIN_FRAME_BYTES > file_size - value_offset:
+        raise _corrupt(
+            f"cannot hold NumberOfFrames {number_of_frames}: {file_size - value_offset} bytes "
+            f"after its start, at least {_MIN_FRAME_BYTES} needed per frame",
+            name,
+        )
     window = _Window(source, file_size)
-    bot_length, items = _walk_items(window, value_offset, file_size, name)
+    max_items = number_of_frames * MAX_FRAGMENTS_PER_FRAME
+    bot_length, items = _walk_items(window, value_offset, file_size, name, max_items)
     bot_start = value_offset + 8
     first_item = bot_start + bot_length
     if not items:
@@ -197,11 +209,12 @@ def _from_fragments(
 
 
 def _walk_items(
-    window: _Window, value_offset: int, file_size: int, name: str
+    window: _Window, value_offset: int, file_size: int, name: str, max_items: int
 ) -> tuple[int, list[tuple[int, int]]]:
     """Validate every item up to the sequence delimiter.
 
-    Returns the Basic Offset Table length and, per fragment, ``(item tag offset, length)``.
+    Returns the Basic Offset Table length and, per fragment, ``(item tag offset, length)``;
+    more than ``max_items`` fragments raise (the walk's memory stays bounded by the frames).
     """
     position = value_offset
     bot_length = -1
@@ -239,6 +252,11 @@ def _walk_items(
             bot_length = length
         else:
             items.append((position, length))
+            if len(items) > max_items:
+                raise _corrupt(
+                    f"has more than {max_items} fragments ({MAX_FRAGMENTS_PER_FRAME} per frame)",
+                    name,
+                )
         position = end
 
 

@@ -13,7 +13,6 @@ frames then travel back as arrays. Each source is closed after its last frame is
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from collections import Counter
@@ -119,7 +118,7 @@ def _stored_frame(
     frame = decoders[ts](
         data, rows=pixel.rows, columns=pixel.columns, samples_per_pixel=pixel.samples_per_pixel,
         bits_allocated=pixel.bits_allocated, bits_stored=pixel.bits_stored,
-        pixel_representation=pixel.pixel_representation, source=src.path,
+        pixel_representation=pixel.pixel_representation, source=src.path, frame=src.frame,
     )  # fmt: skip
     flat = np.ascontiguousarray(frame).reshape(-1)
     if flat.size != n:
@@ -128,25 +127,26 @@ def _stored_frame(
 
 
 def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
-    """Pixels whose bytes are not addressable in the file (deflated): let pydicom inflate them.
+    """Pixels whose bytes are not addressable in the file (deflated): inflate just enough.
 
-    pydicom reads the source's bytes from memory, never the path: every byte comes through the
-    source.
+    The data set is inflated in bounded chunks up to the end of this frame
+    (:func:`fastvol.headers.pydicom_reader.inflate_dataset`), never whole: a small file that
+    inflates to gigabytes costs what the frame needs. Every byte comes through the source.
     """
-    import pydicom
+    from .headers.pydicom_reader import inflate_dataset
 
-    source = src.source
+    size = pixel.frame_bytes
+    needed = (src.frame + 1) * size
     try:
-        ds = pydicom.dcmread(io.BytesIO(source.read(0, source.size())), force=True)
-        raw = ds.PixelData
+        _, raw, _ = inflate_dataset(src.source, needed)
     except FastvolError:
         raise
     except Exception as exc:
         raise CorruptFileError(f"{src.path}: pixel data cannot be read ({exc})", files=[src.path]) from exc
-    size = pixel.frame_bytes
-    if len(raw) < (src.frame + 1) * size:
+    if len(raw) < needed:
         raise CorruptFileError(
-            f"{src.path}: pixel data holds {len(raw)} bytes, header promises {size}", files=[src.path]
+            f"{src.path}: pixel data holds {len(raw)} bytes, frame {src.frame} needs {needed}",
+            files=[src.path],
         )
     return np.frombuffer(raw, dtype=pixel.stored_dtype.newbyteorder("<"), count=size // pixel.stored_dtype.itemsize,
                          offset=src.frame * size).astype(pixel.stored_dtype)  # fmt: skip
