@@ -188,7 +188,7 @@ def test_deflated_bomb_stops_early(tmp_path: Path) -> None:
                               transfer_syntax=factory.DeflatedExplicitVRLittleEndian)  # fmt: skip
     path = Path(ws.paths[0])
     expected = fastvol.load(path, threads=1).array
-    deflate_bomb(path, 1024)  # 1 GiB inflated, about 1 MB on disk
+    deflate_bomb(path, 256)  # 256 MiB inflated, about 250 kB on disk
     assert path.stat().st_size < 2 << 20
     tracemalloc.start()
     start = time.perf_counter()
@@ -249,3 +249,22 @@ def test_garbage_frame_is_both_corrupt_and_decode_error() -> None:
         get_decoder(JPEG_LS)(b"\xff\xd8\xff", rows=4, columns=4, samples_per_pixel=1, bits_allocated=8,
                              bits_stored=8, pixel_representation=0, source="g.dcm", frame=2)  # fmt: skip
     assert isinstance(info.value, DecodeError) and info.value.frame == 2
+
+
+def test_deflated_header_bomb_refused(tmp_path: Path) -> None:
+    """A data set whose elements before the pixel data inflate past the bound is refused."""
+    from fastvol.headers import pydicom_reader
+
+    ws = factory.write_series(tmp_path / "d", n=1, rows=8, columns=8,
+                              transfer_syntax=factory.DeflatedExplicitVRLittleEndian)  # fmt: skip
+    path = Path(ws.paths[0])
+    ds = pydicom.dcmread(path)
+    ds.add_new(0x00291010, "OB", bytes(80 << 20))  # 80 MiB of zeros before the pixel data
+    ds.save_as(path)
+    assert path.stat().st_size < 1 << 20
+    start = time.perf_counter()
+    with pytest.raises(CorruptFileError, match="MiB before its pixel data"):
+        pydicom_reader.inflate_dataset(MemorySource(path.read_bytes(), name=str(path)))
+    assert time.perf_counter() - start < 5.0
+    with pytest.raises(CorruptFileError):
+        fastvol.load(path, threads=1)

@@ -169,7 +169,7 @@ def read_header_pydicom(source: ByteSource, *, extra_tags: Iterable[str | int] =
 # --- deflated data sets: inflated in bounded chunks -------------------------------------------
 
 #: Most inflated bytes the data set before the pixel data may take (a deflate bomb stops here).
-MAX_INFLATED_HEADER = 256 << 20
+MAX_INFLATED_HEADER = 64 << 20
 _INFLATE_CHUNK = 1 << 16
 _PIXEL_TAGS = frozenset(PIXEL_DATA_TAGS)
 
