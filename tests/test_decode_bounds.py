@@ -19,7 +19,7 @@ import fastvol
 from fastvol import codestream
 from fastvol.decode import CorruptFrameError, get_decoder
 from fastvol.errors import CorruptFileError, DecodeError
-from fastvol.frames import frame_ranges
+from fastvol.frames import frame_ranges, max_fragments
 from fastvol.sources import MemorySource
 
 JPEG_LS = factory.JPEGLSLossless
@@ -242,6 +242,10 @@ def test_frame_ranges_bounds() -> None:
     flood = empty_items(3000)
     with pytest.raises(CorruptFileError, match="more than 2048 fragments"):
         frame_ranges(MemorySource(flood, name="m.dcm"), 0, len(flood), 2)
+    with pytest.raises(CorruptFileError, match="more than 8 fragments"):  # 2 frames of 8x8x2
+        frame_ranges(MemorySource(flood, name="m.dcm"), 0, len(flood), 2,
+                     fragment_limit=max_fragments(2, 128))  # fmt: skip
+    assert max_fragments(2, 128) == 8 and max_fragments(1, 512 * 512 * 2) == 1024
 
 
 def test_garbage_frame_is_both_corrupt_and_decode_error() -> None:

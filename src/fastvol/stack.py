@@ -109,11 +109,12 @@ def _stored_frame(
         if ts == TS.EXPLICIT_BE and stored.itemsize > 1:
             buf.byteswap(inplace=True)
         return buf
-    from .frames import frame_ranges, read_frame
+    from .frames import frame_ranges, max_fragments, read_frame
 
     known = ranges.get(src.path) if ranges else None
     if known is None:
-        known = frame_ranges(source, src.pixel_offset, src.file_size, src.n_frames)
+        limit = max_fragments(src.n_frames, pixel.frame_bytes)
+        known = frame_ranges(source, src.pixel_offset, src.file_size, src.n_frames, fragment_limit=limit)
     data = read_frame(source, known[src.frame])
     frame = decoders[ts](
         data, rows=pixel.rows, columns=pixel.columns, samples_per_pixel=pixel.samples_per_pixel,
@@ -348,7 +349,7 @@ def execute(
     sources = plan.sources
     closer = _Closer(sources)
     try:
-        ranges = _multiframe_ranges(sources)
+        ranges = _multiframe_ranges(sources, plan.pixel.frame_bytes)
         if isinstance(pool, ProcessPoolExecutor):
             frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
             for src, stored in zip(sources, frames):
@@ -380,9 +381,9 @@ def execute(
     return out
 
 
-def _multiframe_ranges(sources: tuple[FrameSource, ...]) -> dict[str, list[Any]]:
+def _multiframe_ranges(sources: tuple[FrameSource, ...], frame_bytes: int) -> dict[str, list[Any]]:
     """Fragment ranges of every encapsulated multi-frame file, walked once per file, not per frame."""
-    from .frames import frame_ranges
+    from .frames import frame_ranges, max_fragments
 
     out: dict[str, list[Any]] = {}
     for src in sources:
@@ -392,6 +393,7 @@ def _multiframe_ranges(sources: tuple[FrameSource, ...]) -> dict[str, list[Any]]
                 out[src.path] = frame_ranges(
                     src.source, src.pixel_offset, src.file_size, src.n_frames,
                     extended_offsets=None if eot is None else (np.array(eot[0]), np.array(eot[1])),
+                    fragment_limit=max_fragments(src.n_frames, frame_bytes),
                 )  # fmt: skip
             except OSError as exc:
                 raise CorruptFileError(f"{src.path}: cannot be read ({exc})", files=[src.path]) from exc
