@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"__init__", "cli", "__main__"},
     {"api"},
     {"volume", "stack"},
-    {"decode", "frames"},
+    {"decode", "frames", "codestream"},
     {"plan"},
     {"group", "geometry", "mosaic"},
     {"headers", "sample"},

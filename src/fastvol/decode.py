@@ -41,9 +41,18 @@ imagecodecs' ``dicomrle`` are within 10 % (0.21 vs 0.19 ms on CT-like data, 24 v
 kernel checks every index. HTJ2K: OpenJPH is ~2x faster than OpenJPEG but segfaults on
 corrupted streams. CharLS (JPEG-LS) does not crash but can take seconds on truncated streams.
 
-When the preferred decoder raises on a frame, the other available candidates are tried before
-:class:`~fastvol.errors.DecodeError` is raised (codecs disagree on edge cases, e.g. 12-bit
-JPEG extended). The returned array holds the *stored* bits in the dtype of BitsAllocated and
+Before any decoder runs, the frame's own codestream header (JPEG SOFn / JPEG-LS SOF55, J2K and
+HTJ2K SIZ, the RLE segment table: :mod:`fastvol.codestream`, microseconds) must match Rows,
+Columns, SamplesPerPixel and BitsAllocated, and a JPEG or J2K stream must end with its
+end-of-image / end-of-codestream marker: a codec allocates what the codestream claims, so a
+64 x 64 frame claiming 65535 x 65535 would cost gigabytes and minutes. A mismatch is a
+:class:`CorruptFrameError` (a :class:`~fastvol.errors.CorruptFileError` and a
+:class:`~fastvol.errors.DecodeError`) naming the file and frame, and is never retried on another
+candidate; nor is a frame the RLE kernel refuses (it checks every segment's length).
+
+When the preferred decoder raises on a frame whose header passed, the other available
+candidates are tried before :class:`~fastvol.errors.DecodeError` is raised (codecs disagree on
+edge cases, e.g. 12-bit JPEG extended). The returned array holds the *stored* bits in the dtype of BitsAllocated and
 PixelRepresentation; masking to BitsStored, sign extension and rescaling happen later.
 
 No codec (nor numba) is imported until a decoder is resolved or called.
@@ -60,18 +69,29 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DecodeError, FastvolError, MissingCodecError, UnsupportedError
+from .codestream import frame_problem
+from .errors import CorruptFileError, DecodeError, FastvolError, MissingCodecError, UnsupportedError
 from .pixels import SUPPORTED_BITS_ALLOCATED, stored_dtype
 
 __all__ = [
     "REGISTRY",
     "TRANSFER_SYNTAX_NAMES",
     "Candidate",
+    "CorruptFrameError",
     "Decoder",
     "get_decoder",
 ]
 
 Buffer = bytes | bytearray
+
+
+class CorruptFrameError(CorruptFileError, DecodeError):
+    """A compressed frame's codestream contradicts the file's header, or is cut short.
+
+    Both a :class:`~fastvol.errors.CorruptFileError` (the file is corrupt) and a
+    :class:`~fastvol.errors.DecodeError` (the frame cannot be decoded). ``frame`` is the frame's
+    index in its file (-1 when unknown).
+    """
 
 
 class UID:
@@ -225,6 +245,21 @@ REGISTRY: dict[str, tuple[Candidate, ...]] = {
     UID.HTJ2K: (_JPEG2K, _OPENJPEG, _HTJ2K),
 }
 
+#: Which codestream header (:func:`fastvol.codestream.frame_problem`) each syntax carries.
+_KIND: dict[str, str] = {
+    UID.RLE_LOSSLESS: "rle",
+    **dict.fromkeys(
+        (UID.JPEG_BASELINE, UID.JPEG_EXTENDED, UID.JPEG_LOSSLESS, UID.JPEG_LOSSLESS_SV1,
+         UID.JPEG_LS_LOSSLESS, UID.JPEG_LS_NEAR_LOSSLESS),
+        "jpeg",
+    ),
+    **dict.fromkeys(
+        (UID.JPEG_2000_LOSSLESS, UID.JPEG_2000, UID.HTJ2K_LOSSLESS, UID.HTJ2K_LOSSLESS_RPCL,
+         UID.HTJ2K),
+        "j2k",
+    ),
+}  # fmt: skip
+
 _CANDIDATES: dict[str, Candidate] = {c.name: c for cs in REGISTRY.values() for c in cs}
 
 
@@ -280,6 +315,7 @@ class Decoder:
         planar_configuration: int = 0,
         photometric_interpretation: str = "",
         source: str = "",
+        frame: int = -1,
     ) -> np.ndarray:
         """Decode one frame.
 
@@ -298,6 +334,8 @@ class Decoder:
             otherwise libjpeg-turbo converts YCbCr to RGB as the markers say.
         source
             File name for error messages.
+        frame
+            The frame's index in its file, for error messages (-1: unknown).
 
         Returns
         -------
@@ -310,6 +348,10 @@ class Decoder:
 
         Raises
         ------
+        CorruptFrameError
+            The codestream's own header contradicts the declared image or the stream is cut
+            short (checked before any decoder runs), or the RLE kernel refuses a segment; no
+            other candidate is tried.
         DecodeError
             Every candidate failed, or the decoded frame has the wrong size.
         UnsupportedError
@@ -326,6 +368,11 @@ class Decoder:
             self.transfer_syntax,
             source,
         )
+        problem = frame_problem(
+            _KIND[self.transfer_syntax], data, rows, columns, samples_per_pixel, bits_allocated
+        )
+        if problem is not None:
+            raise _refused(problem, self.transfer_syntax, source, frame)
         return self._first_decoded(
             data,
             rows,
@@ -335,6 +382,7 @@ class Decoder:
             pixel_representation,
             photometric_interpretation,
             source,
+            frame,
         )
 
     def _first_decoded(
@@ -347,12 +395,14 @@ class Decoder:
         pixel_representation: int,
         photometric: str,
         source: str,
+        frame: int = -1,
     ) -> np.ndarray:
         """Stored bits of the frame from the first candidate that decodes it.
 
         Tries ``name``, then each fallback in order; a candidate that raises is skipped (its
-        error kept for the message), except for fastvol's own errors and interpreter exits,
-        which propagate.
+        error kept for the message), except for fastvol's own errors, a frame the candidate
+        refuses as corrupt (:class:`_Refused`: no fallback) and interpreter exits, which
+        propagate.
 
         Raises
         ------
@@ -367,6 +417,8 @@ class Decoder:
                 )
             except FastvolError:
                 raise
+            except _Refused as exc:
+                raise _refused(str(exc), self.transfer_syntax, source, frame) from None
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # noqa: B036 - pyo3 panics (pylibjpeg-rle) are not Exception
@@ -466,6 +518,22 @@ def _check_frame_params(
         )
 
 
+class _Refused(ValueError):
+    """A decoder found the frame corrupt (not a codec quirk): no fallback is tried."""
+
+
+def _refused(problem: str, transfer_syntax: str, source: str, frame: int) -> CorruptFrameError:
+    """The error for a frame refused before or by its decoder: names the file and frame."""
+    where = f"{source}: " if source else ""
+    which = f"frame {frame}" if frame >= 0 else "frame"
+    return CorruptFrameError(
+        f"{where}{_syntax_label(transfer_syntax)} {which} is corrupt: {problem}",
+        files=(source,) if source else (),
+        frame=frame,
+        transfer_syntax=transfer_syntax,
+    )
+
+
 def _all_candidates_failed(
     transfer_syntax: str, codec: str, source: str, errors: list[str]
 ) -> DecodeError:
@@ -545,7 +613,7 @@ def _rle_numba(
     out = np.empty(rows * columns * samples * bytes_per_sample, dtype=np.uint8)
     status = rle_decode_frame(src, out, rows, columns, bytes_per_sample, samples)
     if status != RLE_OK:
-        raise ValueError(RLE_STATUS_MESSAGES.get(int(status), f"status {status}"))
+        raise _Refused(RLE_STATUS_MESSAGES.get(int(status), f"status {status}"))
     return out.view(f"<u{bytes_per_sample}")
 
 

@@ -32,7 +32,7 @@ from .dicom import UNDEFINED_LENGTH
 from .errors import CorruptFileError
 from .sources import ByteSource, ShortReadError
 
-__all__ = ["FrameRanges", "frame_ranges", "read_frame"]
+__all__ = ["FrameRanges", "frame_ranges", "max_fragments", "read_frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,14 @@ _WINDOW = 4096
 #: First bytes of a codestream: JPEG SOI + marker, J2K SOC + SIZ, JP2 signature box.
 _FRAME_START_MARKERS = (b"\xff\xd8\xff", b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP  ")
 _EOI_MARKER = b"\xff\xd9"
+#: Most fragments one frame may span: the walk keeps ~350 bytes per fragment, so a file of
+#: millions of tiny items is refused instead of walked (writers split frames into a few).
+MAX_FRAGMENTS_PER_FRAME = 1024
+#: Declared frame bytes per allowed fragment (see :func:`max_fragments`): the walk's memory
+#: stays about that of the declared output.
+_BYTES_PER_FRAGMENT = 256
+#: Least bytes one encapsulated frame takes: an item header and the smallest codestream.
+_MIN_FRAME_BYTES = 8 + 20
 
 
 class _Window:
@@ -84,6 +92,7 @@ def frame_ranges(
     number_of_frames: int,
     *,
     extended_offsets: tuple[np.ndarray, np.ndarray] | None = None,
+    fragment_limit: int | None = None,
 ) -> list[FrameRanges]:
     """Locate every frame's fragments in encapsulated pixel data.
 
@@ -103,6 +112,9 @@ def frame_ranges(
         ``(offsets, lengths)`` from the Extended Offset Table (7FE0,0001) and its lengths
         (7FE0,0002) as uint64 arrays: offsets of each frame's item tag from the first item
         after the Basic Offset Table, and each frame's length in bytes.
+    fragment_limit
+        Most fragments to walk (:func:`max_fragments` of the declared frame size); default
+        ``number_of_frames x MAX_FRAGMENTS_PER_FRAME``.
 
     Returns
     -------
@@ -120,8 +132,15 @@ def frame_ranges(
     name = source.name
     if number_of_frames < 1:
         raise _corrupt(f"with NumberOfFrames {number_of_frames}", name)
+    if number_of_frames > 1 and number_of_frames * _MIN_FRAME_BYTES > file_size - value_offset:
+        raise _corrupt(
+            f"cannot hold NumberOfFrames {number_of_frames}: {file_size - value_offset} bytes "
+            f"after its start, at least {_MIN_FRAME_BYTES} needed per frame",
+            name,
+        )
     window = _Window(source, file_size)
-    bot_length, items = _walk_items(window, value_offset, file_size, name)
+    max_items = fragment_limit or number_of_frames * MAX_FRAGMENTS_PER_FRAME
+    bot_length, items = _walk_items(window, value_offset, file_size, name, max_items)
     bot_start = value_offset + 8
     first_item = bot_start + bot_length
     if not items:
@@ -137,6 +156,16 @@ def frame_ranges(
         if frames is not None:
             return frames
     return _from_fragments(window, items, number_of_frames, name)
+
+
+def max_fragments(number_of_frames: int, frame_bytes: int) -> int:
+    """Most fragments ``number_of_frames`` frames of ``frame_bytes`` declared bytes may span.
+
+    One per 256 declared bytes, at least 4 and at most :data:`MAX_FRAGMENTS_PER_FRAME` per
+    frame: what writers do (a few fragments per frame) fits, a flood of tiny items does not.
+    """
+    per_frame = min(MAX_FRAGMENTS_PER_FRAME, max(4, frame_bytes // _BYTES_PER_FRAGMENT))
+    return max(1, number_of_frames) * per_frame
 
 
 def _from_basic_table(
@@ -197,11 +226,12 @@ def _from_fragments(
 
 
 def _walk_items(
-    window: _Window, value_offset: int, file_size: int, name: str
+    window: _Window, value_offset: int, file_size: int, name: str, max_items: int
 ) -> tuple[int, list[tuple[int, int]]]:
     """Validate every item up to the sequence delimiter.
 
-    Returns the Basic Offset Table length and, per fragment, ``(item tag offset, length)``.
+    Returns the Basic Offset Table length and, per fragment, ``(item tag offset, length)``;
+    more than ``max_items`` fragments raise (the walk's memory stays bounded by the frames).
     """
     position = value_offset
     bot_length = -1
@@ -239,6 +269,8 @@ def _walk_items(
             bot_length = length
         else:
             items.append((position, length))
+            if len(items) > max_items:
+                raise _corrupt(f"has more than {max_items} fragments, the most its frames allow", name)
         position = end
 
 

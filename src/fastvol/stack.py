@@ -13,7 +13,6 @@ frames then travel back as arrays. Each source is closed after its last frame is
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from collections import Counter
@@ -110,16 +109,17 @@ def _stored_frame(
         if ts == TS.EXPLICIT_BE and stored.itemsize > 1:
             buf.byteswap(inplace=True)
         return buf
-    from .frames import frame_ranges, read_frame
+    from .frames import frame_ranges, max_fragments, read_frame
 
     known = ranges.get(src.path) if ranges else None
     if known is None:
-        known = frame_ranges(source, src.pixel_offset, src.file_size, src.n_frames)
+        limit = max_fragments(src.n_frames, pixel.frame_bytes)
+        known = frame_ranges(source, src.pixel_offset, src.file_size, src.n_frames, fragment_limit=limit)
     data = read_frame(source, known[src.frame])
     frame = decoders[ts](
         data, rows=pixel.rows, columns=pixel.columns, samples_per_pixel=pixel.samples_per_pixel,
         bits_allocated=pixel.bits_allocated, bits_stored=pixel.bits_stored,
-        pixel_representation=pixel.pixel_representation, source=src.path,
+        pixel_representation=pixel.pixel_representation, source=src.path, frame=src.frame,
     )  # fmt: skip
     flat = np.ascontiguousarray(frame).reshape(-1)
     if flat.size != n:
@@ -128,25 +128,26 @@ def _stored_frame(
 
 
 def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
-    """Pixels whose bytes are not addressable in the file (deflated): let pydicom inflate them.
+    """Pixels whose bytes are not addressable in the file (deflated): inflate just enough.
 
-    pydicom reads the source's bytes from memory, never the path: every byte comes through the
-    source.
+    The data set is inflated in bounded chunks up to the end of this frame
+    (:func:`fastvol.headers.pydicom_reader.inflate_dataset`), never whole: a small file that
+    inflates to gigabytes costs what the frame needs. Every byte comes through the source.
     """
-    import pydicom
+    from .headers.pydicom_reader import inflate_dataset
 
-    source = src.source
+    size = pixel.frame_bytes
+    needed = (src.frame + 1) * size
     try:
-        ds = pydicom.dcmread(io.BytesIO(source.read(0, source.size())), force=True)
-        raw = ds.PixelData
+        _, raw, _ = inflate_dataset(src.source, needed)
     except FastvolError:
         raise
     except Exception as exc:
         raise CorruptFileError(f"{src.path}: pixel data cannot be read ({exc})", files=[src.path]) from exc
-    size = pixel.frame_bytes
-    if len(raw) < (src.frame + 1) * size:
+    if len(raw) < needed:
         raise CorruptFileError(
-            f"{src.path}: pixel data holds {len(raw)} bytes, header promises {size}", files=[src.path]
+            f"{src.path}: pixel data holds {len(raw)} bytes, frame {src.frame} needs {needed}",
+            files=[src.path],
         )
     return np.frombuffer(raw, dtype=pixel.stored_dtype.newbyteorder("<"), count=size // pixel.stored_dtype.itemsize,
                          offset=src.frame * size).astype(pixel.stored_dtype)  # fmt: skip
@@ -348,7 +349,7 @@ def execute(
     sources = plan.sources
     closer = _Closer(sources)
     try:
-        ranges = _multiframe_ranges(sources)
+        ranges = _multiframe_ranges(sources, plan.pixel.frame_bytes)
         if isinstance(pool, ProcessPoolExecutor):
             frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
             for src, stored in zip(sources, frames):
@@ -380,9 +381,9 @@ def execute(
     return out
 
 
-def _multiframe_ranges(sources: tuple[FrameSource, ...]) -> dict[str, list[Any]]:
+def _multiframe_ranges(sources: tuple[FrameSource, ...], frame_bytes: int) -> dict[str, list[Any]]:
     """Fragment ranges of every encapsulated multi-frame file, walked once per file, not per frame."""
-    from .frames import frame_ranges
+    from .frames import frame_ranges, max_fragments
 
     out: dict[str, list[Any]] = {}
     for src in sources:
@@ -392,6 +393,7 @@ def _multiframe_ranges(sources: tuple[FrameSource, ...]) -> dict[str, list[Any]]
                 out[src.path] = frame_ranges(
                     src.source, src.pixel_offset, src.file_size, src.n_frames,
                     extended_offsets=None if eot is None else (np.array(eot[0]), np.array(eot[1])),
+                    fragment_limit=max_fragments(src.n_frames, frame_bytes),
                 )  # fmt: skip
             except OSError as exc:
                 raise CorruptFileError(f"{src.path}: cannot be read ({exc})", files=[src.path]) from exc

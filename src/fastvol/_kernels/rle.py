@@ -34,7 +34,8 @@ RLE_SHORT_HEADER = 1
 RLE_SEGMENT_COUNT = 2
 #: A segment offset points inside the header, past the end, or before the previous segment.
 RLE_BAD_OFFSET = 3
-#: A segment decodes to fewer than rows x columns bytes (truncated or corrupt data).
+#: A segment does not decode to exactly rows x columns bytes using exactly its own bytes
+#: (truncated or corrupt data: it runs out early, or bytes are left over beyond one pad byte).
 RLE_SHORT_SEGMENT = 4
 #: ``out`` does not have rows x columns x bytes per sample x samples bytes.
 RLE_BAD_OUTPUT = 5
@@ -43,12 +44,17 @@ RLE_STATUS_MESSAGES: dict[int, str] = {
     RLE_SHORT_HEADER: "fewer than 64 bytes, no room for the RLE header",
     RLE_SEGMENT_COUNT: "RLE header segment count does not match samples x bytes per sample",
     RLE_BAD_OFFSET: "RLE segment offset outside the frame or out of order",
-    RLE_SHORT_SEGMENT: "an RLE segment decodes to fewer bytes than rows x columns",
+    RLE_SHORT_SEGMENT: (
+        "an RLE segment does not decode to exactly rows x columns bytes from its own bytes "
+        "(truncated or corrupt)"
+    ),
     RLE_BAD_OUTPUT: "output buffer size does not match the frame size",
 }
 
 _HEADER_BYTES = 64
 _MAX_SEGMENTS = 15
+#: Bytes a segment may hold after its last run: the pad byte to an even length (PS3.5 G.3.1).
+_SEGMENT_SLACK = 1
 
 
 @jit
@@ -69,8 +75,11 @@ def _decode_segment(
 ) -> int:
     """PackBits-decode ``src[start:end]`` into ``out[first::stride]``, ``count`` bytes.
 
-    Returns the number of bytes written (``< count`` when the segment runs out). Bytes decoding
-    past ``count`` are non-conformant padding and are dropped, as pydicom does.
+    Returns the number of bytes written (``< count`` when the segment runs out), or -1 when
+    the runs reach ``count`` with more than one byte of the segment left over, or with a
+    literal run reaching past the segment's end: the segment is not the image (random bytes
+    decode to a wrong length). Bytes a final replicate run decodes past ``count`` are dropped,
+    as pydicom does.
     """
     written = 0
     pos = start
@@ -101,6 +110,8 @@ def _decode_segment(
                 dst += stride
             written += run
         # header == 128 (-128) is a no-op by definition.
+    if written == count and not 0 <= end - pos <= _SEGMENT_SLACK:
+        return -1
     return written
 
 

@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 
 from ..dicom import HeaderRecord
-from ..errors import CorruptFileError
+from ..errors import CorruptFileError, FastvolError
 from ..sources import ByteSource, LocalFile
 from .convert import _float, _floats, _int, _text
-from .pydicom_reader import open_source
+from .pydicom_reader import inflate_dataset
+
+_RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 
 __all__ = ["expand_frames", "needs_expansion"]
 
@@ -67,16 +69,28 @@ def expand_frames(record: HeaderRecord) -> list[HeaderRecord]:
     try:
         if record.pixel_offset > 0:
             # The data set up to the pixel data's value: pydicom stops at the PixelData header.
-            fp: Any = io.BytesIO(source.read(0, record.pixel_offset))
-        else:
-            fp = open_source(source)  # deflated: pydicom inflates the whole file
-        with fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            with io.BytesIO(source.read(0, record.pixel_offset)) as fp:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+        else:  # deflated: inflated in bounded chunks up to the pixel data
+            ds = inflate_dataset(source)[0]
     except Exception as exc:
         raise CorruptFileError(f"{record.path}: cannot read its per-frame headers ({exc})",
                                files=[record.path]) from exc  # fmt: skip
     finally:
         source.close()
+    try:  # values convert lazily: garbage VRs and values raise here, not in dcmread
+        return _frames_of(record, ds)
+    except FastvolError:
+        raise
+    except Exception as exc:
+        raise CorruptFileError(
+            f"{record.path}: cannot read its per-frame headers ({type(exc).__name__}: {exc})",
+            files=[record.path],
+        ) from exc
+
+
+def _frames_of(record: HeaderRecord, ds: Any) -> list[HeaderRecord]:
+    """One record per frame from the data set read up to the pixel data."""
     n = record.number_of_frames
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     shared = _item(ds, "SharedFunctionalGroupsSequence")
@@ -114,7 +128,9 @@ def _check_declared_frames(record: HeaderRecord) -> None:
     n = record.number_of_frames
     available = record.file_size - max(record.pixel_offset, 0)
     if record.is_encapsulated:
-        needed = 8 * n  # every frame needs at least one item header
+        # Every frame needs an item header and a codestream: at least an RLE header (64 bytes)
+        # or a JPEG / J2K start, frame header and end marker (>= 20 bytes).
+        needed = n * (8 + (64 if record.transfer_syntax == _RLE_LOSSLESS else 20))
     elif record.pixel_length >= 0:
         bits = max(record.bits_allocated, 1)
         needed = (record.rows * record.columns * record.samples_per_pixel * bits * n + 7) // 8
