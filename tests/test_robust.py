@@ -418,3 +418,21 @@ def test_fifo_given_directly_is_not_a_regular_file(tmp_path):
     os.mkfifo(pipe)
     with pytest.raises(fastvol.NotDicomError, match="not a regular file"):
         fastvol.load(pipe)
+
+
+@pytest.mark.parametrize("slope", ["NaN", "inf", "0"])
+def test_rescale_slope_not_a_usable_number_is_refused(tmp_path, slope):
+    import warnings
+
+    import pydicom
+
+    fx.write_series(tmp_path, n=3)
+    first = sorted(tmp_path.iterdir())[0]
+    ds = pydicom.dcmread(first)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns on NaN/inf DS values
+        ds.RescaleSlope = slope
+        ds.save_as(first)
+    with pytest.raises(fastvol.CorruptFileError, match="RescaleSlope"):
+        fastvol.load(tmp_path)
+    assert fastvol.load(tmp_path, rescale=False).shape[0] == 3  # stored values need no slope

@@ -38,7 +38,7 @@ class CodestreamError(ValueError):
     """The codestream header cannot be parsed (internal: turned into a message)."""
 
 
-def parse_jpeg(data: bytes) -> CodestreamInfo:
+def parse_jpeg(data: bytes | bytearray) -> CodestreamInfo:
     """Height, width, components and precision from a JPEG / JPEG-LS frame header.
 
     Walks the marker segments from SOI to the first SOFn (SOF0-SOF15 less DHT/JPG/DAC) or SOF55
@@ -72,7 +72,7 @@ def parse_jpeg(data: bytes) -> CodestreamInfo:
     raise CodestreamError("no JPEG frame header (SOFn) before the end of the data")
 
 
-def parse_j2k(data: bytes) -> CodestreamInfo:
+def parse_j2k(data: bytes | bytearray) -> CodestreamInfo:
     """Height, width, components and highest precision from a JPEG 2000 / HTJ2K SIZ segment.
 
     Accepts a raw codestream (SOC then SIZ) or a JP2 file whose codestream starts within its
@@ -97,7 +97,7 @@ def parse_j2k(data: bytes) -> CodestreamInfo:
     return ysiz - yosiz, xsiz - xosiz, csiz, precision
 
 
-def rle_problem(data: bytes, segments: int) -> str | None:
+def rle_problem(data: bytes | bytearray, segments: int) -> str | None:
     """What is wrong with an RLE frame's 64-byte header, or None.
 
     The segment count must be ``segments`` (SamplesPerPixel x bytes per sample) and the
@@ -120,7 +120,7 @@ def rle_problem(data: bytes, segments: int) -> str | None:
     return None
 
 
-def _ends_with_marker(data: bytes) -> bool:
+def _ends_with_marker(data: bytes | bytearray) -> bool:
     """True when the stream ends with FFD9 (JPEG EOI, J2K EOC).
 
     Up to 8 bytes of padding after it are allowed: writers pad odd-length streams with 00 or FF.
@@ -131,7 +131,7 @@ def _ends_with_marker(data: bytes) -> bool:
 
 def frame_problem(
     kind: str,
-    data: bytes,
+    data: bytes | bytearray,
     rows: int,
     columns: int,
     samples: int,

@@ -65,6 +65,7 @@ class HeaderField:
     kind
         Converter: ``text`` (CS/TM/...), ``uid``, ``lo`` (text that depends on the character
         set), ``int`` (IS, first value), ``us`` (US, first value), ``float`` (DS, first value),
+        ``scale`` (DS, first value, NaN and inf kept so the plan can refuse them),
         ``floats2``/``floats3``/``floats6`` (DS with exactly that many values), ``fd`` (FD,
         first value), ``image_type`` (CS, all values).
     default
@@ -158,8 +159,8 @@ class HeaderRecord:
         "SpacingBetweenSlices", 0x00180088, "DS", "float"
     )
     gantry_tilt: float | None = header_field("GantryDetectorTilt", 0x00181120, "DS", "float")
-    rescale_slope: float | None = header_field("RescaleSlope", 0x00281053, "DS", "float")
-    rescale_intercept: float | None = header_field("RescaleIntercept", 0x00281052, "DS", "float")
+    rescale_slope: float | None = header_field("RescaleSlope", 0x00281053, "DS", "scale")
+    rescale_intercept: float | None = header_field("RescaleIntercept", 0x00281052, "DS", "scale")
     temporal_position_identifier: int | None = header_field(
         "TemporalPositionIdentifier", 0x00200100, "IS", "int"
     )

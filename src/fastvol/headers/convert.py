@@ -87,6 +87,21 @@ def _float(value: Any) -> float | None:
     return None if out != out else out
 
 
+def _scale(value: Any) -> float | None:
+    """``_float``, but NaN and inf are kept: a rescale that is not a number must be refused,
+    not read as absent (slope 1)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, (str, bytes, int, float)):
+        value = value[0] if len(value) else None
+        if value is None:
+            return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _int(value: Any) -> int | None:
     out = _float(value)
     if out is None or out != int(out):
@@ -110,6 +125,7 @@ ELEMENT_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "int": _int,
     "us": _int,
     "float": _float,
+    "scale": _scale,
     "fd": _float,
     "floats2": lambda v: _floats(v, 2),
     "floats3": lambda v: _floats(v, 3),
@@ -301,6 +317,8 @@ RAW_CONVERTERS: dict[str, Callable[..., Any]] = {
     "lo": _cached(lo),
     "int": _cached(is_first),
     "float": _cached(ds_first),
+    # NaN/inf text has letters, which the scanner leaves to pydicom: only finite values here.
+    "scale": _cached(ds_first),
     "fd": _cached(fd_first),
     "floats2": _cached(lambda raw: ds_n(raw, 2)),
     "floats3": _cached(lambda raw: ds_n(raw, 3)),

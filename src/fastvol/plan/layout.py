@@ -211,8 +211,8 @@ def _check_plausible(records: Sequence[HeaderRecord], *, name: str, uid: str) ->
         bad = [r.path for r, o in zip(records, orient) if not np.all(np.isfinite(o))]
         raise BadOrientationError(f"series {name}: ImageOrientationPatient is not finite in "
                                   f"{bad[:3]}", files=bad, uid=uid)  # fmt: skip
-    bad_spacings = {sp for sp in {r.pixel_spacing for r in records} - {None}
-                    if not all(0 < s <= MAX_POSITION_MM for s in sp)}  # fmt: skip
+    spacings = {r.pixel_spacing for r in records if r.pixel_spacing is not None}
+    bad_spacings = {sp for sp in spacings if not all(0 < s <= MAX_POSITION_MM for s in sp)}
     bad = [r.path for r in records if r.pixel_spacing in bad_spacings] if bad_spacings else []
     if bad:
         raise CorruptFileError(

@@ -124,8 +124,8 @@ def check_rescale(records: Sequence[HeaderRecord], name: str) -> None:
         Naming the files with such a slope or intercept.
     """
     # Series share a handful of distinct values: check each once, not once per record.
-    slopes = {r.rescale_slope for r in records} - {None}
-    intercepts = {r.rescale_intercept for r in records} - {None}
+    slopes = {r.rescale_slope for r in records if r.rescale_slope is not None}
+    intercepts = {r.rescale_intercept for r in records if r.rescale_intercept is not None}
     bad_slopes = {v for v in slopes if v == 0 or not math.isfinite(v)}
     bad_intercepts = {v for v in intercepts if not math.isfinite(v)}
     if not bad_slopes and not bad_intercepts:
