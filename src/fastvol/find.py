@@ -19,8 +19,13 @@ __all__ = ["Inputs", "find_sources", "locate", "walk"]
 Inputs = str | os.PathLike[str] | ByteSource | Iterable[str | os.PathLike[str] | ByteSource]
 
 
-def walk(root: str, unlisted: list[str] | None = None) -> Iterator[str]:
+def walk(root: str, unlisted: list[str] | None = None) -> Iterator[tuple[str, bool | None]]:
     """Every file under ``root`` (recursive, sorted, hidden names left out), or ``root`` itself.
+
+    Yields ``(path, regular)``: ``regular`` says whether the listing saw a regular file (from the
+    directory entry's type, so no ``stat`` per file), ``None`` for ``root`` given as a file.
+    Folders are walked as ``os.walk`` does (top-down, sorted, symbolic links to folders not
+    followed).
 
     Parameters
     ----------
@@ -40,18 +45,42 @@ def walk(root: str, unlisted: list[str] | None = None) -> Iterator[str]:
             raise PathNotFoundError(f"{root}: no such file or folder", files=[root])
         # A file, or something that is not one (FIFO, socket, dangling link): the header pass
         # says which, without opening what is not a regular file.
-        yield root
+        yield root, None
         return
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted((e for e in listing if not e.name.startswith(".")),
+                                 key=lambda e: e.name)  # fmt: skip
+        except OSError as exc:
+            if unlisted is not None:
+                unlisted.append(exc.filename if exc.filename is not None else folder)
+            continue
+        subfolders = []
+        for entry in entries:
+            if _is_dir(entry):
+                if not entry.is_symlink():
+                    subfolders.append(entry.path)
+            else:
+                yield entry.path, _is_file(entry)
+        folders.extend(reversed(subfolders))  # popped in sorted order
 
-    def onerror(exc: OSError) -> None:
-        if unlisted is not None:
-            unlisted.append(exc.filename if exc.filename is not None else root)
 
-    for folder, dirs, files in os.walk(root, onerror=onerror):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield os.path.join(folder, name)
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool | None:
+    """From the entry's type (no stat) for plain entries; links are left to the reader."""
+    try:
+        return None if entry.is_symlink() else entry.is_file(follow_symlinks=False)
+    except OSError:
+        return None
 
 
 def locate(paths: Inputs) -> tuple[list[ByteSource], list[str]]:
@@ -70,7 +99,7 @@ def locate(paths: Inputs) -> tuple[list[ByteSource], list[str]]:
         if isinstance(item, ByteSource):
             out.append(item)
         else:
-            out.extend(LocalFile(p) for p in walk(os.fsdecode(item), unlisted))
+            out.extend(LocalFile(p, regular=r) for p, r in walk(os.fsdecode(item), unlisted))
     return out, unlisted
 
 

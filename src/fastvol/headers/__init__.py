@@ -133,10 +133,19 @@ def read_headers(
 
         scanned = scan_headers(sources, extra_tags=[x.tag for x in extras])
     out: list[HeaderRecord | FastvolError] = []
+    tags = [x.tag for x in extras]
+    mosaic_types: dict[tuple[str, ...], bool] = {}  # ImageType values repeat: test each once
     for source, rec in zip(sources, scanned):
+        if rec is not None:
+            mosaic = mosaic_types.get(rec.image_type)
+            if mosaic is None:
+                mosaic = mosaic_types[rec.image_type] = rec.is_mosaic
+            if not mosaic:  # the common case: the scanner's record is final (file closed)
+                out.append(rec)
+                continue
         try:
             with map_exceptions(f"{source.name}: header cannot be read", files=[source.name]):
-                out.append(_finish_header(source, rec, [x.tag for x in extras]))
+                out.append(_finish_header(source, rec, tags))
         except FastvolError as exc:
             if not skip_unreadable:
                 raise

@@ -32,10 +32,14 @@ class LocalFile(ByteSource):
     ----------
     path
         The file's path, kept as given (it names the file in records and messages).
+    regular
+        Whether it is a regular file, when the caller already knows (a folder listing's file
+        type); ``None`` to ask the file system when needed.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, regular: bool | None = None) -> None:
         self.name = os.fspath(path)
+        self._regular = regular  # known from the folder listing (no stat needed), else None
         self._fd = -1
         self._size = -1
         self._readers = 0  # reads in progress: close() waits for them to end
@@ -102,6 +106,8 @@ class LocalFile(ByteSource):
     # -- primitives -----------------------------------------------------------------------------
 
     def is_regular(self) -> bool:
+        if self._regular is not None:
+            return self._regular
         try:
             return stat.S_ISREG(os.stat(self.name).st_mode)
         except OSError:
