@@ -221,3 +221,10 @@ def test_dtype_and_series_mistakes_are_input_errors(tmp_path):
         fastvol.scan(tmp_path / "a", extra_tags="PatientID")  # type: ignore[arg-type]
     assert fastvol.load(os.fsencode(tmp_path / "a")).shape[0] == 3
     assert hash(Options(select=slice(0, 2))) == hash(Options(select=slice(0, 2)))
+
+
+def test_integer_dtype_that_cannot_hold_the_values_is_refused(tmp_path):
+    fx.write_series(tmp_path, n=3)  # 12 bits stored, rescaled to HU: needs int16
+    with pytest.raises(fastvol.InputError, match="cannot hold"):
+        fastvol.load(tmp_path, dtype="uint8")
+    assert fastvol.load(tmp_path, dtype="int32").array.dtype == np.int32

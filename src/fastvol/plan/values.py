@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dicom import NOT_ADDRESSABLE, HeaderRecord
-from ..errors import CorruptFileError, UnsupportedError
+from ..errors import CorruptFileError, InputError, UnsupportedError
 from ..options import Options
 from ..pixels import SUPPORTED_BITS_ALLOCATED
 from .decisions import Decision
@@ -140,6 +140,31 @@ def check_rescale(records: Sequence[HeaderRecord], name: str) -> None:
         )  # fmt: skip
 
 
+def _value_range(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
+                 rescale: bool) -> tuple[float, float]:  # fmt: skip
+    """Smallest and largest value the output can hold, from BitsStored and the rescale."""
+    lo, hi = fmt.stored_range()
+    if not rescale or not len(slopes):
+        return float(lo), float(hi)
+    ends = np.concatenate([slopes * lo + intercepts, slopes * hi + intercepts])
+    return float(ends.min()), float(ends.max())
+
+
+def _checked_dtype(dtype: np.dtype, fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
+                   options: Options) -> np.dtype:  # fmt: skip
+    """An explicit integer dtype must hold every value the series can have: never wrap silently."""
+    if dtype.kind not in "iu":
+        return dtype
+    vmin, vmax = _value_range(fmt, slopes, intercepts, options.rescale)
+    info = np.iinfo(dtype)
+    if vmin < info.min or vmax > info.max:
+        raise InputError(
+            f"dtype={dtype.name} cannot hold this series' values ({vmin:g} to {vmax:g}, from "
+            f"BitsStored {fmt.bits_stored} and the rescale); pass a wider dtype or float32"
+        )
+    return dtype
+
+
 def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
                  options: Options, resampled: bool) -> np.dtype:  # fmt: skip
     """The dtype asked for, else the smallest that holds every rescaled value exactly.
@@ -147,7 +172,7 @@ def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
     Resampled output is float32 (interpolated values are not whole).
     """
     if options.dtype is not None:
-        return np.dtype(options.dtype)
+        return _checked_dtype(np.dtype(options.dtype), fmt, slopes, intercepts, options)
     if not options.rescale:
         return fmt.stored_dtype if not resampled else np.dtype(np.float32)
     if resampled:
@@ -155,9 +180,7 @@ def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
     whole = np.all(slopes == np.round(slopes)) and np.all(intercepts == np.round(intercepts))
     if not whole:
         return np.dtype(np.float32)
-    lo, hi = fmt.stored_range()
-    ends = np.concatenate([slopes * lo + intercepts, slopes * hi + intercepts])
-    vmin, vmax = float(ends.min()), float(ends.max())
+    vmin, vmax = _value_range(fmt, slopes, intercepts, True)
     for candidate in (np.int8, np.int16, np.int32, np.int64):
         info = np.iinfo(candidate)
         if info.min <= vmin and vmax <= info.max:
