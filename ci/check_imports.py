@@ -32,7 +32,8 @@ LAYERS: list[set[str]] = [
     {"group", "geometry", "mosaic"},
     {"headers", "sample"},
     {"find"},
-    {"_kernels"},
+    {"kernels"},
+    {"_kernels", "_pykernels"},
     {"sources", "report", "atomic"},
     {"dicom", "options", "errors", "pixels"},
 ]

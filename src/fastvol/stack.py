@@ -154,7 +154,7 @@ def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
 
 
 def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: PixelFormat, plain: bool) -> None:
-    from ._kernels.pixels import store_frame, store_frame_in_place
+    from .kernels import store_frame, store_frame_in_place
 
     if plain and stored.dtype == dst.dtype:
         if not np.shares_memory(stored, dst):
@@ -336,7 +336,7 @@ def execute(
     filled[[s.slot for s in plan.sources]] = True
     missing = np.flatnonzero(~filled)
     if missing.size:
-        from ._kernels.pixels import fill_slots
+        from .kernels import fill_slots
 
         fill_slots(flat, missing, flat.dtype.type(plan.fill_value))
     decoders: dict[str, Any] = {}

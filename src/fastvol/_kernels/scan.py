@@ -75,6 +75,9 @@ COMMAND_SET = 8
 EMPTY = 9
 #: A wanted value with an explicit VR other than its dictionary VR, or a partial US value.
 VR_MISMATCH = 10
+#: An implicit VR value of undefined length whose tag only the data dictionary can call a
+#: sequence, and no dictionary was given (``sq_tags`` empty): scan again with it.
+NEED_DICTIONARY = 11
 
 
 class Status:
@@ -91,6 +94,7 @@ class Status:
     COMMAND_SET = COMMAND_SET
     EMPTY = EMPTY
     VR_MISMATCH = VR_MISMATCH
+    NEED_DICTIONARY = NEED_DICTIONARY
 
 
 #: Columns of the info table.
@@ -406,6 +410,8 @@ def _scan_one(
             if implicit:
                 # pydicom: dictionary SQ tags are sequences; private tags are when their
                 # value starts with an item tag; other standard tags are not.
+                if sq_tags.shape[0] == 0 and (group & 1) == 0:
+                    return NEED_DICTIONARY  # standard tag: only the dictionary knows
                 is_sequence = _find(sq_tags, tag) >= 0
                 if not is_sequence and (group & 1) == 1:
                     if pos + header + 4 > n:

@@ -357,7 +357,8 @@ def resolve_extra_tags(tags: Iterable[str | int]) -> tuple[ExtraTag, ...]:
     """
     if isinstance(tags, (str, int)):
         tags = [tags]
-    return _resolve(tuple(tags))
+    tags = tuple(tags)
+    return _resolve(tags) if tags else ()  # no tags: no dictionary (pydicom not imported)
 
 
 @functools.lru_cache(maxsize=64)

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .._kernels.scan import (
+from .. import kernels
+from .._pykernels.scan import (  # the kernel's constants, without importing numba
     INFO_COLUMNS,
     INFO_ENHANCED,
     INFO_FIRST_GROUP,
@@ -32,10 +33,10 @@ from .._kernels.scan import (
     INFO_PIXEL_LENGTH,
     INFO_PIXEL_OFFSET,
     INFO_STATUS,
+    NEED_DICTIONARY,
     NEED_MORE,
     OK,
     VR_KIND,
-    scan_buffers,
     vr_code,
 )
 from ..dicom import HEADER_FIELDS, TS, HeaderRecord
@@ -69,6 +70,9 @@ TRANSFER_SYNTAX_UID = 0x00020010
 _OWN_TAGS = {SPECIFIC_CHARACTER_SET: "CS", MEDIA_STORAGE_SOP_CLASS_UID: "UI", TRANSFER_SYNTAX_UID: "UI"}
 
 _SQ_TAGS: np.ndarray | None = None
+#: No dictionary: the kernel asks for it (NEED_DICTIONARY) only when a file needs it, so most
+#: scans never import pydicom.
+_NO_SQ_TAGS = np.zeros(0, dtype=np.int64)
 
 
 def _sq_tags() -> np.ndarray:
@@ -222,7 +226,12 @@ def _scan(
     n_files = starts.shape[0]
     fields = np.empty((n_files, len(lay.wanted), 3), dtype=np.int64)
     info = np.empty((n_files, INFO_COLUMNS), dtype=np.int64)
-    scan_buffers(buf, starts, sizes, whole, VR_KIND, _sq_tags(), lay.wanted, lay.expected_vr, fields, info)
+    sq_tags = _NO_SQ_TAGS if _SQ_TAGS is None else _SQ_TAGS
+    args = (buf, starts, sizes, whole, VR_KIND, sq_tags, lay.wanted, lay.expected_vr, fields, info)
+    kernels.scan_buffers(*args, n_files=n_files)
+    if sq_tags is _NO_SQ_TAGS and (info[:, INFO_STATUS] == NEED_DICTIONARY).any():
+        args = (buf, starts, sizes, whole, VR_KIND, _sq_tags(), lay.wanted, lay.expected_vr, fields, info)
+        kernels.scan_buffers(*args, n_files=n_files)
     return fields.reshape(n_files, -1).tolist(), info.tolist()
 
 

@@ -1,0 +1,88 @@
+"""Compile-free start: small loads need neither numba nor pydicom, and give the same volumes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import factory as fx
+import fastvol
+from fastvol._pykernels import vector
+from fastvol.headers import scan as header_scan
+
+
+def test_small_load_in_a_fresh_process_imports_neither_numba_nor_pydicom(tmp_path):
+    fx.write_series(tmp_path, n=4)
+    code = ("import sys, fastvol; v = fastvol.load(sys.argv[1]); "
+            "print(v.shape, sorted({'numba', 'pydicom'} & set(sys.modules)))")  # fmt: skip
+    env = {k: v for k, v in __import__("os").environ.items() if k != "FASTVOL_JIT"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, check=True, env=env)  # fmt: skip
+    assert out.stdout.strip() == "(4, 16, 12) []"
+
+
+@pytest.mark.parametrize("syntax", ["explicit", "implicit", "big", "rle"])
+@pytest.mark.parametrize("bits", [(16, 12, 1), (16, 16, 0), (8, 8, 0)])
+def test_compile_free_and_compiled_loads_agree(tmp_path, monkeypatch, syntax, bits):
+    ts = {"explicit": fx.ExplicitVRLittleEndian, "implicit": fx.ImplicitVRLittleEndian,
+          "big": fx.ExplicitVRBigEndian, "rle": fx.RLELossless}[syntax]  # fmt: skip
+    allocated, stored, signed = bits
+    fx.require(ts)
+    fx.write_series(tmp_path, n=5, transfer_syntax=ts, bits_allocated=allocated,
+                    bits_stored=stored, signed=bool(signed), drop=(2,))  # fmt: skip
+    loads = {}
+    for jit in ("0", "1"):
+        monkeypatch.setenv("FASTVOL_JIT", jit)
+        loads[jit] = fastvol.load(tmp_path, gaps="fill")
+    np.testing.assert_array_equal(loads["0"].array, loads["1"].array)
+    assert loads["0"].array.dtype == loads["1"].array.dtype
+    np.testing.assert_array_equal(loads["0"].affine, loads["1"].affine)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_twins_equal_the_pixel_kernels(seed):
+    from fastvol._kernels.pixels import fill_slots, store_frame, store_frame_in_place
+
+    rng = np.random.default_rng(seed)
+    bits_stored = int(rng.integers(1, 17))
+    signed, mask = bool(rng.integers(2)), bool(rng.integers(2)) or bits_stored < 16
+    src = rng.integers(0, 1 << 16, 257, dtype=np.uint16)
+    for out_dtype, slope, intercept in ((np.int32, 3, -1024), (np.float32, 0.5, 1.25), (np.int16, 1, 0)):
+        a, b = np.empty(257, out_dtype), np.empty(257, out_dtype)
+        store_frame(src, a, bits_stored, signed, mask, out_dtype(slope), out_dtype(intercept))
+        vector.store_frame(src, b, bits_stored, signed, mask, out_dtype(slope), out_dtype(intercept))
+        np.testing.assert_array_equal(a, b)
+    a, b = src.copy(), src.copy()
+    store_frame_in_place(a, bits_stored, signed, True, 2, -7)
+    vector.store_frame_in_place(b, bits_stored, signed, True, 2, -7)
+    np.testing.assert_array_equal(a, b)
+    a, b = np.zeros((5, 3, 3), np.float32), np.zeros((5, 3, 3), np.float32)
+    fill_slots(a, np.array([1, 3]), np.float32(np.nan))
+    vector.fill_slots(b, np.array([1, 3]), np.float32(np.nan))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_dictionary_is_loaded_only_when_a_file_needs_it(tmp_path, monkeypatch):
+    from fastvol.find import find_sources
+    from fastvol.headers import read_header_pydicom
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    def edit(_: int, ds: Dataset) -> None:
+        item = Dataset()
+        item.ReferencedSOPInstanceUID = "1.2.3"
+        ds.ReferencedImageSequence = Sequence([item])
+        ds["ReferencedImageSequence"].is_undefined_length = True  # the dictionary decides
+
+    fx.write_series(tmp_path, n=2, transfer_syntax=fx.ImplicitVRLittleEndian, edit=edit)
+    monkeypatch.setattr(header_scan, "_SQ_TAGS", None)
+    sources = find_sources(tmp_path)
+    records = header_scan.scan_headers(sources)
+    assert header_scan._SQ_TAGS is not None  # asked for by the kernel (NEED_DICTIONARY)
+    assert all(r is not None for r in records)
+    assert records == [read_header_pydicom(s) for s in sources]
