@@ -128,7 +128,8 @@ class GeometryReport:
             + (f" (GantryDetectorTilt {self.gantry_tilt_tag:g})" if self.gantry_tilt_tag else ""),
             f"handedness  {self.handedness} ((slice, row, column) in LPS)",
             "affine (slice, row, column) -> LPS mm:",
-            *("  " + fmt(np.array(r), precision=4, suppress_small=True) for r in self.affine),
+            *("  " + row for row in fmt(np.array(self.affine), precision=4, suppress_small=True,
+                                        floatmode="fixed").splitlines()),
         ]
         if self.volumes_tag:
             lines.append(f"volumes     {len(self.volumes_values)} by {self.volumes_tag}: "
