@@ -379,7 +379,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
     versions = {}
     for name in ("fastvol", "numpy", "pydicom", "numba", "imagecodecs", "pylibjpeg", "highdicom",
-                 "SimpleITK", "dicom-numpy", "dcm2niix"):  # fmt: skip
+                 "SimpleITK", "dicom-numpy", "dicomsdl", "dcm2niix"):  # fmt: skip
         try:
             versions[name] = version(name)
         except PackageNotFoundError:

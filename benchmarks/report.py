@@ -22,7 +22,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-GROUP_ORDER = ("headers", "geometry", "decode", "stack", "end-to-end", "memory", "series-count")
+GROUP_ORDER = ("headers", "geometry", "decode", "stack", "end-to-end", "startup", "memory",
+               "series-count")
 QUIET_KEYS = {"loader", "role", "case"}
 Bench = dict[str, Any]
 

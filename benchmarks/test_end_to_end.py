@@ -1,5 +1,9 @@
 """End to end: a folder of one CT series -> one volume, fastvol against its peers and the floor.
 
+Peers: pydicom (two recipes), highdicom, SimpleITK, dicom-numpy, dicomsdl (``recipes.py``: serial
+loop, sort along the normal, one preallocated array, rescale) and dcm2niix; each is skipped when
+it is not installed.
+
 Cases: uncompressed 512x512 CT series of 75, 150, 300 and 600 slices (explicit VR little endian),
 and 64-slice series in each lossless compressed syntax. Every loader returns the volume in memory
 (dcm2niix and the fastvol CLI are processes: start, read, write/print included). The floor reads
@@ -20,6 +24,7 @@ import numpy as np
 import pytest
 
 import fastvol
+import recipes  # benchmarks/recipes.py: peer recipes shared with test_startup
 
 pytestmark = pytest.mark.benchmark(group="end-to-end")
 
@@ -27,7 +32,8 @@ SIZES = (75, 150, 300, 600)
 COMPRESSED = ("j2k", "htj2k", "jpeg-ls", "jpeg-lossless", "rle")
 COMPRESSED_SLICES = 64
 CASES = [("explicit", n) for n in SIZES] + [(s, COMPRESSED_SLICES) for s in COMPRESSED]
-PEERS = ("pydicom", "pydicom-prealloc", "highdicom", "simpleitk", "dicom-numpy", "dcm2niix")
+PEERS = ("pydicom", "pydicom-prealloc", "highdicom", "simpleitk", "dicom-numpy", "dicomsdl",
+         "dcm2niix")
 LOADERS = ("fastvol", "fastvol-serial", "fastvol-cli", "floor", *PEERS)
 
 
@@ -124,12 +130,13 @@ def _loader(name: str, exe: Callable[[str], str], floor: Callable[[Any], int], t
     if name == "dcm2niix":
         program = exe("dcm2niix")
         return lambda folder: dcm2niix_run(program, folder, str(tmp))
-    module = {"highdicom": "highdicom", "simpleitk": "SimpleITK", "dicom-numpy": "dicom_numpy"}
+    module = {"highdicom": "highdicom", "simpleitk": "SimpleITK", "dicom-numpy": "dicom_numpy",
+              "dicomsdl": "dicomsdl"}  # fmt: skip
     if name in module:
         pytest.importorskip(module[name])
     return {"pydicom": pydicom_stack, "pydicom-prealloc": pydicom_prealloc,
             "highdicom": highdicom_volume, "simpleitk": simpleitk_series,
-            "dicom-numpy": dicom_numpy_combine}[name]  # fmt: skip
+            "dicom-numpy": dicom_numpy_combine, "dicomsdl": recipes.dicomsdl_stack}[name]  # fmt: skip
 
 
 @pytest.mark.parametrize("loader", LOADERS)
@@ -169,3 +176,14 @@ def test_load(benchmark: Any, ct_series: Callable[..., Any], bench_size: Callabl
     if loader == "fastvol" and syntax != "explicit":
         serial = timed_median(lambda: fastvol.load(series.folder, executor=None), repeat=3)
         benchmark.extra_info["thread_speedup"] = round(serial / mine, 2)
+
+
+def test_dicomsdl_matches_fastvol(ct_series: Callable[..., Any], bench_size: Callable[..., Any]
+                                  ) -> None:  # fmt: skip
+    """The dicomsdl recipe returns fastvol's array (values, dtype, slice order): explicit CT."""
+    pytest.importorskip("dicomsdl")
+    series = ct_series(*bench_size(8), syntax="explicit")
+    mine = fastvol.load(series.folder).array
+    theirs = recipes.dicomsdl_stack(series.folder)
+    assert theirs.dtype == mine.dtype
+    np.testing.assert_array_equal(theirs, mine)
