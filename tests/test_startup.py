@@ -86,3 +86,21 @@ def test_dictionary_is_loaded_only_when_a_file_needs_it(tmp_path, monkeypatch):
     assert header_scan._SQ_TAGS is not None  # asked for by the kernel (NEED_DICTIONARY)
     assert all(r is not None for r in records)
     assert records == [read_header_pydicom(s) for s in sources]
+
+
+@pytest.mark.kernels
+def test_in_place_twin_wraps_like_the_kernel():
+    from fastvol._kernels.pixels import store_frame_in_place
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        dtype = (np.uint8, np.uint16, np.uint32)[int(rng.integers(3))]
+        bits = int(rng.integers(1, 8 * np.dtype(dtype).itemsize + 1))
+        signed = bool(rng.integers(2))
+        mask = signed or bool(rng.integers(2))
+        slope, intercept = int(rng.integers(-5, 6)), int(rng.integers(-70000, 70000))
+        src = rng.integers(0, np.iinfo(dtype).max, 300, dtype=dtype, endpoint=True)
+        a, b = src.copy(), src.copy()
+        store_frame_in_place(a, bits, signed, mask, slope, intercept)
+        vector.store_frame_in_place(b, bits, signed, mask, slope, intercept)
+        np.testing.assert_array_equal(a, b)

@@ -44,9 +44,22 @@ def store_frame(src, dst, bits_stored, signed, mask, slope, intercept):  # type:
 
 
 def store_frame_in_place(buf, bits_stored, signed, mask, slope, intercept):  # type: ignore[no-untyped-def]
-    """As :func:`fastvol._kernels.pixels.store_frame_in_place` (``buf`` unsigned)."""
-    values = _decoded(buf, bits_stored, signed, mask)
-    np.copyto(buf, _scaled(values, slope, intercept, np.dtype(np.int64)), casting="unsafe")
+    """As :func:`fastvol._kernels.pixels.store_frame_in_place` (``buf`` unsigned).
+
+    Works in ``buf``'s own unsigned dtype, in place: its arithmetic wraps modulo 2**bits, and
+    so does the kernel's store of the int64 result, so the bits agree without any temporary.
+    """
+    modulus = 1 << (8 * buf.dtype.itemsize)
+    if mask:
+        buf &= (1 << bits_stored) - 1
+        if signed:
+            sign = 1 << (bits_stored - 1)
+            buf ^= sign
+            buf -= sign
+    if int(slope) % modulus != 1:
+        buf *= int(slope) % modulus
+    if int(intercept) % modulus:
+        buf += int(intercept) % modulus
 
 
 def fill_slots(out, slots, value):  # type: ignore[no-untyped-def]
