@@ -221,3 +221,12 @@ def test_mosaic_plan_reads_no_header(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     volume = load_series(series)
     assert volume.array.shape == (7, 4, 5) and volume.meta["mosaic_images"] == 7
+
+
+def test_read_header_raises_for_a_file_that_is_not_dicom(tmp_path: Path) -> None:
+    from fastvol.headers import read_header
+
+    path = tmp_path / "notes.txt"
+    path.write_text("not a DICOM file at all")
+    with pytest.raises(fastvol.NotDicomError):
+        read_header(LocalFile(path))

@@ -228,3 +228,32 @@ def test_integer_dtype_that_cannot_hold_the_values_is_refused(tmp_path):
     with pytest.raises(fastvol.InputError, match="cannot hold"):
         fastvol.load(tmp_path, dtype="uint8")
     assert fastvol.load(tmp_path, dtype="int32").array.dtype == np.int32
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"extra_tags": None}, {"dtype": ("i4", -1)}, {"dtype": "i4,("}, {"select": "12"},
+     {"executor": 3}, {"series": 1.5}, {"series": [0]}],
+)  # fmt: skip
+def test_more_bad_arguments_are_fastvol_errors(tmp_path, overrides):
+    fx.write_series(tmp_path, n=3)
+    with pytest.raises(fastvol.FastvolError):
+        fastvol.load(tmp_path, **overrides)
+
+
+def test_fill_value_must_fit_an_integer_output_when_slices_are_filled(tmp_path):
+    fx.write_series(tmp_path / "gap", n=5, drop=(2,))
+    fx.write_series(tmp_path / "full", n=3)
+    with pytest.raises(fastvol.InputError, match="fill_value"):
+        fastvol.load(tmp_path / "gap", gaps="fill", fill_value=float("nan"))
+    assert fastvol.load(tmp_path / "full", fill_value=float("nan")).shape[0] == 3  # nothing filled
+    assert fastvol.load(tmp_path / "gap", series=np.int64(0), gaps="fill").shape[0] == 5
+
+
+def test_upper_case_suffixes_write(tmp_path):
+    pytest.importorskip("nibabel")
+    fx.write_series(tmp_path / "s", n=3)
+    vol = fastvol.load(tmp_path / "s")
+    vol.to_nifti(tmp_path / "v.NII.GZ")
+    vol.to_npz(tmp_path / "v.NPZ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s", "v.NII.GZ", "v.NPZ"]

@@ -62,8 +62,8 @@ def _pydicom_or_none(path: str | os.PathLike[str]) -> object:
     except FastvolError:
         return None
     except Exception:  # noqa: BLE001
-        # record_from_dataset runs outside read_header_pydicom's try: a value pydicom cannot
-        # convert (unknown VR, bad length) escapes bare. Still "pydicom cannot read it".
+        # Defensive: anything else pydicom raises on garbage still means "pydicom cannot read
+        # it" for this law.
         return None
 
 

@@ -8,9 +8,11 @@ reports) never call back up here.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
+from numbers import Integral
 from typing import Any
 
 from .errors import (
@@ -24,7 +26,7 @@ from .errors import (
 from .find import Inputs, locate
 from .group import Series, group_series, main_series
 from .headers import UNREADABLE_FILE, UNREADABLE_FOLDER, read_records
-from .options import Options
+from .options import Options, check_extra_tags
 from .plan import describe_series, make_plan
 from .report import GeometryReport
 from .volume import Volume
@@ -91,12 +93,9 @@ def scan(paths: Inputs, *, extra_tags: Sequence[str | int] = ()) -> ScanResult:
         a path that does not exist (:class:`~fastvol.PathNotFoundError`): a header that cannot
         be read or expanded is an entry of ``errors``.
     """
-    if isinstance(extra_tags, (str, int)):
-        from .errors import InputError
-
-        raise InputError(f"extra_tags={extra_tags!r}: expected a list of keywords or tags")
+    extra_tags = check_extra_tags(extra_tags)
     sources, unlisted = locate(paths)
-    records, skipped, errors = read_records(sources, extra_tags=tuple(extra_tags))
+    records, skipped, errors = read_records(sources, extra_tags=extra_tags)
     if unlisted:
         skipped[UNREADABLE_FOLDER] = unlisted
         errors.update((folder, f"{folder}: folder cannot be listed") for folder in unlisted)
@@ -109,6 +108,11 @@ def _listing(found: Sequence[Series]) -> str:
 
 
 def _candidates(found: ScanResult, series: str | int | None, where: str) -> list[Series]:
+    if series is not None and not isinstance(series, (str, bool)) and isinstance(series, Integral):
+        series = operator.index(series)  # numpy integers too
+    elif series is not None and not isinstance(series, str):
+        raise SeriesSelectionError(f"{where}: series={series!r}: expected an index, a Series, a "
+                                   f"Series.id/SeriesInstanceUID or a SeriesNumber string")  # fmt: skip
     if isinstance(series, int):
         if not -len(found) <= series < len(found):
             raise SeriesSelectionError(f"{where}: series={series} but {len(found)} series found:\n"
@@ -170,10 +174,6 @@ def load_series(
     from .stack import execute
 
     opts = Options.resolve(options, overrides)
-    if isinstance(executor, str) and executor != "default":
-        from .errors import InputError
-
-        raise InputError(f"executor={executor!r}: expected 'default', None or an Executor")
     # The load boundary: whatever a lower layer raises on bad input leaves as a fastvol error.
     with map_exceptions(f"series {series.id}", files=series.files[:3], uid=series.uid):
         plan = make_plan(series, opts)

@@ -103,7 +103,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     if not os.path.isdir(folder):
         raise InputError(f"{target}: folder {folder} does not exist", files=[target])
     remove_stale(target)
-    suffix = "".join(s for s in (".nii.gz", ".nii", ".npz", ".json") if name.endswith(s))[:7]
+    # The temporary keeps the suffix (any case) writers choose a format by: a.NII.GZ too.
+    lower = name.lower()
+    suffix = next((name[-len(s):] for s in (".nii.gz", ".nii", ".npz", ".json") if lower.endswith(s)), "")
     prefix = f".{name}{TMP_MARK}{_host_tag()}-{os.getpid()}-"
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
     os.close(fd)

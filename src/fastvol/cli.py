@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 def _series_arg(value: str | None) -> Any:
     if value is None:
         return None
-    return int(value) if value.lstrip("-").isdigit() and len(value) < 6 else value
+    return int(value) if value.lstrip("-").isdecimal() and len(value) < 6 else value
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -178,15 +178,20 @@ _HINT = re.compile(r"\b(\w+)=('([^']*)'|\S*?)(?=[;,)\s]|$)")
 
 def cli_hint(message: str) -> str:
     """``message`` plus, for its ``name='value'`` hints naming options, the flags to pass."""
-    names = {f.name for f in (*dataclasses.fields(Options), *dataclasses.fields(Tolerances))}
+    fields = {f.name: f for f in (*dataclasses.fields(Options), *dataclasses.fields(Tolerances))}
     flags = []
     for match in _HINT.finditer(message):
         name = match.group(1)
         value = match.group(3) if match.group(3) is not None else match.group(2)
         if name == "series":
             flags.append("--series ID")
-        elif name in names:
-            flags.append("--" + name.replace("_", "-") + f" {value or 'N'}")
+        elif name in fields:
+            f = fields[name]
+            flag = "--" + (f.metadata.get("cli") or name.replace("_", "-"))  # as _option_flag
+            if isinstance(f.default, bool):
+                flags.append(flag)  # a switch: no value
+            elif not f.metadata.get("choices") or value in f.metadata["choices"]:
+                flags.append(f"{flag} {value or 'N'}")
     unique = list(dict.fromkeys(flags))
     return message + (f"\n  on the command line: {', '.join(unique)}" if unique else "")
 

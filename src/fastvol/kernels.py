@@ -16,8 +16,7 @@ import threading
 from types import ModuleType
 from typing import Any
 
-__all__ = ["COMPILE_AFTER", "compiled", "fill_slots", "scan_buffers", "store_frame",
-           "store_frame_in_place"]  # fmt: skip
+__all__ = ["COMPILE_AFTER", "compiled", "pixel_kernels", "scan_buffers"]
 
 #: Work units (files scanned x 1000, or thousands of pixels converted) a process does
 #: compile-free before it switches to numba for good: about 0.3 s of plain-Python scanning
@@ -58,22 +57,9 @@ def scan_buffers(*args: Any, n_files: int) -> None:
     _module("scan", compiled(n_files * SCAN_FILE_WORK)).scan_buffers(*args)
 
 
-def _pixels(n_pixels: int) -> ModuleType:
+def pixel_kernels(n_pixels: int) -> ModuleType:
+    """The pixel kernels (``store_frame``, ``store_frame_in_place``, ``fill_slots``) for a load
+    of ``n_pixels`` output samples: chosen once per load, not per frame."""
     if compiled(n_pixels // 1000):
         return _module("pixels", fast=True)
     return _module("vector", fast=False)
-
-
-def store_frame(src: Any, dst: Any, *args: Any) -> None:
-    """:func:`fastvol._kernels.pixels.store_frame`, compiled or its numpy twin."""
-    _pixels(src.size).store_frame(src, dst, *args)
-
-
-def store_frame_in_place(buf: Any, *args: Any) -> None:
-    """:func:`fastvol._kernels.pixels.store_frame_in_place`, compiled or its numpy twin."""
-    _pixels(buf.size).store_frame_in_place(buf, *args)
-
-
-def fill_slots(out: Any, slots: Any, value: Any) -> None:
-    """:func:`fastvol._kernels.pixels.fill_slots`, compiled or its numpy twin."""
-    _pixels(0).fill_slots(out, slots, value)

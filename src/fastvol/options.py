@@ -9,12 +9,13 @@ is frozen and plain, so it pickles into DataLoader and Dask workers.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import InputError
 
-__all__ = ["Options", "Tolerances"]
+__all__ = ["Options", "Tolerances", "check_extra_tags", "check_threads"]
 
 #: Steps between slices agreeing within this fraction of the regular step count as equal.
 SPACING_RTOL = 0.01
@@ -30,6 +31,24 @@ TILT_TOLERANCE_DEG = 0.01
 #: Output dtypes a load can produce (the pixel kernels' types).
 OUTPUT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                  "float32", "float64")  # fmt: skip
+
+
+def check_threads(threads: object) -> None:
+    """Refuse a thread count that is not a whole number >= 1 (or None)."""
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise InputError(f"threads={threads!r}: expected a whole number >= 1 or None")
+
+
+def check_extra_tags(tags: object) -> tuple[str | int, ...]:
+    """``extra_tags`` as a tuple of DICOM keywords or int tags, or an InputError."""
+    if isinstance(tags, (str, bytes, int)) or not isinstance(tags, Iterable):
+        raise InputError(f"extra_tags={tags!r}: expected a list of DICOM keywords or int tags")
+    out = tuple(tags)
+    if not all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in out):
+        raise InputError(f"extra_tags={tags!r}: expected DICOM keywords or int tags")
+    return out
 
 
 def _option(
@@ -131,27 +150,22 @@ class Options:
 
             try:
                 dtype = np.dtype(self.dtype)
-            except TypeError:
+            except Exception:  # TypeError, ValueError, even SyntaxError for odd strings
                 raise InputError(f"dtype={self.dtype!r} is not a numpy dtype") from None
             if dtype.name not in OUTPUT_DTYPES:
                 raise InputError(f"dtype={self.dtype!r}: expected one of {', '.join(OUTPUT_DTYPES)}")
             object.__setattr__(self, "dtype", dtype.str)
-        if self.threads is not None and (
-            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
-        ):
-            raise InputError(f"threads={self.threads!r}: expected a whole number >= 1 or None")
+        check_threads(self.threads)
         select = self.select
+        if isinstance(select, (str, bytes)):  # "12" would silently become (1, 2)
+            raise InputError(f"select={select!r}: expected an int, a slice or ints")
         if select is not None and not isinstance(select, (int, slice)):
             try:
                 select = tuple(int(i) for i in select)
             except (TypeError, ValueError):
                 raise InputError(f"select={self.select!r}: expected an int, a slice or ints") from None
             object.__setattr__(self, "select", select)
-        if isinstance(self.extra_tags, (str, int)) or not all(
-            isinstance(t, (str, int)) and not isinstance(t, bool) for t in self.extra_tags
-        ):
-            raise InputError(f"extra_tags={self.extra_tags!r}: expected DICOM keywords or int tags")
-        object.__setattr__(self, "extra_tags", tuple(self.extra_tags))
+        object.__setattr__(self, "extra_tags", check_extra_tags(self.extra_tags))
         if not isinstance(self.tolerances, Tolerances):
             raise InputError(f"tolerances={self.tolerances!r}: expected fastvol.Tolerances")
 

@@ -108,9 +108,9 @@ class GeometryReport:
         out = []
         for kind, items in (("decision", self.decisions), ("warning", self.warnings)):
             for item in items:
-                facts = dict(getattr(item, "facts", ()))
-                out.append({"kind": kind, "code": getattr(item, "code", None), "facts": facts,
-                            "text": str(item)})  # fmt: skip
+                data = item.as_dict() if hasattr(item, "as_dict") else {
+                    "code": None, "facts": {}, "text": str(item)}  # fmt: skip
+                out.append({"kind": kind, **data})
         return out
 
     def text(self) -> str:

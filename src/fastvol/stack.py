@@ -18,12 +18,15 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from .dicom import TS, UNDEFINED_LENGTH
 from .errors import CorruptFileError, DecodeError, FastvolError, InputError
+from .kernels import pixel_kernels
+from .options import check_threads
 from .plan.types import FrameSource, LoadPlan, PixelFormat
 
 __all__ = ["default_executor", "execute", "thread_pool"]
@@ -153,9 +156,9 @@ def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
                          offset=src.frame * size).astype(pixel.stored_dtype)  # fmt: skip
 
 
-def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: PixelFormat, plain: bool) -> None:
-    from .kernels import store_frame, store_frame_in_place
-
+def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: PixelFormat, plain: bool,
+             kernels: ModuleType) -> None:  # fmt: skip
+    """Stored samples -> output values, with ``kernels`` (compiled or numpy, chosen per load)."""
     if plain and stored.dtype == dst.dtype:
         if not np.shares_memory(stored, dst):
             dst[...] = stored
@@ -167,11 +170,12 @@ def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: Pixel
         if dst.dtype.itemsize == stored.dtype.itemsize and np.shares_memory(stored, dst):
             # Read into the output itself: convert on one unsigned view of it (vectorises).
             unsigned = dst.view(f"u{dst.dtype.itemsize}")
-            store_frame_in_place(unsigned, pixel.bits_stored, signed, mask or signed, slope, intercept)
+            kernels.store_frame_in_place(unsigned, pixel.bits_stored, signed, mask or signed, slope,
+                                         intercept)  # fmt: skip
             return
     else:
         slope, intercept = dst.dtype.type(src.slope), dst.dtype.type(src.intercept)  # type: ignore[assignment]
-    store_frame(stored, dst, pixel.bits_stored, signed, mask, slope, intercept)
+    kernels.store_frame(stored, dst, pixel.bits_stored, signed, mask, slope, intercept)
 
 
 def _fill_one(
@@ -180,6 +184,7 @@ def _fill_one(
     src: FrameSource,
     decoders: dict[str, Any],
     ranges: dict[str, list[Any]],
+    kernels: ModuleType,
 ) -> None:
     pixel = plan.pixel
     dst = flat_out[src.slot].reshape(-1)
@@ -192,7 +197,7 @@ def _fill_one(
             into = dst.view(stored_dtype)
     try:
         stored = _stored_frame(src, pixel, decoders, into, ranges)
-        _convert(stored, dst, src, pixel, plain and dst.dtype == stored_dtype)
+        _convert(stored, dst, src, pixel, plain and dst.dtype == stored_dtype, kernels)
     except FastvolError:
         raise
     except OSError as exc:
@@ -324,9 +329,8 @@ def execute(
     InputError
         ``threads`` is not a whole number >= 1 or None, or ``executor`` is another string.
     """
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise InputError(f"threads={threads!r}: expected a whole number >= 1 or None")
-    if isinstance(executor, str) and executor != "default":
+    check_threads(threads)
+    if executor is not None and executor != "default" and not isinstance(executor, Executor):
         raise InputError(f"executor={executor!r}: expected 'default', None or an Executor")
     dtype = np.dtype(plan.dtype)
     work_dtype = dtype if plan.resample is None else np.dtype(np.float32) if dtype.kind != "f" else dtype
@@ -335,10 +339,9 @@ def execute(
     filled = np.zeros(flat.shape[0], dtype=bool)
     filled[[s.slot for s in plan.sources]] = True
     missing = np.flatnonzero(~filled)
+    kernels = pixel_kernels(flat.size)
     if missing.size:
-        from .kernels import fill_slots
-
-        fill_slots(flat, missing, flat.dtype.type(plan.fill_value))
+        kernels.fill_slots(flat, missing, flat.dtype.type(plan.fill_value))
     decoders: dict[str, Any] = {}
     if not plan.all_uncompressed:
         from .decode import get_decoder  # resolved once per series, not per frame
@@ -354,7 +357,7 @@ def execute(
             frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
             for src, stored in zip(sources, frames):
                 dst = flat[src.slot].reshape(-1)
-                _convert(stored, dst, src, plan.pixel, False)
+                _convert(stored, dst, src, plan.pixel, False, kernels)
         else:
             # Batches of frames per task: enough tasks to balance, few enough to keep overhead low.
             workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
@@ -364,7 +367,7 @@ def execute(
             def fill(batch: tuple[FrameSource, ...]) -> None:
                 for src in batch:
                     try:
-                        _fill_one(plan, flat, src, decoders, ranges)
+                        _fill_one(plan, flat, src, decoders, ranges, kernels)
                     finally:
                         closer.done(src)
 

@@ -50,7 +50,7 @@ import numpy as np
 from ..dicom import PER_FRAME_FUNCTIONAL_GROUPS, UNDEFINED_LENGTH
 from . import jit
 
-__all__ = ["INFO_COLUMNS", "MAX_DEPTH", "VR_KIND", "Status", "scan_buffers", "vr_code"]
+__all__ = ["INFO_COLUMNS", "MAX_DEPTH", "VR_KIND", "scan_buffers", "vr_code"]
 
 
 # Kernel status codes (numba reads module-level ints as constants, not class attributes).
@@ -78,23 +78,6 @@ VR_MISMATCH = 10
 #: An implicit VR value of undefined length whose tag only the data dictionary can call a
 #: sequence, and no dictionary was given (``sq_tags`` empty): scan again with it.
 NEED_DICTIONARY = 11
-
-
-class Status:
-    """Names of the kernel status codes (``info[:, INFO_STATUS]``); all but OK mean pydicom."""
-
-    OK = OK
-    NEED_MORE = NEED_MORE
-    EOF = EOF
-    BAD_VR = BAD_VR
-    BAD_STRUCTURE = BAD_STRUCTURE
-    UNDEFINED_VALUE = UNDEFINED_VALUE
-    TOO_DEEP = TOO_DEEP
-    META_ENCODING = META_ENCODING
-    COMMAND_SET = COMMAND_SET
-    EMPTY = EMPTY
-    VR_MISMATCH = VR_MISMATCH
-    NEED_DICTIONARY = NEED_DICTIONARY
 
 
 #: Columns of the info table.

@@ -37,7 +37,7 @@ from ..dicom import (
     HeaderRecord,
 )
 from ..errors import FastvolError, NotDicomError, UnreadableError, map_exceptions
-from .sniff import _HEAD, looks_like_dicom
+from .sniff import is_dicom_source
 from ..sources import ByteSource, LocalFile
 
 if TYPE_CHECKING:
@@ -155,35 +155,16 @@ def read_headers(
     return out
 
 
-def _sniff(source: ByteSource) -> bool:
-    """Whether ``source`` starts like DICOM; an OS error is :class:`UnreadableError`, not "no".
-
-    A file the OS will not let us read must never be counted as "not DICOM": its series would
-    lose slices with nothing said.
-    """
-    if not source.is_regular():
-        return False
-    try:
-        return looks_like_dicom(source.read(0, _HEAD), source.size())
-    except OSError as exc:
-        raise UnreadableError(f"{source.name}: cannot be read ({exc})", files=[source.name]) from exc
-
-
 def _finish_header(
     source: ByteSource, rec: HeaderRecord | None, tags: list[int]
-) -> HeaderRecord | FastvolError:
+) -> HeaderRecord:
     """The record of one source: the scanner's, else pydicom's; with its mosaic description."""
     if rec is None:
-        if not _sniff(source):  # sniffed only when the scanner did not take it
-            return NotDicomContent(f"{source.name}: not DICOM", files=[source.name])
+        if not is_dicom_source(source):  # sniffed only when the scanner did not take it
+            raise NotDicomContent(f"{source.name}: not DICOM", files=[source.name])
         from .pydicom_reader import read_header_pydicom
 
-        try:
-            rec = read_header_pydicom(source, extra_tags=tags)
-        except NotDicomError as exc:
-            if isinstance(exc.__cause__, OSError):  # the reader calls an OS error "not DICOM"
-                raise UnreadableError(exc.message, files=exc.files) from exc.__cause__
-            raise
+        rec = read_header_pydicom(source, extra_tags=tags)
     if rec.is_mosaic and rec.has_pixels:
         from .csa import read_mosaic_info
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptFileError
+from ..errors import CorruptFileError, map_exceptions
 from ..sources import ByteSource
 
 __all__ = [
@@ -266,14 +266,17 @@ def read_mosaic_info(source: ByteSource) -> MosaicInfo | None:
     from .pydicom_reader import open_source
 
     path = source.name
-    try:
-        with open_source(source) as fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, struct.error) as exc:
-        raise CorruptFileError(f"{path}: cannot read DICOM header ({exc})", files=[path]) from exc
-    finally:
-        source.close()
-    return mosaic_info_from_dataset(ds, path)
+    # Whatever else pydicom or the values raise (KeyError, NotImplementedError, ...) leaves as
+    # a fastvol error naming the file: this function is public.
+    with map_exceptions(f"{path}: mosaic header cannot be read", files=[path]):
+        try:
+            with open_source(source) as fp:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, EOFError, ValueError, struct.error) as exc:
+            raise CorruptFileError(f"{path}: cannot read DICOM header ({exc})", files=[path]) from exc
+        finally:
+            source.close()
+        return mosaic_info_from_dataset(ds, path)
 
 
 def mosaic_info_from_dataset(ds: Any, path: str) -> MosaicInfo | None:

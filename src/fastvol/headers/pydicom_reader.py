@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..dicom import NOT_ADDRESSABLE, PIXEL_DATA_TAGS, TS, HeaderRecord
-from ..errors import CorruptFileError, FastvolError, NotDicomError
+from ..errors import CorruptFileError, FastvolError, NotDicomError, UnreadableError
 from ..sources import ByteSource
 from .convert import _text, record_from_dataset, resolve_extra_tags
 
@@ -154,8 +154,8 @@ def read_header_pydicom(source: ByteSource, *, extra_tags: Iterable[str | int] =
         )  # fmt: skip
     except (InvalidDicomError, EOFError, struct.error) as exc:
         raise NotDicomError(f"{path}: not a readable DICOM file ({exc})", files=[path]) from exc
-    except OSError as exc:
-        raise NotDicomError(f"{path}: cannot be read ({exc})", files=[path]) from exc
+    except OSError as exc:  # the OS refused: never "not DICOM" (its series would lose slices)
+        raise UnreadableError(f"{path}: cannot be read ({exc})", files=[path]) from exc
     except FastvolError:
         raise
     except Exception as exc:  # pydicom raises many types on garbage; none may escape bare

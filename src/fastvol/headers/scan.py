@@ -135,10 +135,6 @@ def layout(extras: tuple[ExtraTag, ...] = ()) -> Layout:
     )
 
 
-_BASE = layout()
-#: The scanner's wanted tags and their expected VRs, derived from the field table.
-WANTED_TAGS = _BASE.wanted
-EXPECTED_VR = _BASE.expected_vr
 _LO = RAW_CONVERTERS["lo"]
 
 
@@ -231,7 +227,7 @@ def _scan(
     kernels.scan_buffers(*args, n_files=n_files)
     if sq_tags is _NO_SQ_TAGS and (info[:, INFO_STATUS] == NEED_DICTIONARY).any():
         args = (buf, starts, sizes, whole, VR_KIND, _sq_tags(), lay.wanted, lay.expected_vr, fields, info)
-        kernels.scan_buffers(*args, n_files=n_files)
+        kernels.scan_buffers(*args, n_files=0)  # the same files again: counted once
     return fields.reshape(n_files, -1).tolist(), info.tolist()
 
 
@@ -358,7 +354,9 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
         view.release()
     records: list[HeaderRecord | None] = []
     for i, source in enumerate(sources):
-        if infos[i][INFO_STATUS] == NEED_MORE:
+        if file_sizes[i] < 0:  # could not be read: the pydicom path names the error
+            records.append(None)
+        elif infos[i][INFO_STATUS] == NEED_MORE:
             records.append(_scan_growing(source, 2 * first_block, lay))
         else:
             records.append(_record(data, rows[i], infos[i], source, file_sizes[i], lay))

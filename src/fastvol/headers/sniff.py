@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 
-from ..errors import FastvolError
+from ..errors import UnreadableError
 from ..sources import ByteSource
 
 __all__ = ["is_dicom_source", "looks_like_dicom"]
@@ -53,11 +53,13 @@ def looks_like_dicom(head: bytes, file_size: int | None = None) -> bool:
 def is_dicom_source(source: ByteSource) -> bool:
     """Whether ``source`` starts like DICOM (see :func:`looks_like_dicom`); reads 132 bytes.
 
-    Sources that are not regular files (FIFOs, devices) are never read: ``False``.
+    Sources that are not regular files (FIFOs, devices) are never read: ``False``. A file the
+    OS will not let us read is an :class:`~fastvol.errors.UnreadableError`, never "not DICOM":
+    its series would lose slices with nothing said.
     """
-    try:
-        if not source.is_regular():
-            return False
-        return looks_like_dicom(source.read(0, _HEAD), source.size())
-    except (OSError, FastvolError):
+    if not source.is_regular():
         return False
+    try:
+        return looks_like_dicom(source.read(0, _HEAD), source.size())
+    except OSError as exc:
+        raise UnreadableError(f"{source.name}: cannot be read ({exc})", files=[source.name]) from exc

@@ -43,7 +43,8 @@ def detect(records: Sequence[HeaderRecord], name: str) -> Any:
     UnsupportedError
         Some files are mosaics and some not, or the mosaic has no usable CSA description.
     """
-    if not any("MOSAIC" in (v.upper() for v in t) for t in {r.image_type for r in records}):
+    one_per_type = {r.image_type: r for r in records}.values()  # ImageType values repeat
+    if not any(r.is_mosaic for r in one_per_type):
         return None
     mosaic = [r for r in records if r.is_mosaic]
     info = mosaic[0].mosaic  # read from the CSA header in the header pass: planning reads no file

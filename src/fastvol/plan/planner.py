@@ -9,6 +9,8 @@ warnings; they are concatenated here in step order.
 from __future__ import annotations
 
 import warnings
+
+import numpy as np
 from typing import TYPE_CHECKING
 
 from ..errors import FastvolWarning
@@ -71,8 +73,9 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
     lead = (layout.n_volumes,) if layout.n_volumes > 1 or keep_axis else ()
     shape = lead + geometry.shape
     read_shape = lead + (1 if mosaic else grid.read_slices, fmt.rows, fmt.columns)
+    filling = len(frames.sources) < int(np.prod(read_shape[:-2]))  # slots no frame fills
     vals = values.choose(fmt, frames.slopes, frames.intercepts, options,
-                         resampled=grid.resample is not None)  # fmt: skip
+                         resampled=grid.resample is not None, filling=filling)  # fmt: skip
     values.check_output_size(shape, vals.dtype, name=name, uid=uid, files=[r.path for r in records])
     report = build_report(
         series, layout, geometry, shape, options,

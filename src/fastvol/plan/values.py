@@ -189,8 +189,11 @@ def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
 
 
 def choose(fmt: PixelFormat, slopes: Sequence[float], intercepts: Sequence[float],
-           options: Options, *, resampled: bool) -> Values:  # fmt: skip
-    """Output dtype and fill value of a load, given each frame's slope and intercept."""
+           options: Options, *, resampled: bool, filling: bool = True) -> Values:  # fmt: skip
+    """Output dtype and fill value of a load, given each frame's slope and intercept.
+
+    ``filling``: some output slices have no frame (gaps filled), so the fill value must fit.
+    """
     slopes_arr, icpts_arr = np.array(slopes), np.array(intercepts)
     decisions: list[Decision] = []
     notes: list[Decision] = []
@@ -199,6 +202,11 @@ def choose(fmt: PixelFormat, slopes: Sequence[float], intercepts: Sequence[float
     dtype = output_dtype(fmt, slopes_arr, icpts_arr, options, resampled)
     if options.fill_value is not None:
         fill = float(options.fill_value)
+        if filling and dtype.kind in "iu" and not (
+            math.isfinite(fill) and np.iinfo(dtype).min <= fill <= np.iinfo(dtype).max
+        ):
+            raise InputError(f"fill_value={fill:g} does not fit the output dtype {dtype.name}; "
+                             f"pass a value in its range, or dtype='float32'")  # fmt: skip
     elif dtype.kind == "f":
         fill = float("nan")
     else:  # the integer dtype's minimum: a value real data rarely holds
