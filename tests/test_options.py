@@ -257,3 +257,15 @@ def test_upper_case_suffixes_write(tmp_path):
     vol.to_nifti(tmp_path / "v.NII.GZ")
     vol.to_npz(tmp_path / "v.NPZ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s", "v.NII.GZ", "v.NPZ"]
+
+
+def test_path_not_found_message_is_the_message(tmp_path):
+    with pytest.raises(fastvol.PathNotFoundError) as info:
+        fastvol.scan(tmp_path / "nowhere")
+    assert str(info.value) == f"{tmp_path / 'nowhere'}: no such file or folder"
+
+
+def test_asked_dtype_is_not_explained_as_a_rescale(tmp_path):
+    fx.write_series(tmp_path, n=3)
+    vol = fastvol.load(tmp_path, dtype="float32")
+    assert not any(d.code == "rescale_float" for d in vol.geometry.decisions)

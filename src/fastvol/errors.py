@@ -93,6 +93,11 @@ class FastvolError(Exception):
             setattr(self, key, value)
         self._data = data
 
+    def __str__(self) -> str:
+        # The message, also for the OSError-derived errors, whose own __str__ would print
+        # "[Errno 2] None: 'path'" once errno and filename are set.
+        return self.message
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only constructors do not pickle by default; DataLoader workers pickle errors.
         return (_rebuild, (type(self), self.message, self.files, self.uid, self._data))

@@ -213,8 +213,8 @@ def choose(fmt: PixelFormat, slopes: Sequence[float], intercepts: Sequence[float
         fill = float(np.iinfo(dtype).min)
     if fmt.photometric_interpretation == "MONOCHROME1":
         notes.append(Decision("monochrome1"))
-    if options.rescale and dtype.kind == "f" and not resampled:
-        decisions.append(Decision("rescale_float"))
+    if options.rescale and options.dtype is None and dtype.kind == "f" and not resampled:
+        decisions.append(Decision("rescale_float"))  # float32 because of the rescale, not asked
     decisions.append(Decision("dtype", dtype=dtype.name, rescale=options.rescale))
     return Values(dtype=dtype, fill_value=fill, decisions=tuple(decisions), warnings=tuple(notes))
 
