@@ -19,11 +19,11 @@ from typing import Any
 __all__ = ["COMPILE_AFTER", "compiled", "pixel_kernels", "scan_buffers"]
 
 #: Work units (files scanned x 1000, or thousands of pixels converted) a process does
-#: compile-free before it switches to numba for good: about 0.3 s of plain-Python scanning
-#: and numpy conversion, less than importing numba and loading its kernels (0.5-0.9 s). A
-#: small series stays compile-free; a 300-slice scan (300,000) compiles at once, since
-#: measured whole processes cost the same either way and later loads then run compiled.
-COMPILE_AFTER = 200_000
+#: compile-free before it switches to numba for good: about what importing numba and
+#: loading its kernels costs (0.5-0.9 s). A one-off 300-slice CT (about 380,000) stays
+#: compile-free: as a whole process that measured 1.0 s against 1.45 s compiled
+#: (benchmarks/test_startup.py); a process that goes on loading switches during its second.
+COMPILE_AFTER = 500_000
 #: Cost of scanning one file's header in plain Python, in work units (about 1.5 ms).
 SCAN_FILE_WORK = 1_000
 
