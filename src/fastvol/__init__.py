@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from .group import Series
     from .options import Options, Tolerances
     from .report import GeometryReport
-    from .volume import Volume
+    from .volume import Volume, from_nifti, from_zarr
 
 __version__ = "0.1.0"
 
@@ -75,12 +75,16 @@ __all__ = [
     "UnsupportedError",
     "Volume",
     "__version__",
+    "from_nifti",
+    "from_zarr",
     "load",
     "load_series",
     "scan",
 ]
 
 _LAZY = {
+    "from_nifti": ("volume", "from_nifti"),
+    "from_zarr": ("volume", "from_zarr"),
     "load": ("api", "load"),
     "load_series": ("api", "load_series"),
     "Options": ("options", "Options"),

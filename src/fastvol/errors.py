@@ -210,7 +210,7 @@ FOREIGN_ERRORS: tuple[tuple[type[BaseException], type[FastvolError]], ...] = (
 #: Modules whose own exception classes all mean "this file is malformed" (pydicom's
 #: BytesLengthException derives from Exception alone); matched by name, so this leaf module
 #: imports no parser.
-FOREIGN_MODULES: tuple[str, ...] = ("pydicom",)
+FOREIGN_MODULES: tuple[str, ...] = ("pydicom", "nibabel", "zarr")
 
 
 @contextlib.contextmanager

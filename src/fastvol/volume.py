@@ -12,7 +12,7 @@ import numpy as np
 from .atomic import atomic_path
 from .report import GeometryReport
 
-__all__ = ["LPS_TO_RAS", "Volume"]
+__all__ = ["LPS_TO_RAS", "Volume", "from_nifti", "from_zarr"]
 
 #: Flips the first two world axes: RAS = LPS_TO_RAS @ LPS (and back, it is its own inverse).
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -71,33 +71,37 @@ class Volume:
         """3x3 unit vectors (columns) of the ``(slice, row, column)`` axes in LPS."""
         return self.affine[:3, :3] / np.array(self.spacing)
 
-    def to_nifti(self, path: str | os.PathLike[str]) -> str:
-        """Write a NIfTI file (needs the ``nifti`` extra: nibabel), atomically.
+    def to_nifti(self, path: str | os.PathLike[str], *, repetition_time_s: float | None = None) -> str:
+        """Write a NIfTI-1 file (needs the ``nifti`` extra: nibabel), atomically.
 
-        The NIfTI array is ``(column, row, slice, ...)`` with a RAS affine, the usual layout of
-        NIfTI readers; this conversion is explicit and only happens here.
+        The NIfTI array is ``(column, row, slice, ...)`` with the RAS affine of that order in
+        both qform and sform (code 1, scanner), units mm and seconds; see :mod:`fastvol.nifti`
+        for how this layout relates to dcm2niix's. This conversion is explicit and only
+        happens there.
+
+        Parameters
+        ----------
+        repetition_time_s
+            ``pixdim[4]`` in seconds; by default ``meta["RepetitionTime"]`` (ms) when the load
+            carried it (``extra_tags=["RepetitionTime"]``), else left 0.
         """
-        if not os.fspath(path).lower().endswith((".nii", ".nii.gz")):
-            from .errors import InputError
+        from .nifti import write_nifti
 
-            raise InputError(f"{os.fspath(path)}: a NIfTI file name ends in .nii or .nii.gz",
-                             files=[os.fspath(path)])  # fmt: skip
-        try:
-            import nibabel as nib
-        except ImportError as exc:
-            from .errors import MissingDependencyError
+        if repetition_time_s is None:
+            repetition_time_s = _repetition_time_s(self.meta)
+        return write_nifti(path, self.array, self.affine, repetition_time_s=repetition_time_s,
+                           description=str(self.meta.get("series_description") or ""))  # fmt: skip
 
-            raise MissingDependencyError("writing NIfTI needs nibabel: pip install 'fastvol[nifti]'",
-                                         install_hint="pip install 'fastvol[nifti]'") from exc  # fmt: skip
-        nd = self.array.ndim
-        # (..., slice, row, column) -> (column, row, slice, ...)
-        data = np.transpose(self.array, (nd - 1, nd - 2, nd - 3, *range(nd - 3)))
-        perm = np.zeros((4, 4))
-        perm[0, 2] = perm[1, 1] = perm[2, 0] = perm[3, 3] = 1.0  # (col,row,slice) -> (slice,row,col)
-        image = nib.Nifti1Image(np.ascontiguousarray(data), self.affine_ras @ perm)
-        with atomic_path(path) as tmp:
-            nib.save(image, tmp)
-        return os.fspath(path)
+    def to_zarr(self, path: str | os.PathLike[str], *, chunks: tuple[int, ...] | None = None) -> str:
+        """Write an OME-Zarr store (zarr v3, needs the ``zarr`` extra), atomically.
+
+        The array keeps fastvol's order ``(..., slice, row, column)``, chunked per group of
+        slices and compressed with Blosc LZ4; the full LPS affine is the ``fastvol.affine_lps``
+        attribute and a NIfTI header sits beside it (see :mod:`fastvol.zarr_io`).
+        """
+        from .zarr_io import write_zarr
+
+        return write_zarr(path, self.array, self.affine, name=self.geometry.series, chunks=chunks)
 
     def to_npz(self, path: str | os.PathLike[str]) -> str:
         """Write ``array`` and ``affine_lps`` (``(slice, row, column)`` -> LPS) to an ``.npz``, atomically."""
@@ -108,3 +112,60 @@ class Volume:
     def __repr__(self) -> str:
         return (f"Volume(shape={self.shape}, dtype={self.array.dtype}, "
                 f"spacing={tuple(round(s, 4) for s in self.spacing)}, series={self.geometry.series!r})")  # fmt: skip
+
+
+def _repetition_time_s(meta: Mapping[str, Any]) -> float | None:
+    """RepetitionTime (DICOM: ms) in seconds, when the load carried one value of it."""
+    value = meta.get("RepetitionTime")
+    try:
+        return float(value) / 1000.0 if value is not None else None
+    except (TypeError, ValueError):  # one value per slice (a tuple): no single TR
+        return None
+
+
+def _volume_from(array: np.ndarray, affine: np.ndarray, name: str, meta: dict[str, Any]) -> Volume:
+    """A Volume around an array read back from a file: its report says only what an affine says."""
+    from .geometry import orientation_label
+
+    spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
+    unit = affine[:3, :3] / np.where(np.array(spacing) > 0, spacing, 1.0)
+    row_dir, col_dir = unit[:, 2], unit[:, 1]
+    normal = np.cross(row_dir, col_dir)
+    plane, obliquity = orientation_label(row_dir, col_dir, normal)
+    n = array.shape[-3]
+    distances = (affine[:3, 3] + np.outer(np.arange(n), affine[:3, 0])) @ normal
+    step = spacing[0]
+    report = GeometryReport(
+        series=name, shape=tuple(array.shape), spacing=spacing,  # type: ignore[arg-type]
+        affine=tuple(tuple(float(v) for v in row) for row in affine),
+        orientation=tuple(float(v) for v in (*row_dir, *col_dir)), plane=plane,
+        obliquity=obliquity, slice_positions=tuple(float(d) for d in distances),
+        step_min=step, step_median=step, step_max=step, kind="regular" if n > 1 else "single",
+        handedness="right" if np.linalg.det(affine[:3, :3]) > 0 else "left",
+    )  # fmt: skip
+    return Volume(array=array, affine=affine, geometry=report, meta=meta)
+
+
+def from_nifti(path: str | os.PathLike[str]) -> Volume:
+    """Read a NIfTI file into a :class:`Volume` (``(..., slice, row, column)``, LPS affine).
+
+    The inverse of :meth:`Volume.to_nifti`: ``from_nifti(v.to_nifti(p))`` has ``v``'s array
+    and affine. Any NIfTI file is read the same way (its ``(i, j, k)`` become ``(column, row,
+    slice)``), so its geometry report says what the affine says and nothing more. ``meta``
+    holds the header's ``qform_code``, ``sform_code``, ``xyzt_units``, ``pixdim`` and
+    ``descrip``, and ``source`` (the path).
+    """
+    from .nifti import read_nifti
+
+    array, affine, header = read_nifti(path)
+    return _volume_from(array, affine, os.path.basename(os.fspath(path)),
+                        {"source": os.fspath(path), **header})  # fmt: skip
+
+
+def from_zarr(path: str | os.PathLike[str]) -> Volume:
+    """Read a store :meth:`Volume.to_zarr` wrote into a :class:`Volume`."""
+    from .zarr_io import read_zarr
+
+    array, affine, attrs = read_zarr(path)
+    name = str(attrs.get("ome", {}).get("multiscales", [{}])[0].get("name") or os.path.basename(os.fspath(path)))
+    return _volume_from(array, affine, name, {"source": os.fspath(path)})

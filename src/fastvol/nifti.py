@@ -1,0 +1,156 @@
+"""NIfTI: the one place fastvol's ``(..., slice, row, column)`` + LPS turns into NIfTI's layout and back.
+
+NIfTI readers (nibabel, ITK, MONAI, TorchIO, FSL) index ``(i, j, k, t, ...)`` and map ``(i, j, k)``
+to RAS mm. fastvol writes ``i = column``, ``j = row``, ``k = slice`` (no flips: voxel ``(i, j, k)``
+is fastvol's ``[k, j, i]``), leading axes (volumes) after the spatial ones, and the RAS affine of
+that order in both the qform and the sform, each with code 1 (scanner anatomical), units mm and
+seconds, and ``pixdim[4]`` the repetition time in seconds when it is known.
+
+dcm2niix writes the same voxel centres in another index order: it also puts columns along ``i``,
+but stores the rows bottom-up (``j = rows - 1 - row``) and usually orders ``k`` by ascending
+position along the slice normal (fastvol: descending, as highdicom), so its qform has ``qfac``
+-1 where fastvol's has +1. Both are correct; compare them in world space (``tests/test_writers``
+does, against dcm2niix's references in the corpus), never by array layout.
+
+Functions here take and return plain arrays, so :class:`~fastvol.Volume` and the integrations
+(MONAI, TorchIO) share one conversion.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import InputError, MissingDependencyError, map_exceptions
+
+__all__ = ["from_nifti_layout", "nifti_layout", "read_nifti", "write_nifti"]
+
+#: Flips the first two world axes: RAS = LPS_TO_RAS @ LPS (its own inverse).
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+#: Swaps index axes 0 and 2: ``(column, row, slice)`` <-> ``(slice, row, column)`` (its own inverse).
+SWAP_CS = np.array([[0.0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
+#: NIfTI xform code for scanner anatomical coordinates (what DICOM positions are).
+SCANNER = 1
+
+_INSTALL = "pip install 'fastvol[nifti]'"
+
+
+def nifti_layout(array: np.ndarray, affine_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(..., slice, row, column)`` and its LPS affine -> ``(column, row, slice, ...)`` and RAS.
+
+    The returned array is a view (a transpose); leading axes keep their order after the three
+    spatial ones.
+    """
+    nd = array.ndim
+    if nd < 3:
+        raise InputError(f"a volume has at least 3 axes (slice, row, column), got shape {array.shape}")
+    data = np.transpose(array, (nd - 1, nd - 2, nd - 3, *range(nd - 3)))
+    return data, LPS_TO_RAS @ np.asarray(affine_lps, dtype=np.float64) @ SWAP_CS
+
+
+def from_nifti_layout(data: np.ndarray, affine_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`nifti_layout`: ``(i, j, k, ...)`` + RAS -> ``(..., slice, row, column)`` + LPS."""
+    nd = data.ndim
+    if nd < 3:
+        raise InputError(f"a NIfTI image with fewer than 3 axes has no volume: shape {data.shape}")
+    array = np.transpose(data, (*range(3, nd), 2, 1, 0))
+    return array, LPS_TO_RAS @ np.asarray(affine_ras, dtype=np.float64) @ SWAP_CS
+
+
+def _nibabel() -> Any:
+    try:
+        import nibabel
+    except ImportError as exc:
+        raise MissingDependencyError(f"NIfTI needs nibabel: {_INSTALL}", install_hint=_INSTALL) from exc
+    return nibabel
+
+
+def _check_name(path: str) -> None:
+    if not path.lower().endswith((".nii", ".nii.gz")):
+        raise InputError(f"{path}: a NIfTI file name ends in .nii or .nii.gz", files=[path])
+
+
+def write_nifti(
+    path: str | os.PathLike[str],
+    array: np.ndarray,
+    affine_lps: np.ndarray,
+    *,
+    repetition_time_s: float | None = None,
+    description: str = "",
+) -> str:
+    """Write ``array`` (``(..., slice, row, column)``) with its LPS affine as NIfTI-1, atomically.
+
+    Parameters
+    ----------
+    repetition_time_s
+        Written to ``pixdim[4]`` (seconds) when given, as dcm2niix does.
+    description
+        ``descrip`` (at most 80 bytes are kept).
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    target = os.fspath(path)
+    _check_name(target)
+    nib = _nibabel()
+    data, affine_ras = nifti_layout(array, affine_lps)
+    if data.dtype == np.bool_:
+        data = data.astype(np.uint8)
+    image = nib.Nifti1Image(np.ascontiguousarray(data), affine_ras)
+    header = image.header
+    image.set_qform(affine_ras, code=SCANNER)
+    image.set_sform(affine_ras, code=SCANNER)
+    header.set_xyzt_units("mm", "sec")
+    if repetition_time_s is not None and np.isfinite(repetition_time_s) and repetition_time_s > 0:
+        header["pixdim"][4] = float(repetition_time_s)
+    if description:
+        header["descrip"] = description.encode("ascii", "replace")[:79]
+    with atomic_path(target) as tmp:
+        nib.save(image, tmp)
+    return target
+
+
+def read_nifti(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Read a NIfTI file into fastvol's layout.
+
+    Returns
+    -------
+    array
+        ``(..., slice, row, column)``: the file's ``(i, j, k, t, ...)`` transposed (a copy, C order).
+        Stored values unless the header scales them (``scl_slope``), then float as nibabel gives.
+    affine
+        4x4 LPS affine of ``(slice, row, column)`` (from the sform when its code is set, else the
+        qform, as nibabel chooses).
+    header
+        ``qform_code``, ``sform_code``, ``xyzt_units``, ``pixdim``, ``descrip``, plain values.
+
+    Raises
+    ------
+    PathNotFoundError, CorruptFileError, InputError
+        A missing, unreadable or malformed file, or one with fewer than 3 axes.
+    """
+    target = os.fspath(path)
+    nib = _nibabel()
+    if not os.path.exists(target):
+        from .errors import PathNotFoundError
+
+        raise PathNotFoundError(f"{target}: no such NIfTI file", files=[target])
+    with map_exceptions(f"{target}: reading NIfTI", files=[target]):
+        image = nib.load(target)
+        data = np.asanyarray(image.dataobj)
+        affine_ras = image.affine
+        header = image.header
+        info = {
+            "qform_code": int(header["qform_code"]),
+            "sform_code": int(header["sform_code"]),
+            "xyzt_units": tuple(header.get_xyzt_units()),
+            "pixdim": tuple(float(v) for v in header["pixdim"]),
+            "descrip": bytes(header["descrip"]).split(b"\0")[0].decode("ascii", "replace"),
+        }
+    array, affine = from_nifti_layout(data, affine_ras)
+    return np.ascontiguousarray(array), affine, info
