@@ -26,7 +26,7 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import InputError, MissingDependencyError, map_exceptions
 
-__all__ = ["from_nifti_layout", "nifti_layout", "read_nifti", "write_nifti"]
+__all__ = ["from_nifti_layout", "itk_layout", "nifti_layout", "read_nifti", "write_nifti"]
 
 #: Flips the first two world axes: RAS = LPS_TO_RAS @ LPS (its own inverse).
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -49,6 +49,21 @@ def nifti_layout(array: np.ndarray, affine_lps: np.ndarray) -> tuple[np.ndarray,
         raise InputError(f"a volume has at least 3 axes (slice, row, column), got shape {array.shape}")
     data = np.transpose(array, (nd - 1, nd - 2, nd - 3, *range(nd - 3)))
     return data, LPS_TO_RAS @ np.asarray(affine_lps, dtype=np.float64) @ SWAP_CS
+
+
+def itk_layout(array: np.ndarray, affine_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(..., slice, row, column)`` + LPS -> ITK's DICOM order ``(column, row, k, ...)`` + RAS.
+
+    ITK (GDCM) stacks slices ascending along the normal ``row x column``; fastvol descending
+    (as highdicom). So ``k = n - 1 - slice``, and the RAS affine is what MONAI's ITKReader
+    returns for the same series. The array is a view.
+    """
+    data, _ = nifti_layout(array[..., ::-1, :, :], affine_lps)
+    n = array.shape[-3]
+    flip = np.eye(4)
+    flip[2, 2], flip[2, 3] = -1.0, n - 1.0  # (c, r, k) -> (c, r, n - 1 - k)
+    _, affine_ras = nifti_layout(array, affine_lps)
+    return data, affine_ras @ flip
 
 
 def from_nifti_layout(data: np.ndarray, affine_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
