@@ -168,16 +168,17 @@ def load_series(
     options: Options | None = None,
     *,
     executor: Executor | None | str = "default",
+    out: Any = None,
     **overrides: Any,
 ) -> Volume:
-    """Load one scanned series; see :func:`load` for the options."""
+    """Load one scanned series; see :func:`load` for the options and ``out``."""
     from .stack import execute
 
     opts = Options.resolve(options, overrides)
     # The load boundary: whatever a lower layer raises on bad input leaves as a fastvol error.
     with map_exceptions(f"series {series.id}", files=series.files[:3], uid=series.uid):
         plan = make_plan(series, opts)
-        array = execute(plan, executor=executor, threads=opts.threads)
+        array = execute(plan, executor=executor, threads=opts.threads, out=out)
     return Volume(array=array, affine=plan.affine, geometry=plan.report, meta=plan.meta)
 
 
@@ -206,6 +207,7 @@ def load(
     *,
     series: Series | str | int | None = None,
     executor: Executor | None | str = "default",
+    out: Any = None,
     **overrides: Any,
 ) -> Volume:
     """Load one DICOM series from a folder, a file, a list of files, or byte sources.
@@ -250,6 +252,13 @@ def load(
         the same SeriesInstanceUID do not count: they are skipped and reported).
     executor
         ``"default"`` (as ``threads`` says), ``None`` (calling thread) or an Executor.
+    out
+        A numpy array to fill instead of allocating one (e.g. a slot of a preallocated batch,
+        or pinned memory): C-contiguous, writeable, exactly the load's shape and dtype
+        (``scan`` then ``Series.geometry.shape`` tell the shape before reading pixels; pass
+        ``dtype=`` to fix the dtype). ``Volume.array`` is then ``out``. Otherwise an
+        :class:`~fastvol.InputError` naming the expected shape and dtype, before any pixel is
+        read.
 
     Raises
     ------
@@ -271,7 +280,7 @@ def load(
     if not found:
         raise _nothing_found(found, where)
     chosen = select_series(found, series, where)
-    return load_series(chosen, opts, executor=executor)
+    return load_series(chosen, opts, executor=executor, out=out)
 
 
 #: What a scanned Series delegates to (injected, so group.py never imports this module).

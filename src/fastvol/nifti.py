@@ -6,11 +6,14 @@ is fastvol's ``[k, j, i]``), leading axes (volumes) after the spatial ones, and 
 that order in both the qform and the sform, each with code 1 (scanner anatomical), units mm and
 seconds, and ``pixdim[4]`` the repetition time in seconds when it is known.
 
-dcm2niix writes the same voxel centres in another index order: it also puts columns along ``i``,
-but stores the rows bottom-up (``j = rows - 1 - row``) and usually orders ``k`` by ascending
-position along the slice normal (fastvol: descending, as highdicom), so its qform has ``qfac``
--1 where fastvol's has +1. Both are correct; compare them in world space (``tests/test_writers``
-does, against dcm2niix's references in the corpus), never by array layout.
+dcm2niix writes the same voxel centres in another index order. For classic and mosaic series
+it also puts columns along ``i`` but stores the rows bottom-up (``j = rows - 1 - row``) and
+mostly orders ``k`` ascending along the slice normal (fastvol: descending, as highdicom), so
+its ``qfac`` is often -1 where fastvol's is +1; for some enhanced multi-frame series it
+permutes the axes as well. Everything else matches: qform and sform codes 1, units mm and s,
+``pixdim[4]`` the TR, the same voxel centres and values. Compare the two in world space
+(``tests/test_writers.py`` does, against every single-file dcm2niix reference in the corpus),
+never by array layout.
 
 Functions here take and return plain arrays, so :class:`~fastvol.Volume` and the integrations
 (MONAI, TorchIO) share one conversion.
@@ -101,7 +104,7 @@ def write_nifti(
     Parameters
     ----------
     repetition_time_s
-        Written to ``pixdim[4]`` (seconds) when given, as dcm2niix does.
+        Written to ``pixdim[4]`` (seconds) when given, as dcm2niix does; else 0 (unknown).
     description
         ``descrip`` (at most 80 bytes are kept).
 
@@ -121,8 +124,8 @@ def write_nifti(
     image.set_qform(affine_ras, code=SCANNER)
     image.set_sform(affine_ras, code=SCANNER)
     header.set_xyzt_units("mm", "sec")
-    if repetition_time_s is not None and np.isfinite(repetition_time_s) and repetition_time_s > 0:
-        header["pixdim"][4] = float(repetition_time_s)
+    known = repetition_time_s is not None and np.isfinite(repetition_time_s) and repetition_time_s > 0
+    header["pixdim"][4] = float(repetition_time_s) if known else 0.0  # 0: not known (not 1 s)
     if description:
         header["descrip"] = description.encode("ascii", "replace")[:79]
     with atomic_path(target) as tmp:

@@ -307,9 +307,13 @@ def _choose_executor(
 
 
 def execute(
-    plan: LoadPlan, *, executor: Executor | None | str = "default", threads: int | None = None
+    plan: LoadPlan,
+    *,
+    executor: Executor | None | str = "default",
+    threads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Read every frame of ``plan`` into a new array of shape ``plan.shape``.
+    """Read every frame of ``plan`` into a new array of shape ``plan.shape`` (or into ``out``).
 
     Parameters
     ----------
@@ -323,18 +327,25 @@ def execute(
         ``n`` threads (created on first use, kept for later loads, recreated after a fork). A
         series whose decoder holds the GIL (pylibjpeg, pydicom) is read in the calling thread
         whatever ``threads`` says: a pool only adds overhead to it.
+    out
+        A C-contiguous, writeable array of exactly ``plan.shape`` and ``plan.dtype`` to fill
+        and return (frames are read straight into it unless the plan resamples or demosaics).
 
     Raises
     ------
     InputError
-        ``threads`` is not a whole number >= 1 or None, or ``executor`` is another string.
+        ``threads`` is not a whole number >= 1 or None, ``executor`` is another string, or
+        ``out`` has another shape or dtype, or is not C-contiguous and writeable.
     """
     check_threads(threads)
+    check_out(out, plan)
     if executor is not None and executor != "default" and not isinstance(executor, Executor):
         raise InputError(f"executor={executor!r}: expected 'default', None or an Executor")
     dtype = np.dtype(plan.dtype)
     work_dtype = dtype if plan.resample is None else np.dtype(np.float32) if dtype.kind != "f" else dtype
-    out = np.empty(plan.read_shape, dtype=work_dtype)
+    direct = out is not None and plan.resample is None and plan.mosaic is None and work_dtype == dtype
+    given, out = out, (out if direct else np.empty(plan.read_shape, dtype=work_dtype))
+    assert out is not None
     flat = out.reshape((-1,) + out.shape[-2:])
     filled = np.zeros(flat.shape[0], dtype=bool)
     filled[[s.slot for s in plan.sources]] = True
@@ -381,7 +392,25 @@ def execute(
 
         tiles = demosaic(out.reshape((-1,) + out.shape[-2:]), plan.mosaic.info)
         out = np.ascontiguousarray(tiles[:, list(plan.mosaic.order)]).reshape(plan.shape)
+    if given is not None and out is not given:
+        np.copyto(given, out)
+        return given
     return out
+
+
+def check_out(out: np.ndarray | None, plan: LoadPlan) -> None:
+    """Raise InputError unless ``out`` is None or can take the plan's array as it is."""
+    if out is None:
+        return
+    shape, dtype = tuple(plan.shape), np.dtype(plan.dtype)
+    if not isinstance(out, np.ndarray):
+        raise InputError(f"out= must be a numpy array of shape {shape} and dtype {dtype}, "
+                         f"got {type(out).__name__}")  # fmt: skip
+    if tuple(out.shape) != shape or out.dtype != dtype:
+        raise InputError(f"out= has shape {tuple(out.shape)} and dtype {out.dtype}; this load "
+                         f"needs shape {shape} and dtype {dtype} (pass dtype= to choose it)")  # fmt: skip
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise InputError(f"out= must be C-contiguous and writeable (shape {shape}, dtype {dtype})")
 
 
 def _multiframe_ranges(sources: tuple[FrameSource, ...], frame_bytes: int) -> dict[str, list[Any]]:

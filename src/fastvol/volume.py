@@ -83,7 +83,8 @@ class Volume:
         ----------
         repetition_time_s
             ``pixdim[4]`` in seconds; by default ``meta["RepetitionTime"]`` (ms) when the load
-            carried it (``extra_tags=["RepetitionTime"]``), else left 0.
+            carried it (``extra_tags=["RepetitionTime"]``; classic files only: enhanced
+            multi-frame files keep it in functional groups, not read yet), else 0 (unknown).
         """
         from .nifti import write_nifti
 
