@@ -1,0 +1,100 @@
+"""fastvol.monai.FastvolReader inside MONAI's LoadImage, against MONAI's own ITKReader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import factory as fx
+import fastvol
+
+monai = pytest.importorskip("monai")
+pytest.importorskip("itk")
+from monai.transforms import LoadImage  # noqa: E402
+
+from fastvol.monai import FastvolReader, restore_url  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings(
+    # 2026-12: MONAI warns about its optional GPU codecs (nvImageCodec) at first use.
+    "ignore::UserWarning:monai",
+    # 2026-12: ITK's lazy loader imports SWIG modules that raise DeprecationWarnings; turned
+    # into errors mid-import, the next ITK import segfaults (itk 5.4.7).
+    "ignore::DeprecationWarning",
+)
+
+GEOMETRIES = {
+    "axial": dict(orientation=(1, 0, 0, 0, 1, 0)),
+    "oblique": dict(orientation=(0.8660254, 0.5, 0, -0.5, 0.8660254, 0), origin=(3, -4, 5)),
+    "sagittal": dict(orientation=(0, 1, 0, 0, 0, -1), origin=(-20, 10, 30)),
+    "reversed-step": dict(step=-2.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+@pytest.mark.parametrize("dtype", [None, np.float32])
+def test_dotted_name_returns_what_itkreader_returns(tmp_path, name, dtype):
+    written = fx.write_series(tmp_path / "s", n=6, shuffle=True, intercepts=-1024.0,
+                              **GEOMETRIES[name])  # fmt: skip
+    ours = LoadImage(reader="fastvol.monai.FastvolReader", image_only=True, dtype=dtype)(written.folder)
+    itk = LoadImage(reader="ITKReader", image_only=True, dtype=dtype)(written.folder)
+    assert ours.dtype == itk.dtype  # int16 kept when dtype=None
+    assert ours.shape == itk.shape
+    np.testing.assert_array_equal(ours.numpy(), itk.numpy())
+    np.testing.assert_allclose(ours.affine.numpy(), itk.affine.numpy(), atol=1e-6)
+    assert set(map(str, ours.meta)) == set(map(str, itk.meta))
+    for key in ("original_affine", "spatial_shape", "spacing"):
+        np.testing.assert_allclose(np.asarray(ours.meta[key]), np.asarray(itk.meta[key]), atol=1e-6)
+    assert ours.meta["space"] == itk.meta["space"] == "RAS"
+    assert np.isnan(ours.meta["original_channel_dim"]) and np.isnan(itk.meta["original_channel_dim"])
+    assert ours.meta["filename_or_obj"] == itk.meta["filename_or_obj"]
+
+
+def test_class_instance_fastvol_layout_and_4d(tmp_path):
+    written = fx.write_series(tmp_path / "s", n=4, repeats=3)
+    vol = fastvol.load(written.folder)
+    by_class = LoadImage(reader=FastvolReader, image_only=True, dtype=None)(written.folder)
+    # 4D: volumes last as a channel axis, which EnsureChannelFirst moves to the front.
+    assert by_class.shape == (12, 16, 4, 3) and by_class.meta["original_channel_dim"] == -1
+    first = LoadImage(reader=FastvolReader(), image_only=True, dtype=None, ensure_channel_first=True)
+    image = first(written.folder)
+    assert image.shape == (3, 12, 16, 4)
+    np.testing.assert_array_equal(image[2].numpy(), vol.array[2, ::-1].transpose(2, 1, 0))
+    native = LoadImage(reader=FastvolReader(layout="fastvol"), image_only=True, dtype=None)(written.folder)
+    np.testing.assert_array_equal(native.numpy(), vol.array)
+    np.testing.assert_allclose(native.affine.numpy(), vol.affine)
+    assert native.meta["space"] == "LPS"
+    with pytest.raises(fastvol.InputError, match="layout"):
+        FastvolReader(layout="ras")
+
+
+def test_options_reach_the_load_and_errors_stay_fastvol_errors(tmp_path):
+    written = fx.write_series(tmp_path / "s", n=6, drop=[2])
+    with pytest.raises(fastvol.MissingSlicesError):
+        FastvolReader().read(written.folder)
+    filled = FastvolReader(gaps="fill").read(written.folder)
+    assert filled.shape == (6, 16, 12)
+    assert FastvolReader().verify_suffix([written.folder, "x.dcm"])
+    assert not FastvolReader().verify_suffix("t1.nii.gz")
+
+
+def test_urls_survive_expanduser(tmp_path):
+    from pathlib import Path
+
+    assert restore_url(str(Path("s3://bucket/study/ct").expanduser())) == "s3://bucket/study/ct"
+    assert restore_url("https:/host/a") == "https://host/a"
+    assert restore_url("/local/path") == "/local/path" and restore_url("C:/x") == "C:/x"
+    local = tmp_path / "s3:" / "bucket"
+    local.mkdir(parents=True)
+    assert restore_url(str(local)) == str(local)  # an existing local path is not a URL
+    # End to end through LoadImage (expanduser on): the URL reaches fastvol.load intact.
+    fsspec = pytest.importorskip("fsspec")
+    written = fx.write_series(tmp_path / "s", n=3)
+    fs = fsspec.filesystem("memory")
+    for path in written.paths:
+        fs.pipe(f"/issue11/{Path(path).name}", Path(path).read_bytes())
+    try:
+        fastvol.load("memory://issue11")
+    except fastvol.FastvolError as exc:
+        pytest.skip(f"this fastvol reads no URLs yet ({type(exc).__name__}); restore_url tested above")
+    image = LoadImage(reader="fastvol.monai.FastvolReader", image_only=True, dtype=None)("memory://issue11")
+    np.testing.assert_array_equal(image.numpy(), fastvol.load(written.folder).array[::-1].transpose(2, 1, 0))
