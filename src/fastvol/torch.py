@@ -26,7 +26,7 @@ from .api import load, load_series
 from .atomic import atomic_path
 from .errors import InputError
 from .group import Series
-from .options import Options
+from .options import OUTPUT_DTYPES, Options
 from .volume import Volume
 
 __all__ = ["SeriesDataset", "decode_threads"]
@@ -147,6 +147,9 @@ class SeriesDataset(Dataset):
 
     def _load(self, item: Item) -> Volume:
         opts = self.options.replace(threads=decode_threads(self.options.threads))
+        if self._dtypes is not None and self.options.dtype is None and self._dtypes[0].name in OUTPUT_DTYPES:
+            # The load writes out_dtype itself (rescale into it): no second copy of the volume.
+            opts = opts.replace(dtype=self._dtypes[0].name)
         if isinstance(item, Series):
             return load_series(item, opts)
         if isinstance(item, tuple) and len(item) == 2:
