@@ -27,6 +27,7 @@ from .dicom import TS, UNDEFINED_LENGTH
 from .errors import CorruptFileError, DecodeError, FastvolError, InputError
 from .kernels import pixel_kernels
 from .options import check_threads
+from .pixels import unpack_bits
 from .plan.types import FrameSource, LoadPlan, PixelFormat
 
 __all__ = ["default_executor", "execute", "thread_pool"]
@@ -106,6 +107,8 @@ def _stored_frame(
     if src.pixel_offset < 0:
         return _stored_via_pydicom(src, pixel)
     source = src.source
+    if pixel.bits_allocated == 1:  # uncompressed only (the plan refuses compressed 1-bit data)
+        return _packed_frame(src, pixel)
     if ts in TS.UNCOMPRESSED:
         buf = into if into is not None else _scratch(n * stored.itemsize).view(stored)
         source.read_into([(src.pixel_offset + src.frame * pixel.frame_bytes, buf.nbytes)], [buf])
@@ -130,6 +133,16 @@ def _stored_frame(
     return flat.view(stored) if flat.dtype.itemsize == stored.itemsize else flat
 
 
+def _packed_frame(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
+    """One frame of 1-bit samples, unpacked to uint8: frames are packed without padding, so
+    frame ``k`` starts at bit ``k * samples`` of the pixel data, possibly inside a byte."""
+    n = pixel.frame_samples
+    first = src.frame * n
+    raw = np.empty((first % 8 + n + 7) // 8, dtype=np.uint8)
+    src.source.read_into([(src.pixel_offset + first // 8, raw.nbytes)], [raw])
+    return unpack_bits(raw, first % 8, n)
+
+
 def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
     """Pixels whose bytes are not addressable in the file (deflated): inflate just enough.
 
@@ -140,7 +153,7 @@ def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
     from .headers.pydicom_reader import inflate_dataset
 
     size = pixel.frame_bytes
-    needed = (src.frame + 1) * size
+    needed = pixel.bytes_for(src.frame + 1)
     try:
         _, raw, _ = inflate_dataset(src.source, needed)
     except FastvolError:
@@ -152,6 +165,9 @@ def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
             f"{src.path}: pixel data holds {len(raw)} bytes, frame {src.frame} needs {needed}",
             files=[src.path],
         )
+    if pixel.bits_allocated == 1:
+        first = src.frame * pixel.frame_samples
+        return unpack_bits(np.frombuffer(raw, np.uint8, offset=first // 8), first % 8, pixel.frame_samples)
     return np.frombuffer(raw, dtype=pixel.stored_dtype.newbyteorder("<"), count=size // pixel.stored_dtype.itemsize,
                          offset=src.frame * size).astype(pixel.stored_dtype)  # fmt: skip
 
@@ -162,6 +178,12 @@ def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: Pixel
     if plain and stored.dtype == dst.dtype:
         if not np.shares_memory(stored, dst):
             dst[...] = stored
+        return
+    if pixel.kind != "int":  # IEEE samples: nothing to mask; a rescale only if the file has one
+        if src.slope == 1.0 and src.intercept == 0.0:
+            dst[...] = stored
+        else:
+            np.copyto(dst, stored * src.slope + src.intercept, casting="unsafe")
         return
     signed = bool(pixel.pixel_representation)
     mask = pixel.bits_stored < pixel.bits_allocated or stored.dtype.itemsize * 8 != pixel.bits_allocated
@@ -192,7 +214,7 @@ def _fill_one(
     identity = src.slope == 1.0 and src.intercept == 0.0
     plain = identity and pixel.bits_stored == pixel.bits_allocated
     into = None
-    if src.transfer_syntax in TS.UNCOMPRESSED and src.pixel_offset >= 0:
+    if src.transfer_syntax in TS.UNCOMPRESSED and src.pixel_offset >= 0 and pixel.bits_allocated > 1:
         if dst.dtype.itemsize == stored_dtype.itemsize and dst.flags.c_contiguous:
             into = dst.view(stored_dtype)
     try:

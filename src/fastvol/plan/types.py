@@ -43,16 +43,27 @@ class PixelFormat:
     bits_stored: int
     pixel_representation: int
     photometric_interpretation: str
+    #: ``int`` (PixelData), ``float`` or ``double`` (Float / Double Float Pixel Data).
+    kind: str = "int"
 
     @property
     def stored_dtype(self) -> np.dtype:
-        """Native dtype of one stored sample (``int16`` for signed 16-bit, ...)."""
-        return stored_dtype(self.bits_allocated, self.pixel_representation)
+        """Native dtype of one stored sample (``int16`` for signed 16-bit, ``uint8`` for 1 bit, ...)."""
+        return stored_dtype(self.bits_allocated, self.pixel_representation, self.kind)
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples of one frame."""
+        return self.rows * self.columns * self.samples_per_pixel
 
     @property
     def frame_bytes(self) -> int:
-        """Bytes of one uncompressed frame."""
-        return self.rows * self.columns * self.samples_per_pixel * (self.bits_allocated // 8)
+        """Bytes of one uncompressed frame (1-bit frames: the bytes one frame can touch)."""
+        return (self.frame_samples * self.bits_allocated + 7) // 8
+
+    def bytes_for(self, n_frames: int) -> int:
+        """Bytes of ``n_frames`` uncompressed frames (1-bit frames are packed without padding)."""
+        return (n_frames * self.frame_samples * self.bits_allocated + 7) // 8
 
     def stored_range(self) -> tuple[int, int]:
         """Smallest and largest value a stored sample can hold after masking to BitsStored."""

@@ -7,6 +7,7 @@ allocation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import numpy as np
 from ..dicom import NOT_ADDRESSABLE, HeaderRecord
 from ..errors import CorruptFileError, InputError, UnsupportedError
 from ..options import Options
-from ..pixels import SUPPORTED_BITS_ALLOCATED
+from ..pixels import FLOAT_BITS, SUPPORTED_BITS_ALLOCATED
 from .decisions import Decision
 from .types import MAX_FRAME_PIXELS, MAX_OUTPUT_BYTES, PixelFormat
 
@@ -53,7 +54,7 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
     """
     formats = {
         (r.rows, r.columns, r.samples_per_pixel, r.bits_allocated, r.bits_stored,
-         r.pixel_representation, r.photometric_interpretation)
+         r.pixel_representation, r.photometric_interpretation, r.pixel_kind)
         for r in records
     }  # fmt: skip
     if len(formats) > 1:
@@ -70,11 +71,24 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
             f"colour images are not supported yet",
             files=[first],
         )
+    if fmt.kind in FLOAT_BITS:
+        if fmt.bits_allocated != FLOAT_BITS[fmt.kind]:
+            raise CorruptFileError(
+                f"{first}: {fmt.kind} pixel data with BitsAllocated {fmt.bits_allocated} "
+                f"(the standard says {FLOAT_BITS[fmt.kind]})", files=[first],
+            )  # fmt: skip
+        # IEEE samples: BitsStored and PixelRepresentation do not apply (often absent).
+        return dataclasses.replace(fmt, bits_stored=fmt.bits_allocated, pixel_representation=0)
     if fmt.bits_allocated not in SUPPORTED_BITS_ALLOCATED:
         raise UnsupportedError(
-            f"{first}: BitsAllocated {fmt.bits_allocated} is not supported (8, 16 or 32)",
+            f"{first}: BitsAllocated {fmt.bits_allocated} is not supported (1, 8, 16 or 32)",
             files=[first],
         )
+    if fmt.bits_allocated == 1 and any(r.is_encapsulated for r in records):
+        raise UnsupportedError(
+            f"{first}: compressed pixel data with BitsAllocated 1 is not supported; "
+            f"decompress it first (e.g. dcmdjpeg / gdcmconv --raw)", files=[first],
+        )  # fmt: skip
     if fmt.pixel_representation not in (0, 1):  # 0 unsigned, 1 two's complement: nothing else
         raise CorruptFileError(
             f"{first}: PixelRepresentation {fmt.pixel_representation} is neither 0 (unsigned) "
@@ -99,7 +113,7 @@ def check_bytes(rec: HeaderRecord, fmt: PixelFormat) -> None:
         if rec.is_encapsulated and rec.pixel_offset >= rec.file_size:
             raise CorruptFileError(f"{rec.path}: truncated before its pixel data", files=[rec.path])
         return
-    needed = fmt.frame_bytes * rec.number_of_frames
+    needed = fmt.bytes_for(rec.number_of_frames)
     if rec.pixel_length < needed:
         raise CorruptFileError(
             f"{rec.path}: pixel data holds {rec.pixel_length} bytes but its header promises "
@@ -165,12 +179,25 @@ def _checked_dtype(dtype: np.dtype, fmt: PixelFormat, slopes: np.ndarray, interc
     return dtype
 
 
+def _float_dtype(fmt: PixelFormat, options: Options) -> np.dtype:
+    """Float pixel data keeps its own float dtype (a rescale, if any, is applied in it)."""
+    if options.dtype is None:
+        return fmt.stored_dtype
+    dtype = np.dtype(options.dtype)
+    if dtype.kind != "f":
+        raise InputError(f"dtype={dtype.name}: this series holds {fmt.kind} pixel data (float "
+                         f"values); pass a float dtype or none")  # fmt: skip
+    return dtype
+
+
 def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
                  options: Options, resampled: bool) -> np.dtype:  # fmt: skip
     """The dtype asked for, else the smallest that holds every rescaled value exactly.
 
     Resampled output is float32 (interpolated values are not whole).
     """
+    if fmt.kind != "int":
+        return _float_dtype(fmt, options)
     if options.dtype is not None:
         return _checked_dtype(np.dtype(options.dtype), fmt, slopes, intercepts, options)
     if not options.rescale:
@@ -213,7 +240,8 @@ def choose(fmt: PixelFormat, slopes: Sequence[float], intercepts: Sequence[float
         fill = float(np.iinfo(dtype).min)
     if fmt.photometric_interpretation == "MONOCHROME1":
         notes.append(Decision("monochrome1"))
-    if options.rescale and options.dtype is None and dtype.kind == "f" and not resampled:
+    if (options.rescale and options.dtype is None and dtype.kind == "f" and not resampled
+            and fmt.kind == "int"):
         decisions.append(Decision("rescale_float"))  # float32 because of the rescale, not asked
     decisions.append(Decision("dtype", dtype=dtype.name, rescale=options.rescale))
     return Values(dtype=dtype, fill_value=fill, decisions=tuple(decisions), warnings=tuple(notes))

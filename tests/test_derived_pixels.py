@@ -1,0 +1,111 @@
+"""Pixel kinds of derived objects: Float / Double Float Pixel Data and BitsAllocated 1.
+
+pydicom's ``pixel_array`` is the oracle for the values; files are made by highdicom from factory
+series (parametric maps, 1-bit SEG) or rewritten with pydicom (classic FloatPixelData slices).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+import factory as fx
+import factory_derived as fd
+import fastvol
+from fastvol.headers import read_header_pydicom
+from fastvol.headers.scan import scan_header
+from fastvol.pixels import unpack_bits
+from fastvol.sources import LocalFile
+
+
+def _in_volume_order(vol: fastvol.Volume, ds: pydicom.Dataset) -> np.ndarray:
+    """``ds.pixel_array`` frames placed at the slice their PlanePosition maps to."""
+    frames = ds.pixel_array.reshape((int(ds.get("NumberOfFrames", 1)), ds.Rows, ds.Columns))
+    pos = np.array([f.PlanePositionSequence[0].ImagePositionPatient
+                    for f in ds.PerFrameFunctionalGroupsSequence], dtype=float)  # fmt: skip
+    ijk = np.linalg.solve(vol.affine[:3, :3], (pos - vol.affine[:3, 3]).T).T
+    assert np.allclose(ijk[:, 1:], 0, atol=1e-6)
+    out = np.zeros(vol.shape, dtype=frames.dtype)
+    out[np.round(ijk[:, 0]).astype(int)] = frames
+    return out
+
+
+def _float_slices(tmp_path: Path, dtype: type) -> tuple[fx.WrittenSeries, list[np.ndarray]]:
+    """A classic series rewritten with (Double) Float Pixel Data of random values per slice."""
+    w = fx.write_series(tmp_path / "float", n=5, rows=6, columns=7, orientation=(0, 1, 0, 0, 0, -1))
+    rng = np.random.default_rng(3)
+    values = []
+    for path in w.paths:
+        ds = pydicom.dcmread(path)
+        del ds.PixelData
+        for keyword in ("BitsStored", "HighBit", "PixelRepresentation", "RescaleSlope",
+                        "RescaleIntercept"):  # fmt: skip
+            if keyword in ds:
+                delattr(ds, keyword)
+        v = rng.normal(scale=1000, size=(ds.Rows, ds.Columns)).astype(dtype)
+        ds.BitsAllocated = 8 * np.dtype(dtype).itemsize
+        if dtype is np.float32:
+            ds.FloatPixelData = v.astype("<f4").tobytes()
+        else:
+            ds.DoubleFloatPixelData = v.astype("<f8").tobytes()
+        ds.save_as(path)
+        values.append(v)
+    return w, values
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_pixel_data_slices_equal_pixel_array(tmp_path: Path, dtype: type) -> None:
+    w, _ = _float_slices(tmp_path, dtype)
+    vol = fastvol.load(w.folder)
+    assert vol.array.dtype == np.dtype(dtype)
+    expected = np.stack([pydicom.dcmread(p).pixel_array for p in vol.meta["files"]])
+    assert np.array_equal(vol.array, expected)  # not int bit patterns: the same floats
+    assert np.isfinite(vol.array).all() and np.abs(vol.array).max() > 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_pixel_kind_scanner_equals_pydicom(tmp_path: Path, dtype: type) -> None:
+    w, _ = _float_slices(tmp_path, dtype)
+    scanned = scan_header(LocalFile(w.paths[0]))
+    reference = read_header_pydicom(LocalFile(w.paths[0]))
+    assert scanned is not None and scanned == reference
+    assert scanned.pixel_kind == ("float" if dtype is np.float32 else "double")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_parametric_map_equals_pixel_array(tmp_path: Path, dtype: type) -> None:
+    w = fx.write_series(tmp_path / "ct", n=5, orientation=(1, 0, 0, 0, 0, -1))
+    values = np.random.default_rng(0).normal(size=(5, 16, 12)).astype(dtype)
+    path = fd.write_pm(fd.source_datasets(w), values, tmp_path / "pm.dcm")
+    vol = fastvol.load(path)
+    assert vol.array.dtype == np.dtype(dtype)
+    assert np.array_equal(vol.array, _in_volume_order(vol, pydicom.dcmread(path)))
+
+
+def test_float_pixel_data_refuses_integer_dtype(tmp_path: Path) -> None:
+    w, _ = _float_slices(tmp_path, np.float32)
+    with pytest.raises(fastvol.InputError, match="float"):
+        fastvol.load(w.folder, dtype="int16")
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(7, 9), (5, 5), (8, 8)])
+def test_one_bit_frames_across_byte_boundaries(tmp_path: Path, rows: int, columns: int) -> None:
+    w = fx.write_series(tmp_path / "ct", n=6, rows=rows, columns=columns)
+    masks = np.random.default_rng(rows).random((6, rows, columns, 1)) > 0.5
+    path = fd.write_seg(fd.source_datasets(w), masks, tmp_path / "seg.dcm", omit_empty_frames=False)
+    ds = pydicom.dcmread(path)
+    assert ds.BitsAllocated == 1
+    vol = fastvol.load(path)
+    assert np.array_equal(vol.array, _in_volume_order(vol, ds))
+
+
+def test_unpack_bits_against_slow_reference() -> None:
+    rng = np.random.default_rng(1)
+    packed = rng.integers(0, 256, size=40, dtype=np.uint8)
+    for first in (0, 1, 7, 8, 13, 63):
+        for count in (1, 5, 63, 200):
+            slow = [(int(packed[(first + i) // 8]) >> ((first + i) % 8)) & 1 for i in range(count)]
+            assert unpack_bits(packed, first, count).tolist() == slow
