@@ -25,6 +25,7 @@ from pathlib import Path
 #: A module is matched by its dotted name under fastvol, or by its package's.
 LAYERS: list[set[str]] = [
     {"__init__", "cli", "__main__"},
+    {"segmentation"},
     {"api"},
     {"volume", "stack"},
     {"decode", "frames", "codestream"},
