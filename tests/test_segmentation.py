@@ -304,3 +304,29 @@ def test_corpus_seg_on_its_source_equals_highdicom(corpus: Path, seg: str, sourc
     assert vol.shape[1:] == ref.shape
     assert np.array_equal(vol.array, _oracle_on(base / seg, ref))
     np.testing.assert_array_equal(vol.affine, ref.affine)
+
+
+def test_raw_frame_facts_equal_pydicom(tmp_path: Path, corpus_or_none: Path | None) -> None:
+    """The raw walk of the per-frame groups gives pydicom's facts, on every SEG at hand."""
+    from fastvol.segmentation import read
+
+    w = fx.write_series(tmp_path / "ct", n=5, rows=9, columns=10, orientation=(0, 1, 0, 0, 0, -1))
+    paths = [fd.write_seg(fd.source_datasets(w), _masks((5, 9, 10), 3, seed=21), tmp_path / "a.dcm"),
+             fd.write_seg(fd.source_datasets(w), _masks((5, 9, 10), 2, seed=22), tmp_path / "b.dcm",
+                          transfer_syntax=pydicom.uid.ImplicitVRLittleEndian)]  # fmt: skip
+    if corpus_or_none is not None:
+        paths += [str(p) for p in _corpus_segs(corpus_or_none)]
+    compared = 0
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if not isinstance(ds._dict.get(0x52009230), pydicom.dataelem.RawDataElement):
+            continue  # undefined length: pydicom parsed the items already, the raw walk is moot
+        compared += 1
+        n = int(ds.NumberOfFrames)
+        shared = ds.SharedFunctionalGroupsSequence[0]
+        raw = read._frame_facts_raw(ds, n, shared, str(path))  # before pydicom parses the items
+        slow = read._frame_facts(ds, n, shared, str(path))
+        for a, b in zip(raw[:4], slow[:4]):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))
+        assert raw[4] == slow[4], path
+    assert compared >= 2

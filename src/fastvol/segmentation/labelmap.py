@@ -7,6 +7,7 @@ Works on stored frames already placed on a grid (frame, slice index, segment num
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,8 @@ def labelmap_dtype(numbers: Sequence[int]) -> np.dtype:
 
 
 def to_labelmap(
-    frames: np.ndarray,
+    frames: Any,
+    wanted: np.ndarray,
     slices: np.ndarray,
     numbers: np.ndarray,
     shape: tuple[int, int, int],
@@ -34,7 +36,8 @@ def to_labelmap(
     overlap: str = "raise",
     path: str = "",
 ) -> np.ndarray:
-    """A ``shape`` label map from binary ``frames`` placed at ``slices`` with segment ``numbers``.
+    """A ``shape`` label map from the binary frames ``frames[i]`` (``i`` in ``wanted``), frame
+    ``i`` placed at slice ``slices[i]`` with segment number ``numbers[i]``.
 
     Raises
     ------
@@ -45,9 +48,10 @@ def to_labelmap(
     """
     if overlap not in OVERLAP:
         raise InputError(f"overlap={overlap!r}: expected one of {OVERLAP}")
-    out = np.zeros(shape, dtype=labelmap_dtype(numbers.tolist()))
+    wanted = np.asarray(wanted, dtype=np.int64)
+    out = np.zeros(shape, dtype=labelmap_dtype(numbers[wanted].tolist()))
     # Ascending segment number: with overlap="max" a later (larger) number overwrites.
-    for i in np.lexsort((numbers, slices)) if overlap == "raise" else np.argsort(numbers, kind="stable"):
+    for i in wanted[np.argsort(numbers[wanted], kind="stable")]:
         mask = frames[i] != 0
         region = out[slices[i]]
         if overlap == "raise":

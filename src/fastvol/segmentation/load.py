@@ -23,7 +23,7 @@ from ..sources import ByteSource
 from ..volume import Volume
 from .align import Grid, on_own_grid, on_reference
 from .labelmap import OVERLAP, to_labelmap
-from .read import SEG_SOP_CLASS, SegFile, read_frames, read_seg
+from .read import SEG_SOP_CLASS, Frames, SegFile, read_frames, read_seg
 
 __all__ = ["load_segmentation"]
 
@@ -165,10 +165,10 @@ def load_segmentation(
         index_of = {n: i for i, n in enumerate(numbers)}
         seg_index = np.array([index_of.get(int(n), -1) for n in seg.segment_numbers], dtype=np.int64)
         wanted = np.flatnonzero(seg_index >= 0)
-        frames = read_frames(seg, source) if wanted.size else np.zeros((0, seg.rows, seg.columns), np.uint8)
+        frames = read_frames(seg, source)
         if labelmap:
-            array = to_labelmap(frames[wanted], grid.slices[wanted], seg.segment_numbers[wanted],
-                                grid.shape, overlap=overlap, path=seg.path)  # fmt: skip
+            array = to_labelmap(frames, wanted, grid.slices, seg.segment_numbers, grid.shape,
+                                overlap=overlap, path=seg.path)  # fmt: skip
         else:
             array = _masks(seg, frames, wanted, seg_index, grid, len(chosen))
     meta = {
@@ -192,20 +192,25 @@ def load_segmentation(
     return Volume(array=array, affine=grid.affine, geometry=report, meta=meta)
 
 
-def _masks(seg: SegFile, frames: np.ndarray, wanted: np.ndarray, seg_index: np.ndarray, grid: Grid,
+def _masks(seg: SegFile, frames: Frames, wanted: np.ndarray, seg_index: np.ndarray, grid: Grid,
            n_segments: int) -> np.ndarray:  # fmt: skip
-    """``(segment, slice, row, column)``: binary uint8, fractional float32 in 0..1."""
+    """``(segment, slice, row, column)``: binary uint8, fractional float32 in 0..1.
+
+    Each frame is unpacked (or scaled) once, straight into its place; a segment stored twice on
+    one slice keeps the larger value of each voxel.
+    """
     fractional = seg.segmentation_type == "FRACTIONAL"
     out = np.zeros((n_segments, *grid.shape), dtype=np.float32 if fractional else np.uint8)
-    s_idx, k_idx = seg_index[wanted], grid.slices[wanted]
-    values = frames[wanted]
-    if fractional:
-        values = values.astype(np.float32) / np.float32(seg.max_fractional)
-    else:
-        values = (values != 0).view(np.uint8)
-    keys = s_idx * grid.shape[0] + k_idx
-    if np.unique(keys).size == keys.size:
-        out[s_idx, k_idx] = values
-    else:  # one segment stored twice on a slice: keep the larger value of each pair
-        np.maximum.at(out, (s_idx, k_idx), values)
+    filled = np.zeros((n_segments, grid.shape[0]), dtype=bool)
+    scale = np.float32(1.0 / seg.max_fractional)
+    unpacked = seg.record.bits_allocated == 1  # 0/1 already
+    for i in wanted:
+        s, k = seg_index[i], grid.slices[i]
+        frame = frames[i]
+        values = frame * scale if fractional else frame if unpacked else (frame != 0).view(np.uint8)
+        if filled[s, k]:
+            np.maximum(out[s, k], values, out=out[s, k])
+        else:
+            out[s, k] = values
+            filled[s, k] = True
     return out

@@ -10,6 +10,7 @@ across byte boundaries); compressed ones go through pydicom's decoders.
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +20,11 @@ from ..dicom import TS, HeaderRecord
 from ..errors import CorruptFileError, FastvolError, UnsupportedError
 from ..headers import read_header
 from ..headers.convert import _float, _floats, _int, _text
+from ..pixels import unpack_bits
 from ..sources import ByteSource
+from .groups import Unparsed, parse_items
 
-__all__ = ["SEG_SOP_CLASS", "SegFile", "read_frames", "read_seg", "referenced_series"]
+__all__ = ["SEG_SOP_CLASS", "Frames", "SegFile", "read_frames", "read_seg", "referenced_series"]
 
 #: Segmentation Storage.
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -177,11 +180,46 @@ def _seg_file(record: HeaderRecord, ds: Any) -> SegFile:
         raise UnsupportedError(f"{path}: SegmentationType {seg_type or 'absent'!r} is not supported "
                                f"(BINARY or FRACTIONAL)", files=[path])  # fmt: skip
     n = record.number_of_frames
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     shared = _item(ds, "SharedFunctionalGroupsSequence")
-    if per_frame is None:
+    if "PerFrameFunctionalGroupsSequence" not in ds:
         raise UnsupportedError(f"{path}: segmentation without per-frame functional groups "
                                f"(tiled or single-frame form) is not supported", files=[path])  # fmt: skip
+    try:
+        numbers, positions, uids, ref_frames, first = _frame_facts_raw(ds, n, shared, path)
+    except (Unparsed, ValueError, UnicodeDecodeError):  # the same facts through pydicom
+        numbers, positions, uids, ref_frames, first = _frame_facts(ds, n, shared, path)
+    common = _plane(shared)  # a frame's own value first, then the shared one
+    orientation = first["orientation"] or common["orientation"]
+    spacing = first["spacing"] or common["spacing"]
+    thickness = first["thickness"] if first["thickness"] is not None else common["thickness"]
+    segments = tuple(_segment(item) for item in ds.get("SegmentSequence") or ())
+    referenced = _referenced_series(ds)
+    known = {s["number"] for s in segments}
+    unknown = sorted(set(numbers.tolist()) - known)
+    if unknown:
+        raise CorruptFileError(f"{path}: frames reference segment(s) {unknown} that SegmentSequence "
+                               f"does not describe (it has {sorted(known)})", files=[path])  # fmt: skip
+    return SegFile(
+        path=path, record=record, segmentation_type=seg_type,
+        max_fractional=int(ds.get("MaximumFractionalValue") or 255) if seg_type == "FRACTIONAL" else 1,
+        rows=record.rows, columns=record.columns,
+        orientation=orientation, pixel_spacing=spacing, slice_thickness=thickness,  # type: ignore[arg-type]
+        frame_of_reference_uid=record.frame_of_reference_uid,
+        series_instance_uid=record.series_instance_uid, sop_instance_uid=record.sop_instance_uid,
+        segments=segments, referenced_series=referenced, segment_numbers=numbers,
+        positions=positions, source_uids=uids, source_frames=ref_frames,
+    )  # fmt: skip
+
+
+#: Per frame: segment numbers, positions, source UIDs and frame numbers; then the first frame's
+#: own orientation, spacing and thickness.
+FrameFacts = tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray, dict[str, Any]]
+
+
+def _frame_facts(ds: Any, n: int, shared: Any, path: str) -> FrameFacts:
+    """Per frame: segment number, position, first source image UID and frame number; and the
+    first frame's group (for orientation and spacing), read through pydicom."""
+    per_frame = ds.PerFrameFunctionalGroupsSequence
     if len(per_frame) != n:
         raise CorruptFileError(f"{path}: {len(per_frame)} per-frame functional groups for "
                                f"NumberOfFrames {n}", files=[path])  # fmt: skip
@@ -213,27 +251,124 @@ def _seg_file(record: HeaderRecord, ds: Any) -> SegFile:
                 ref_frame = int(value)
         uids.append(uid)
         ref_frames[i] = ref_frame
-    first = per_frame[0] if n else None
-    orientation = _floats(_lookup((first, shared), "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
-    spacing = _floats(_lookup((first, shared), "PixelMeasuresSequence", "PixelSpacing"), 2)
-    thickness = _float(_lookup((first, shared), "PixelMeasuresSequence", "SliceThickness"))
-    segments = tuple(_segment(item) for item in ds.get("SegmentSequence") or ())
-    referenced = tuple(_text(item.get("SeriesInstanceUID")) for item in ds.get("ReferencedSeriesSequence") or ())
-    known = {s["number"] for s in segments}
-    unknown = sorted(set(numbers.tolist()) - known)
-    if unknown:
-        raise CorruptFileError(f"{path}: frames reference segment(s) {unknown} that SegmentSequence "
-                               f"does not describe (it has {sorted(known)})", files=[path])  # fmt: skip
-    return SegFile(
-        path=path, record=record, segmentation_type=seg_type,
-        max_fractional=int(ds.get("MaximumFractionalValue") or 255) if seg_type == "FRACTIONAL" else 1,
-        rows=record.rows, columns=record.columns,
-        orientation=orientation, pixel_spacing=spacing, slice_thickness=thickness,  # type: ignore[arg-type]
-        frame_of_reference_uid=record.frame_of_reference_uid,
-        series_instance_uid=record.series_instance_uid, sop_instance_uid=record.sop_instance_uid,
-        segments=segments, referenced_series=referenced, segment_numbers=numbers,
-        positions=positions, source_uids=tuple(uids), source_frames=ref_frames,
-    )  # fmt: skip
+    return numbers, positions, tuple(uids), ref_frames, _plane(per_frame[0] if n else None)
+
+
+# Tags of the per-frame facts (raw walk).
+_PER_FRAME = 0x52009230
+_REFERENCED_SERIES = 0x00081115
+_SERIES_UID = 0x0020000E
+_SEGMENT_ID, _SEGMENT_NUMBER = 0x0062000A, 0x0062000B
+_PLANE_POSITION, _POSITION = 0x00209113, 0x00200032
+_DERIVATION, _SOURCE_IMAGE = 0x00089124, 0x00082112
+_REF_SOP_UID, _REF_FRAME = 0x00081155, 0x00081160
+#: Sequences inside the per-frame groups of a SEG (implicit VR files name them by tag).
+_SEQUENCES = frozenset({_SEGMENT_ID, _PLANE_POSITION, _DERIVATION, _SOURCE_IMAGE, 0x00209111, 0x00209116,
+                        0x00289110, 0x00089215, 0x0040A170, 0x00209071, 0x00209228})  # fmt: skip
+
+
+def _raw_items(ds: Any, tag: int) -> list[dict[int, Any]]:
+    """Items of top-level sequence ``tag`` walked from its raw bytes (:mod:`.groups`)."""
+    from pydicom.dataelem import RawDataElement
+
+    raw = ds._dict.get(tag)
+    if not isinstance(raw, RawDataElement) or not raw.is_little_endian or raw.value is None:
+        raise Unparsed("sequence already parsed, big endian, or absent")
+    return parse_items(bytes(raw.value), bool(raw.is_implicit_VR), _SEQUENCES)
+
+
+def _first(item: dict[int, Any] | None, *tags: int) -> Any:
+    """The value at ``tags`` (sequence, its first item's element, ...) in nested raw items."""
+    value: Any = item
+    for tag in tags:
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if not isinstance(value, dict):
+            return None
+        value = value.get(tag)
+    return value
+
+
+_U16 = struct.Struct("<H")
+
+
+def _raw_text(value: bytes) -> str:
+    return value.decode("latin-1").rstrip("\x00 ").strip()
+
+
+def _frame_facts_raw(ds: Any, n: int, shared: Any, path: str) -> FrameFacts:
+    """:func:`_frame_facts` from the raw bytes of the per-frame groups (no Dataset per item)."""
+    items = _raw_items(ds, _PER_FRAME)
+    if len(items) != n:
+        raise Unparsed("frame count differs: let pydicom's path say so")
+    shared_number = _lookup((shared,), "SegmentIdentificationSequence", "ReferencedSegmentNumber")
+    shared_position = _floats(_lookup((shared,), "PlanePositionSequence", "ImagePositionPatient"), 3)
+    numbers = np.empty(n, dtype=np.int64)
+    positions = np.full((n, 3), np.nan)
+    uids: list[str] = []
+    ref_frames = np.zeros(n, dtype=np.int64)
+    for i, item in enumerate(items):
+        number = _first(item, _SEGMENT_ID, _SEGMENT_NUMBER)
+        if number is not None:
+            if len(number) < 2:
+                raise Unparsed("empty segment number")
+            numbers[i] = _U16.unpack_from(number)[0]
+        elif shared_number is not None:
+            numbers[i] = int(shared_number)
+        else:
+            raise CorruptFileError(f"{path}: frame {i + 1} names no segment "
+                                   f"(ReferencedSegmentNumber)", files=[path])  # fmt: skip
+        pos = _first(item, _PLANE_POSITION, _POSITION)
+        if pos is not None:
+            values = _raw_text(pos).split("\\")
+            if len(values) != 3:
+                raise Unparsed("position without three values")
+            positions[i] = [float(v) for v in values]
+        elif shared_position is not None:
+            positions[i] = shared_position
+        source = _first(item, _DERIVATION, _SOURCE_IMAGE)
+        uid = _first(source, _REF_SOP_UID) if isinstance(source, list) else None
+        uids.append(_raw_text(uid) if uid is not None else "")
+        frame = _first(source, _REF_FRAME) if isinstance(source, list) else None
+        if frame is not None:
+            text = _raw_text(frame).split("\\")[0].strip()
+            ref_frames[i] = int(text) if text else 0
+    return numbers, positions, tuple(uids), ref_frames, _plane_raw(items[0] if items else None)
+
+
+def _plane_raw(item: dict[int, Any] | None) -> dict[str, Any]:
+    """Orientation, pixel spacing and thickness in one frame's raw groups (absent: None)."""
+
+    def values(*tags: int) -> list[float] | None:
+        raw = _first(item, *tags)
+        return [float(v) for v in _raw_text(raw).split("\\")] if raw else None
+
+    orientation = values(0x00209116, 0x00200037)
+    spacing = values(0x00289110, 0x00280030)
+    thickness = values(0x00289110, 0x00180050)
+    return {
+        "orientation": tuple(orientation) if orientation and len(orientation) == 6 else None,
+        "spacing": tuple(spacing) if spacing and len(spacing) == 2 else None,
+        "thickness": thickness[0] if thickness else None,
+    }
+
+
+def _plane(group: Any) -> dict[str, Any]:
+    """Orientation, pixel spacing and thickness in one frame's groups read by pydicom."""
+    return {
+        "orientation": _floats(_lookup((group,), "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
+        "spacing": _floats(_lookup((group,), "PixelMeasuresSequence", "PixelSpacing"), 2),
+        "thickness": _float(_lookup((group,), "PixelMeasuresSequence", "SliceThickness")),
+    }
+
+
+def _referenced_series(ds: Any) -> tuple[str, ...]:
+    """SeriesInstanceUIDs of ReferencedSeriesSequence (raw walk: it lists every source image)."""
+    try:
+        return tuple(_raw_text(item[_SERIES_UID]) for item in _raw_items(ds, _REFERENCED_SERIES)
+                     if _SERIES_UID in item)  # fmt: skip
+    except (Unparsed, UnicodeDecodeError, KeyError):
+        return tuple(_text(item.get("SeriesInstanceUID")) for item in ds.get("ReferencedSeriesSequence") or ())
 
 
 def referenced_series(source: ByteSource) -> tuple[str, ...]:
@@ -241,9 +376,33 @@ def referenced_series(source: ByteSource) -> tuple[str, ...]:
     return read_seg(source).referenced_series
 
 
-def read_frames(seg: SegFile, source: ByteSource) -> np.ndarray:
-    """Every stored frame of ``seg`` as ``(frames, rows, columns)`` uint8 (0/1, or 0..max
-    fractional value), in stored order.
+class Frames:
+    """The stored frames of a SEG, read once: ``frames[i]`` is frame ``i`` as ``(rows, columns)``
+    uint8 (0/1, or 0..MaximumFractionalValue). Packed 1-bit frames stay packed until asked for,
+    so placing them unpacks each once, straight into the output."""
+
+    def __init__(self, packed: np.ndarray | None, frames: np.ndarray | None, rows: int, columns: int) -> None:
+        self._packed, self._frames = packed, frames
+        self._shape = (rows, columns)
+        self._count = rows * columns
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self._frames is not None:
+            return self._frames[i]
+        assert self._packed is not None
+        first = int(i) * self._count
+        if first % 8 == 0:  # byte-aligned frame: no bit offset
+            start = first // 8
+            bits = np.unpackbits(self._packed[start : start + (self._count + 7) // 8],
+                                 count=self._count, bitorder="little")  # fmt: skip
+        else:
+            bits = unpack_bits(self._packed[first // 8 : (first + self._count + 7) // 8 + 1], first % 8,
+                               self._count)  # fmt: skip
+        return bits.reshape(self._shape)
+
+
+def read_frames(seg: SegFile, source: ByteSource) -> Frames:
+    """Every stored frame of ``seg`` (:class:`Frames`), in stored order.
 
     Raises
     ------
@@ -270,11 +429,9 @@ def read_frames(seg: SegFile, source: ByteSource) -> np.ndarray:
             raw = np.empty(nbytes, dtype=np.uint8)
             source.read_into([(rec.pixel_offset, nbytes)], [raw])
             if bits == 1:
-                out = np.unpackbits(raw, count=count, bitorder="little")
-            else:
-                out = raw
-            return out.reshape(n, rows, columns)
-        return _frames_via_pydicom(seg, source)
+                return Frames(raw, None, rows, columns)
+            return Frames(None, raw.reshape(n, rows, columns), rows, columns)
+        return Frames(None, _frames_via_pydicom(seg, source), rows, columns)
     finally:
         source.close()
 
