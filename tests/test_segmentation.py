@@ -330,3 +330,23 @@ def test_raw_frame_facts_equal_pydicom(tmp_path: Path, corpus_or_none: Path | No
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))
         assert raw[4] == slow[4], path
     assert compared >= 2
+
+
+def test_scan_lists_segmentations_of_a_series(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    ct1 = fx.write_series(study / "ct1", n=5, rows=8, columns=8)
+    ct2 = fx.write_series(study / "ct2", n=4, rows=8, columns=9, orientation=(0, 1, 0, 0, 0, -1),
+                          frame_of_reference_uid="1.2.3.9")  # fmt: skip
+    seg1 = fd.write_seg(fd.source_datasets(ct1), _masks((5, 8, 8), 2, seed=1), study / "seg" / "s1.dcm")
+    fd.write_seg(fd.source_datasets(ct2), _masks((4, 8, 9), 1, seed=2), study / "seg" / "s2.dcm")
+    found = fastvol.scan(study)
+    first = next(s for s in found if s.uid == ct1.series_uid)
+    second = next(s for s in found if s.uid == ct2.series_uid)
+    segs = found.segmentations_of(first)
+    assert [s.files for s in segs] == [(seg1,)]
+    assert found.segmentations_of(ct1.series_uid) == segs
+    assert len(found.segmentations_of(second)) == 1 and found.segmentations_of(second) != segs
+    assert found.segmentations_of(segs[0]) == []  # a SEG segments no SEG
+    vol = fastvol.load_segmentation(segs[0], first)
+    assert np.array_equal(vol.array, fastvol.load_segmentation(seg1, ct1.folder).array)
+    assert vol.meta["referenced_series"] == [ct1.series_uid]

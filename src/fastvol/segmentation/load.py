@@ -17,6 +17,7 @@ import numpy as np
 from .. import geometry as geo
 from ..errors import InputError, SeriesSelectionError, UnsupportedError, map_exceptions
 from ..find import Inputs, locate
+from ..group import Series
 from ..headers import read_headers
 from ..report import GeometryReport
 from ..sources import ByteSource
@@ -28,8 +29,16 @@ from .read import SEG_SOP_CLASS, Frames, SegFile, read_frames, read_seg
 __all__ = ["load_segmentation"]
 
 
-def _seg_source(path: Inputs) -> ByteSource:
-    """The one SEG file under ``path`` (a file, a folder holding one SEG, or a ByteSource)."""
+def _seg_source(path: Inputs | Series) -> ByteSource:
+    """The one SEG file under ``path`` (a file, a folder holding one SEG, a ByteSource, or a
+    scanned SEG Series, as :meth:`~fastvol.ScanResult.segmentations_of` gives)."""
+    if isinstance(path, Series):
+        files = {r.path: r for r in path.records}
+        if len(files) != 1:
+            raise SeriesSelectionError(f"series {path.id}: {len(files)} files; pass one SEG file",
+                                       files=list(files)[:20])  # fmt: skip
+        rec = next(iter(files.values()))
+        return rec.source if rec.source is not None else locate(rec.path)[0][0]
     sources, _ = locate(path)
     if len(sources) == 1:
         return sources[0]
@@ -47,7 +56,6 @@ def _reference_volume(reference: Any) -> Volume:
     if isinstance(reference, Volume):
         return reference
     from ..api import load  # the source series, loaded as any series is
-    from ..group import Series
 
     if isinstance(reference, Series):
         return reference.load()
@@ -88,7 +96,7 @@ def _own_report(seg: SegFile, grid: Grid, shape: tuple[int, ...]) -> GeometryRep
 
 
 def load_segmentation(
-    path: Inputs,
+    path: Inputs | Series,
     reference: Any = None,
     *,
     labelmap: bool = False,
@@ -100,7 +108,8 @@ def load_segmentation(
     Parameters
     ----------
     path
-        The SEG file (a path, a folder holding one SEG, or a ByteSource).
+        The SEG file: a path, a folder holding one SEG, a ByteSource, or a scanned SEG
+        :class:`~fastvol.Series` (``found.segmentations_of(series)`` lists them).
     reference
         ``None``: the SEG's own frame geometry (one slice per distinct frame position, slices
         no frame lies on are empty). Else the source series, as a :class:`~fastvol.Volume`, a

@@ -20,14 +20,13 @@ from ..dicom import TS, HeaderRecord
 from ..errors import CorruptFileError, FastvolError, UnsupportedError
 from ..headers import read_header
 from ..headers.convert import _float, _floats, _int, _text
+from ..headers.references import SEG_SOP_CLASS
 from ..pixels import unpack_bits
 from ..sources import ByteSource
 from .groups import Unparsed, parse_items
 
 __all__ = ["SEG_SOP_CLASS", "Frames", "SegFile", "read_frames", "read_seg", "referenced_series"]
 
-#: Segmentation Storage.
-SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 @dataclass(frozen=True, eq=False)
