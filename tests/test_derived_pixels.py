@@ -109,3 +109,34 @@ def test_unpack_bits_against_slow_reference() -> None:
         for count in (1, 5, 63, 200):
             slow = [(int(packed[(first + i) // 8]) >> ((first + i) % 8)) & 1 for i in range(count)]
             assert unpack_bits(packed, first, count).tolist() == slow
+
+
+def test_parametric_map_units_in_meta(tmp_path: Path) -> None:
+    w = fx.write_series(tmp_path / "ct", n=4)
+    values = np.random.default_rng(1).random((4, 16, 12)).astype(np.float32)
+    vol = fastvol.load(fd.write_pm(fd.source_datasets(w), values, tmp_path / "pm.dcm", unit="mm2/s"))
+    assert vol.meta["units"] == "mm2/s"
+    rwvm = vol.meta["real_world_value_mapping"]
+    assert rwvm["units_meaning"] == "mm2/s" and rwvm["slope"] == 1 and rwvm["intercept"] == 0
+
+
+def test_rt_dose_units_in_meta(tmp_path: Path) -> None:
+    import factory_enhanced as fe
+
+    fe.write_enhanced(tmp_path / "dose", seed=2)
+    path = next((tmp_path / "dose").iterdir())
+    ds = pydicom.dcmread(path)
+    n = int(ds.NumberOfFrames)
+    ds.Modality = "RTDOSE"
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.2"
+    ds.ImagePositionPatient = [0, 0, 0]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [2, 2]
+    del ds.PerFrameFunctionalGroupsSequence
+    del ds.SharedFunctionalGroupsSequence
+    ds.GridFrameOffsetVector = [2.5 * k for k in range(n)]
+    ds.DoseUnits, ds.DoseType, ds.DoseGridScaling = "GY", "PHYSICAL", "0.001"
+    ds.save_as(path)
+    vol = fastvol.load(path)
+    assert vol.meta["units"] == "GY" and vol.meta["dose_units"] == "GY"
+    assert "real_world_value_mapping" not in vol.meta

@@ -189,6 +189,10 @@ class HeaderRecord:
     #: Extended Offset Table (offsets, lengths) of an encapsulated multi-frame file, if it has one.
     extended_offsets: tuple[tuple[int, ...], tuple[int, ...]] | None = None
     mosaic: Any = None
+    #: Units of the values: the RealWorldValueMapping's (UCUM code, meaning, slope, intercept)
+    #: of a parametric map, or ``(DoseUnits, "", None, None)`` of an RT dose; set when a
+    #: multi-frame file is expanded.
+    units: tuple[str, str, float | None, float | None] | None = None
     extra: tuple[tuple[str, Any], ...] = ()
     source: ByteSource | None = field(default=None, compare=False, repr=False)
 
