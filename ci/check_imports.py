@@ -36,7 +36,7 @@ LAYERS: list[set[str]] = [
     {"kernels"},
     {"_kernels", "_pykernels"},
     {"sources", "report", "atomic"},
-    {"dicom", "options", "errors", "pixels"},
+    {"dicom", "options", "errors", "pixels", "colour"},
 ]
 #: Modules allowed to open input files for reading.
 FILE_READERS = {"sources.local"}

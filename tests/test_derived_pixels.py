@@ -140,3 +140,71 @@ def test_rt_dose_units_in_meta(tmp_path: Path) -> None:
     vol = fastvol.load(path)
     assert vol.meta["units"] == "GY" and vol.meta["dose_units"] == "GY"
     assert "real_world_value_mapping" not in vol.meta
+
+
+# --- colour: a trailing RGB axis, equal to pydicom's pixel_array (RGB by default) -------------
+
+
+def _colour_series(tmp_path: Path, photometric: str, planar: int, bits: int = 8) -> fx.WrittenSeries:
+    return fx.write_series(
+        tmp_path / f"{photometric}-{planar}-{bits}", n=4, rows=6, columns=8, samples_per_pixel=3,
+        photometric=photometric, bits_allocated=bits, signed=False, shuffle=True,
+        edit=lambda i, ds: setattr(ds, "PlanarConfiguration", planar),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("photometric", "planar", "bits"), [
+    ("RGB", 0, 8), ("RGB", 1, 8), ("YBR_FULL", 0, 8), ("YBR_FULL", 1, 8), ("RGB", 0, 16),
+])  # fmt: skip
+def test_colour_equals_pixel_array(tmp_path: Path, photometric: str, planar: int, bits: int) -> None:
+    w = _colour_series(tmp_path, photometric, planar, bits)
+    vol = fastvol.load(w.folder)
+    expected = np.stack([pydicom.dcmread(p).pixel_array for p in vol.meta["files"]])
+    assert vol.shape == (4, 6, 8, 3) and vol.array.dtype == expected.dtype
+    assert np.array_equal(vol.array, expected)
+    assert vol.meta["channels"] == "RGB" and vol.meta["axes"][-1] == "channel"
+    if photometric == "YBR_FULL":  # really converted: not the stored samples
+        raw = np.frombuffer(pydicom.dcmread(vol.meta["files"][0]).PixelData, np.uint8)
+        assert not np.array_equal(vol.array[0].reshape(-1), raw)
+
+
+def test_ybr_full_422_equals_pixel_array(tmp_path: Path) -> None:
+    w = _colour_series(tmp_path, "YBR_FULL", 0)
+    rng = np.random.default_rng(9)
+    for path in w.paths:
+        ds = pydicom.dcmread(path)
+        rows, columns = ds.Rows, ds.Columns
+        packed = rng.integers(16, 240, size=(rows, columns // 2, 4), dtype=np.uint8)  # Y Y Cb Cr
+        ds.PhotometricInterpretation = "YBR_FULL_422"
+        ds.PixelData = packed.tobytes()
+        ds.save_as(path)
+    vol = fastvol.load(w.folder)
+    expected = np.stack([pydicom.dcmread(p).pixel_array for p in vol.meta["files"]])
+    assert vol.shape == (4, 6, 8, 3) and np.array_equal(vol.array, expected)
+
+
+def test_to_rgb_on_pydicom_ybr_422_file() -> None:
+    from pydicom.data import get_testdata_file
+
+    from fastvol.colour import to_rgb
+
+    path = get_testdata_file("SC_ybr_full_422_uncompressed.dcm", download=False)
+    if path is None:
+        pytest.skip("pydicom's SC_ybr_full_422_uncompressed.dcm is not installed")
+    ds = pydicom.dcmread(path)
+    samples = np.frombuffer(ds.PixelData, np.uint8)[: ds.Rows * ds.Columns * 2]
+    assert np.array_equal(to_rgb(samples, ds.Rows, ds.Columns, "YBR_FULL_422", 0), ds.pixel_array)
+
+
+def test_palette_and_compressed_colour_are_refused(tmp_path: Path) -> None:
+    w = fx.write_series(tmp_path / "pal", n=3, bits_allocated=8, signed=False,
+                        edit=lambda i, ds: setattr(ds, "PhotometricInterpretation", "PALETTE COLOR"))  # fmt: skip
+    with pytest.raises(fastvol.UnsupportedError, match="PALETTE COLOR"):
+        fastvol.load(w.folder)
+    rle = "1.2.840.10008.1.2.5"
+    if not fx.can_encode(rle):
+        pytest.skip("no RLE encoder installed")
+    c = fx.write_series(tmp_path / "rle", n=3, rows=6, columns=8, samples_per_pixel=3, photometric="RGB",
+                        bits_allocated=8, signed=False, transfer_syntax=rle)  # fmt: skip
+    with pytest.raises(fastvol.UnsupportedError, match="compressed colour"):
+        fastvol.load(c.folder)

@@ -27,6 +27,7 @@ from .dicom import TS, UNDEFINED_LENGTH
 from .errors import CorruptFileError, DecodeError, FastvolError, InputError
 from .kernels import pixel_kernels
 from .options import check_threads
+from .colour import to_rgb
 from .pixels import unpack_bits
 from .plan.types import FrameSource, LoadPlan, PixelFormat
 
@@ -102,7 +103,7 @@ def _stored_frame(
     when widths match); otherwise a scratch or decoded array is returned.
     """
     stored = pixel.stored_dtype
-    n = pixel.rows * pixel.columns * pixel.samples_per_pixel
+    n = pixel.frame_samples
     ts = src.transfer_syntax
     if src.pixel_offset < 0:
         return _stored_via_pydicom(src, pixel)
@@ -175,6 +176,13 @@ def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
 def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: PixelFormat, plain: bool,
              kernels: ModuleType) -> None:  # fmt: skip
     """Stored samples -> output values, with ``kernels`` (compiled or numpy, chosen per load)."""
+    if pixel.is_colour:  # (rows, columns, 3) RGB, masked to BitsStored; no rescale
+        rgb = to_rgb(stored, pixel.rows, pixel.columns, pixel.photometric_interpretation,
+                     pixel.planar_configuration)  # fmt: skip
+        if pixel.bits_stored < pixel.bits_allocated:
+            rgb = rgb & rgb.dtype.type((1 << pixel.bits_stored) - 1)
+        np.copyto(dst.reshape(rgb.shape), rgb, casting="unsafe")
+        return
     if plain and stored.dtype == dst.dtype:
         if not np.shares_memory(stored, dst):
             dst[...] = stored
@@ -214,7 +222,8 @@ def _fill_one(
     identity = src.slope == 1.0 and src.intercept == 0.0
     plain = identity and pixel.bits_stored == pixel.bits_allocated
     into = None
-    if src.transfer_syntax in TS.UNCOMPRESSED and src.pixel_offset >= 0 and pixel.bits_allocated > 1:
+    if (src.transfer_syntax in TS.UNCOMPRESSED and src.pixel_offset >= 0 and pixel.bits_allocated > 1
+            and not pixel.is_colour):  # colour: read into scratch, then reordered into dst
         if dst.dtype.itemsize == stored_dtype.itemsize and dst.flags.c_contiguous:
             into = dst.view(stored_dtype)
     try:
@@ -357,7 +366,8 @@ def execute(
     dtype = np.dtype(plan.dtype)
     work_dtype = dtype if plan.resample is None else np.dtype(np.float32) if dtype.kind != "f" else dtype
     out = np.empty(plan.read_shape, dtype=work_dtype)
-    flat = out.reshape((-1,) + out.shape[-2:])
+    frame_axes = 3 if plan.pixel.is_colour else 2  # (row, column[, channel]) of one slot
+    flat = out.reshape((-1,) + out.shape[-frame_axes:])
     filled = np.zeros(flat.shape[0], dtype=bool)
     filled[[s.slot for s in plan.sources]] = True
     missing = np.flatnonzero(~filled)

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from typing import TYPE_CHECKING
 
-from ..errors import FastvolWarning
+from ..errors import FastvolWarning, UnsupportedError
 from ..options import Options
 from ..report import GeometryReport
 from . import mosaic as mosaic_step
@@ -71,9 +71,14 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
         frames = frames.per_tile(info.n_images)
     keep_axis = options.select is not None and not isinstance(options.select, int)
     lead = (layout.n_volumes,) if layout.n_volumes > 1 or keep_axis else ()
-    shape = lead + geometry.shape
-    read_shape = lead + (1 if mosaic else grid.read_slices, fmt.rows, fmt.columns)
-    filling = len(frames.sources) < int(np.prod(read_shape[:-2]))  # slots no frame fills
+    channels = (3,) if fmt.is_colour else ()  # colour: a trailing RGB axis
+    if channels and (mosaic is not None or grid.resample is not None):
+        raise UnsupportedError(f"series {name}: colour images cannot be resampled or cut from "
+                               f"mosaics; load without tilt='resample' / irregular='resample'",
+                               files=[r.path for r in records[:3]], uid=uid)  # fmt: skip
+    shape = lead + geometry.shape + channels
+    read_shape = lead + (1 if mosaic else grid.read_slices, fmt.rows, fmt.columns) + channels
+    filling = len(frames.sources) < int(np.prod(read_shape[: -2 - len(channels)]))  # slots no frame fills
     vals = values.choose(fmt, frames.slopes, frames.intercepts, options,
                          resampled=grid.resample is not None, filling=filling)  # fmt: skip
     values.check_output_size(shape, vals.dtype, name=name, uid=uid, files=[r.path for r in records])

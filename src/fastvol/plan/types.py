@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..colour import SUBSAMPLED
 from ..dicom import TS
 from ..pixels import stored_dtype
 from ..report import GeometryReport
@@ -45,6 +46,13 @@ class PixelFormat:
     photometric_interpretation: str
     #: ``int`` (PixelData), ``float`` or ``double`` (Float / Double Float Pixel Data).
     kind: str = "int"
+    #: PlanarConfiguration of colour data: 0 ``RGBRGB...``, 1 ``RR..GG..BB..``.
+    planar_configuration: int = 0
+
+    @property
+    def is_colour(self) -> bool:
+        """Three samples per pixel: the output gets a trailing RGB axis."""
+        return self.samples_per_pixel > 1
 
     @property
     def stored_dtype(self) -> np.dtype:
@@ -53,8 +61,9 @@ class PixelFormat:
 
     @property
     def frame_samples(self) -> int:
-        """Samples of one frame."""
-        return self.rows * self.columns * self.samples_per_pixel
+        """Stored samples of one uncompressed frame (YBR_FULL_422: two per pixel)."""
+        per_pixel = 2 if self.photometric_interpretation in SUBSAMPLED else self.samples_per_pixel
+        return self.rows * self.columns * per_pixel
 
     @property
     def frame_bytes(self) -> int:

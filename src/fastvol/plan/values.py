@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..dicom import NOT_ADDRESSABLE, HeaderRecord
+from ..colour import COLOUR_PHOTOMETRICS, SUBSAMPLED
+from ..dicom import NOT_ADDRESSABLE, TS, HeaderRecord
 from ..errors import CorruptFileError, InputError, UnsupportedError
 from ..options import Options
 from ..pixels import FLOAT_BITS, SUPPORTED_BITS_ALLOCATED
@@ -54,7 +55,8 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
     """
     formats = {
         (r.rows, r.columns, r.samples_per_pixel, r.bits_allocated, r.bits_stored,
-         r.pixel_representation, r.photometric_interpretation, r.pixel_kind)
+         r.pixel_representation, r.photometric_interpretation, r.pixel_kind,
+         r.planar_configuration if r.samples_per_pixel > 1 else 0)
         for r in records
     }  # fmt: skip
     if len(formats) > 1:
@@ -66,11 +68,13 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
     fmt = PixelFormat(*formats.pop())
     first = records[0].path
     if fmt.samples_per_pixel != 1:
+        _check_colour(fmt, records, first)
+    elif fmt.photometric_interpretation == "PALETTE COLOR":
         raise UnsupportedError(
-            f"{first}: {fmt.samples_per_pixel} samples per pixel ({fmt.photometric_interpretation}); "
-            f"colour images are not supported yet",
+            f"{first}: PhotometricInterpretation {fmt.photometric_interpretation} (palette or "
+            f"other lookup) is not supported yet; its stored values are indices, not colours",
             files=[first],
-        )
+        )  # fmt: skip
     if fmt.kind in FLOAT_BITS:
         if fmt.bits_allocated != FLOAT_BITS[fmt.kind]:
             raise CorruptFileError(
@@ -105,6 +109,29 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
             files=[first],
         )
     return fmt
+
+
+def _check_colour(fmt: PixelFormat, records: Sequence[HeaderRecord], first: str) -> None:
+    """Colour fastvol reads: 3 samples of 8 or 16 bits (YBR: 8), RGB or YBR_FULL(_422),
+    uncompressed."""
+    photometric = fmt.photometric_interpretation
+    if fmt.samples_per_pixel != 3 or photometric not in COLOUR_PHOTOMETRICS:
+        raise UnsupportedError(
+            f"{first}: {fmt.samples_per_pixel} samples per pixel ({photometric}) is not supported "
+            f"(3 samples of {', '.join(COLOUR_PHOTOMETRICS)})", files=[first],
+        )  # fmt: skip
+    if fmt.bits_allocated not in (8, 16) or (photometric != "RGB" and fmt.bits_allocated != 8):
+        raise UnsupportedError(f"{first}: {photometric} with BitsAllocated {fmt.bits_allocated} is "
+                               f"not supported (RGB 8 or 16 bits, YBR 8 bits)", files=[first])  # fmt: skip
+    if photometric in SUBSAMPLED and fmt.columns % 2:
+        raise CorruptFileError(f"{first}: {photometric} with an odd number of columns "
+                               f"({fmt.columns})", files=[first])  # fmt: skip
+    if any(r.transfer_syntax not in TS.UNCOMPRESSED and r.transfer_syntax != TS.DEFLATED_LE
+           for r in records):  # fmt: skip
+        raise UnsupportedError(
+            f"{first}: compressed colour pixel data is not supported yet; decompress it first "
+            f"(e.g. gdcmconv --raw)", files=[first],
+        )  # fmt: skip
 
 
 def check_bytes(rec: HeaderRecord, fmt: PixelFormat) -> None:
@@ -198,6 +225,8 @@ def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
     """
     if fmt.kind != "int":
         return _float_dtype(fmt, options)
+    if fmt.is_colour:  # colour has no rescale: the stored dtype, or a dtype asked for
+        return np.dtype(options.dtype) if options.dtype is not None else fmt.stored_dtype
     if options.dtype is not None:
         return _checked_dtype(np.dtype(options.dtype), fmt, slopes, intercepts, options)
     if not options.rescale:
@@ -241,7 +270,7 @@ def choose(fmt: PixelFormat, slopes: Sequence[float], intercepts: Sequence[float
     if fmt.photometric_interpretation == "MONOCHROME1":
         notes.append(Decision("monochrome1"))
     if (options.rescale and options.dtype is None and dtype.kind == "f" and not resampled
-            and fmt.kind == "int"):
+            and fmt.kind == "int" and not fmt.is_colour):
         decisions.append(Decision("rescale_float"))  # float32 because of the rescale, not asked
     decisions.append(Decision("dtype", dtype=dtype.name, rescale=options.rescale))
     return Values(dtype=dtype, fill_value=fill, decisions=tuple(decisions), warnings=tuple(notes))
