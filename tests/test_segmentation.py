@@ -350,3 +350,11 @@ def test_scan_lists_segmentations_of_a_series(tmp_path: Path) -> None:
     vol = fastvol.load_segmentation(segs[0], first)
     assert np.array_equal(vol.array, fastvol.load_segmentation(seg1, ct1.folder).array)
     assert vol.meta["referenced_series"] == [ct1.series_uid]
+
+
+def test_label_map_segmentation_storage_is_refused_by_name(corpus: Path) -> None:
+    path = corpus / "QIICR+dcmqi/data/segmentations/sparse-labelmap-ppv5.dcm"
+    if not path.exists():
+        pytest.skip("corpus lacks sparse-labelmap-ppv5.dcm")
+    with pytest.raises(fastvol.UnsupportedError, match="Label Map Segmentation"):
+        fastvol.load_segmentation(path)

@@ -21,6 +21,9 @@ from ..errors import CorruptFileError, FastvolError, UnsupportedError
 from ..headers import read_header
 from ..headers.convert import _float, _floats, _int, _text
 from ..headers.references import SEG_SOP_CLASS
+
+#: Label Map Segmentation Storage (DICOM 2024): pixel values are segment numbers.
+LABEL_MAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
 from ..pixels import unpack_bits
 from ..sources import ByteSource
 from .groups import Unparsed, parse_items
@@ -154,6 +157,9 @@ def read_seg(source: ByteSource) -> SegFile:
     """
     record = read_header(source)
     path = record.path
+    if record.sop_class_uid == LABEL_MAP_SEG_SOP_CLASS:
+        raise UnsupportedError(f"{path}: Label Map Segmentation Storage (one label per voxel, "
+                               f"SegmentationType LABELMAP) is not supported yet", files=[path])  # fmt: skip
     if record.sop_class_uid != SEG_SOP_CLASS:
         from ..errors import InputError
 
