@@ -358,3 +358,25 @@ def test_label_map_segmentation_storage_is_refused_by_name(corpus: Path) -> None
         pytest.skip("corpus lacks sparse-labelmap-ppv5.dcm")
     with pytest.raises(fastvol.UnsupportedError, match="Label Map Segmentation"):
         fastvol.load_segmentation(path)
+
+
+@pytest.mark.parametrize(("syntax", "fractional"), [
+    ("1.2.840.10008.1.2.5", True),  # RLE Lossless (highdicom allows it for fractional SEGs only)
+    ("1.2.840.10008.1.2", False),  # implicit VR little endian, 1-bit
+])  # fmt: skip
+def test_compressed_and_implicit_seg_equal_highdicom(tmp_path: Path, syntax: str, fractional: bool) -> None:
+    w = fx.write_series(tmp_path / "ct", n=5, rows=10, columns=12)
+    ref = fastvol.load(w.folder)
+    masks = _masks((5, 10, 12), 2, seed=31).astype(np.float32)
+    if fractional:
+        masks *= np.random.default_rng(3).integers(1, 256, masks.shape) / 255
+    seg_path = fd.write_seg(fd.source_datasets(w), masks, tmp_path / "seg.dcm", transfer_syntax=syntax,
+                            fractional=fractional)  # fmt: skip
+    assert pydicom.dcmread(seg_path, stop_before_pixels=True).file_meta.TransferSyntaxUID == syntax
+    vol = fastvol.load_segmentation(seg_path, ref)
+    oracle = hd.seg.segread(seg_path).get_pixels_by_source_instance(
+        list(ref.meta["sop_instance_uids"]), combine_segments=False, ignore_spatial_locations=True,
+        dtype=np.float32 if fractional else np.uint8,
+    )  # fmt: skip
+    np.testing.assert_allclose(vol.array, np.moveaxis(oracle, -1, 0), atol=1e-6)
+    assert vol.array.any()
