@@ -196,11 +196,38 @@ def test_to_rgb_on_pydicom_ybr_422_file() -> None:
     assert np.array_equal(to_rgb(samples, ds.Rows, ds.Columns, "YBR_FULL_422", 0), ds.pixel_array)
 
 
-def test_palette_and_compressed_colour_are_refused(tmp_path: Path) -> None:
-    w = fx.write_series(tmp_path / "pal", n=3, bits_allocated=8, signed=False,
-                        edit=lambda i, ds: setattr(ds, "PhotometricInterpretation", "PALETTE COLOR"))  # fmt: skip
-    with pytest.raises(fastvol.UnsupportedError, match="PALETTE COLOR"):
+def _palette(i: int, ds: pydicom.Dataset, entry_bits: int = 16) -> None:
+    """A 256-entry palette (first mapped value 10: lower values take entry 0)."""
+    rng = np.random.default_rng(5)  # the same palette in every file
+    ds.PhotometricInterpretation = "PALETTE COLOR"
+    for colour in ("Red", "Green", "Blue"):
+        table = rng.integers(0, 1 << entry_bits, 256).astype("<u2")
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 10, entry_bits])
+        setattr(ds, f"{colour}PaletteColorLookupTableData", table.tobytes())
+
+
+def test_palette_colour_equals_apply_color_lut(tmp_path: Path) -> None:
+    from pydicom.pixels.processing import apply_color_lut
+
+    w = fx.write_series(tmp_path / "pal", n=3, rows=5, columns=7, bits_allocated=8, signed=False,
+                        edit=_palette)  # fmt: skip
+    vol = fastvol.load(w.folder)
+    expected = np.stack([apply_color_lut(d.pixel_array, d) for d in map(pydicom.dcmread, vol.meta["files"])])
+    assert vol.shape == (3, 5, 7, 3) and vol.array.dtype == expected.dtype == np.uint16
+    assert np.array_equal(vol.array, expected) and vol.meta["channels"] == "RGB"
+
+
+def test_different_palettes_are_refused(tmp_path: Path) -> None:
+    def edit(i: int, ds: pydicom.Dataset) -> None:
+        _palette(i, ds)
+        ds.RedPaletteColorLookupTableData = np.full(256, i, "<u2").tobytes()
+
+    w = fx.write_series(tmp_path / "pal", n=3, bits_allocated=8, signed=False, edit=edit)
+    with pytest.raises(fastvol.UnsupportedError, match="different palettes"):
         fastvol.load(w.folder)
+
+
+def test_compressed_colour_is_refused(tmp_path: Path) -> None:
     rle = "1.2.840.10008.1.2.5"
     if not fx.can_encode(rle):
         pytest.skip("no RLE encoder installed")

@@ -174,8 +174,12 @@ def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
 
 
 def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: PixelFormat, plain: bool,
-             kernels: ModuleType) -> None:  # fmt: skip
+             kernels: ModuleType, palette: np.ndarray | None = None) -> None:  # fmt: skip
     """Stored samples -> output values, with ``kernels`` (compiled or numpy, chosen per load)."""
+    if palette is not None:  # indices, masked to BitsStored, into the series' RGB table
+        index = stored & stored.dtype.type((1 << min(pixel.bits_stored, 16)) - 1)
+        np.copyto(dst.reshape(-1, 3), palette[index], casting="unsafe")
+        return
     if pixel.is_colour:  # (rows, columns, 3) RGB, masked to BitsStored; no rescale
         rgb = to_rgb(stored, pixel.rows, pixel.columns, pixel.photometric_interpretation,
                      pixel.planar_configuration)  # fmt: skip
@@ -228,7 +232,7 @@ def _fill_one(
             into = dst.view(stored_dtype)
     try:
         stored = _stored_frame(src, pixel, decoders, into, ranges)
-        _convert(stored, dst, src, pixel, plain and dst.dtype == stored_dtype, kernels)
+        _convert(stored, dst, src, pixel, plain and dst.dtype == stored_dtype, kernels, plan.palette)
     except FastvolError:
         raise
     except OSError as exc:
@@ -389,7 +393,7 @@ def execute(
             frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
             for src, stored in zip(sources, frames):
                 dst = flat[src.slot].reshape(-1)
-                _convert(stored, dst, src, plan.pixel, False, kernels)
+                _convert(stored, dst, src, plan.pixel, False, kernels, plan.palette)
         else:
             # Batches of frames per task: enough tasks to balance, few enough to keep overhead low.
             workers = getattr(pool, "_max_workers", 1) if pool is not None else 1

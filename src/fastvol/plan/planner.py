@@ -24,6 +24,7 @@ from .sources import frame_sources
 from .types import LoadPlan
 
 if TYPE_CHECKING:
+    from ..dicom import HeaderRecord
     from ..group import Series
 
 __all__ = ["describe_series", "make_plan"]
@@ -79,8 +80,10 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
     shape = lead + geometry.shape + channels
     read_shape = lead + (1 if mosaic else grid.read_slices, fmt.rows, fmt.columns) + channels
     filling = len(frames.sources) < int(np.prod(read_shape[: -2 - len(channels)]))  # slots no frame fills
+    palette = _palette(records, name) if fmt.is_palette else None
     vals = values.choose(fmt, frames.slopes, frames.intercepts, options,
-                         resampled=grid.resample is not None, filling=filling)  # fmt: skip
+                         resampled=grid.resample is not None, filling=filling,
+                         palette_dtype=palette.dtype.str if palette is not None else "")  # fmt: skip
     values.check_output_size(shape, vals.dtype, name=name, uid=uid, files=[r.path for r in records])
     report = build_report(
         series, layout, geometry, shape, options,
@@ -90,7 +93,24 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
     return LoadPlan(shape=shape, read_shape=read_shape, dtype=vals.dtype.str, pixel=fmt,
                     sources=frames.sources, fill_value=vals.fill_value, resample=grid.resample,
                     affine=geometry.affine, report=report,
-                    meta=build_meta(series, layout, fmt, frames, mosaic), mosaic=mosaic)  # fmt: skip
+                    meta=build_meta(series, layout, fmt, frames, mosaic), mosaic=mosaic,
+                    palette=palette)  # fmt: skip
+
+
+def _palette(records: list[HeaderRecord], name: str) -> np.ndarray:
+    """The one palette of a PALETTE COLOR series (every file's is read: they must agree)."""
+    from ..headers.palette import read_palette
+
+    tables: dict[str, np.ndarray] = {}
+    for rec in records:
+        if rec.path not in tables:
+            tables[rec.path] = read_palette(rec)
+    first, *rest = tables.values()
+    different = [p for p, t in tables.items() if t.shape != first.shape or not np.array_equal(t, first)]
+    if different:
+        raise UnsupportedError(f"series {name}: files carry different palettes (e.g. "
+                               f"{different[:3]}); load them separately", files=different[:8])  # fmt: skip
+    return first
 
 
 def describe_series(series: Series, options: Options | None = None) -> GeometryReport:

@@ -51,8 +51,13 @@ class PixelFormat:
 
     @property
     def is_colour(self) -> bool:
-        """Three samples per pixel: the output gets a trailing RGB axis."""
-        return self.samples_per_pixel > 1
+        """Three samples per pixel, or palette colour: the output gets a trailing RGB axis."""
+        return self.samples_per_pixel > 1 or self.is_palette
+
+    @property
+    def is_palette(self) -> bool:
+        """PALETTE COLOR: stored values are indices into the series' palette."""
+        return self.photometric_interpretation == "PALETTE COLOR"
 
     @property
     def stored_dtype(self) -> np.dtype:
@@ -210,6 +215,8 @@ class LoadPlan:
     report: GeometryReport
     meta: dict[str, Any] = field(default_factory=dict)
     mosaic: Mosaic | None = None
+    #: PALETTE COLOR: ``(2**BitsStored, 3)`` RGB table indexed by stored value.
+    palette: np.ndarray | None = None
 
     @property
     def all_uncompressed(self) -> bool:

@@ -69,12 +69,9 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
     first = records[0].path
     if fmt.samples_per_pixel != 1:
         _check_colour(fmt, records, first)
-    elif fmt.photometric_interpretation == "PALETTE COLOR":
-        raise UnsupportedError(
-            f"{first}: PhotometricInterpretation {fmt.photometric_interpretation} (palette or "
-            f"other lookup) is not supported yet; its stored values are indices, not colours",
-            files=[first],
-        )  # fmt: skip
+    elif fmt.is_palette and fmt.bits_allocated not in (8, 16):
+        raise UnsupportedError(f"{first}: PALETTE COLOR with BitsAllocated {fmt.bits_allocated} is "
+                               f"not supported (8 or 16)", files=[first])  # fmt: skip
     if fmt.kind in FLOAT_BITS:
         if fmt.bits_allocated != FLOAT_BITS[fmt.kind]:
             raise CorruptFileError(
@@ -218,15 +215,17 @@ def _float_dtype(fmt: PixelFormat, options: Options) -> np.dtype:
 
 
 def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
-                 options: Options, resampled: bool) -> np.dtype:  # fmt: skip
+                 options: Options, resampled: bool, palette_dtype: str = "") -> np.dtype:  # fmt: skip
     """The dtype asked for, else the smallest that holds every rescaled value exactly.
 
     Resampled output is float32 (interpolated values are not whole).
     """
     if fmt.kind != "int":
         return _float_dtype(fmt, options)
-    if fmt.is_colour:  # colour has no rescale: the stored dtype, or a dtype asked for
-        return np.dtype(options.dtype) if options.dtype is not None else fmt.stored_dtype
+    if fmt.is_colour:  # colour has no rescale: the stored (palette entry) dtype, or one asked for
+        if options.dtype is not None:
+            return np.dtype(options.dtype)
+        return np.dtype(palette_dtype) if fmt.is_palette and palette_dtype else fmt.stored_dtype
     if options.dtype is not None:
         return _checked_dtype(np.dtype(options.dtype), fmt, slopes, intercepts, options)
     if not options.rescale:
@@ -245,7 +244,8 @@ def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
 
 
 def choose(fmt: PixelFormat, slopes: Sequence[float], intercepts: Sequence[float],
-           options: Options, *, resampled: bool, filling: bool = True) -> Values:  # fmt: skip
+           options: Options, *, resampled: bool, filling: bool = True,
+           palette_dtype: str = "") -> Values:  # fmt: skip
     """Output dtype and fill value of a load, given each frame's slope and intercept.
 
     ``filling``: some output slices have no frame (gaps filled), so the fill value must fit.
@@ -255,7 +255,7 @@ def choose(fmt: PixelFormat, slopes: Sequence[float], intercepts: Sequence[float
     notes: list[Decision] = []
     if np.ptp(slopes_arr) > 0 or np.ptp(icpts_arr) > 0:
         decisions.append(Decision("rescale_per_slice"))
-    dtype = output_dtype(fmt, slopes_arr, icpts_arr, options, resampled)
+    dtype = output_dtype(fmt, slopes_arr, icpts_arr, options, resampled, palette_dtype)
     if options.fill_value is not None:
         fill = float(options.fill_value)
         if filling and dtype.kind in "iu" and not (
