@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-__all__ = ["Unparsed", "parse_items"]
+__all__ = ["Unparsed", "parse_items", "parse_sequence"]
 
 _ITEM = 0xFFFEE000
 _ITEM_END = 0xFFFEE00D
@@ -49,6 +49,20 @@ def parse_items(data: bytes, implicit: bool, sequences: frozenset[int]) -> list[
     items, pos = _items(data, 0, len(data), implicit, sequences)
     if pos != len(data):
         raise Unparsed("trailing bytes after the sequence")
+    return items
+
+
+def parse_sequence(data: bytes, start: int, length: int, implicit: bool,
+                   sequences: frozenset[int]) -> list[Item]:
+    """The items of a sequence whose value starts at ``start`` in ``data`` and holds ``length``
+    bytes (``0xFFFFFFFF``: up to its sequence delimiter), as :func:`parse_items`.
+
+    Raises
+    ------
+    Unparsed
+        Any structure the walk does not expect.
+    """
+    items, _ = _items(data, start, -1 if length == _UNDEFINED else start + length, implicit, sequences)
     return items
 
 

@@ -26,7 +26,7 @@ from ..headers.references import SEG_SOP_CLASS
 LABEL_MAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
 from ..pixels import unpack_bits
 from ..sources import ByteSource
-from .groups import Unparsed, parse_items
+from .groups import Unparsed, parse_items, parse_sequence
 
 __all__ = ["SEG_SOP_CLASS", "Frames", "SegFile", "read_frames", "read_seg", "referenced_series"]
 
@@ -131,6 +131,37 @@ def _segment(item: Any) -> dict[str, Any]:
     }
 
 
+def _dataset_split(record: HeaderRecord, source: ByteSource) -> tuple[Any, list[dict[int, Any]] | None]:
+    """The data set before the per-frame groups through pydicom, and the per-frame groups'
+    items walked from their raw bytes (``None`` when they cannot be, or are absent).
+
+    pydicom parses a sequence of undefined length (dcmqi writes them) as soon as it reads it, a
+    Dataset per item: stopping before it and walking its bytes here keeps a SEG of thousands of
+    frames from costing seconds. Everything else a SEG needs precedes tag (5200,9230).
+    """
+    from pydicom.filereader import read_partial
+
+    if record.pixel_offset <= 0:
+        return _dataset(record, source), None
+    data = source.read(0, record.pixel_offset)
+    with io.BytesIO(data) as fp:
+        ds = read_partial(fp, stop_when=lambda tag, vr, length: tag == _PER_FRAME, force=True)
+        pos = fp.tell()
+    implicit, little = ds.original_encoding
+    if not little or pos + 12 > len(data) or _TAG_AT.unpack_from(data, pos) != (0x5200, 0x9230):
+        return ds, None
+    if implicit:
+        length, start = _U32.unpack_from(data, pos + 4)[0], pos + 8
+    elif data[pos + 4 : pos + 6] == b"SQ":
+        length, start = _U32.unpack_from(data, pos + 8)[0], pos + 12
+    else:
+        return ds, None
+    try:
+        return ds, parse_sequence(data, start, length, bool(implicit), _SEQUENCES)
+    except Unparsed:
+        return ds, None
+
+
 def _dataset(record: HeaderRecord, source: ByteSource) -> Any:
     """The data set before the pixel data (deflated files: through pydicom's inflater)."""
     import pydicom
@@ -167,8 +198,8 @@ def read_seg(source: ByteSource) -> SegFile:
                          f"Modality {record.modality!r}); load images with fastvol.load",
                          files=[path])  # fmt: skip
     try:
-        ds = _dataset(record, source)
-        return _seg_file(record, ds)
+        ds, items = _dataset_split(record, source)
+        return _seg_file(record, ds, source, items)
     except FastvolError:
         raise
     except Exception as exc:  # pydicom and value conversion raise many types on garbage
@@ -178,7 +209,8 @@ def read_seg(source: ByteSource) -> SegFile:
         source.close()
 
 
-def _seg_file(record: HeaderRecord, ds: Any) -> SegFile:
+def _seg_file(record: HeaderRecord, ds: Any, source: ByteSource,
+              items: list[dict[int, Any]] | None = None) -> SegFile:  # fmt: skip
     path = record.path
     seg_type = _text(ds.get("SegmentationType")).upper()
     if seg_type not in ("BINARY", "FRACTIONAL"):
@@ -186,12 +218,16 @@ def _seg_file(record: HeaderRecord, ds: Any) -> SegFile:
                                f"(BINARY or FRACTIONAL)", files=[path])  # fmt: skip
     n = record.number_of_frames
     shared = _item(ds, "SharedFunctionalGroupsSequence")
-    if "PerFrameFunctionalGroupsSequence" not in ds:
-        raise UnsupportedError(f"{path}: segmentation without per-frame functional groups "
-                               f"(tiled or single-frame form) is not supported", files=[path])  # fmt: skip
     try:
-        numbers, positions, uids, ref_frames, first = _frame_facts_raw(ds, n, shared, path)
+        if items is None:
+            items = _raw_items(ds, _PER_FRAME)
+        numbers, positions, uids, ref_frames, first = _frame_facts_raw(items, n, shared, path)
     except (Unparsed, ValueError, UnicodeDecodeError):  # the same facts through pydicom
+        if "PerFrameFunctionalGroupsSequence" not in ds:
+            ds = _dataset(record, source)  # read whole (the split read stopped before them)
+        if "PerFrameFunctionalGroupsSequence" not in ds:
+            raise UnsupportedError(f"{path}: segmentation without per-frame functional groups "
+                                   f"(tiled or single-frame form) is not supported", files=[path]) from None  # fmt: skip
         numbers, positions, uids, ref_frames, first = _frame_facts(ds, n, shared, path)
     common = _plane(shared)  # a frame's own value first, then the shared one
     orientation = first["orientation"] or common["orientation"]
@@ -276,7 +312,7 @@ def _raw_items(ds: Any, tag: int) -> list[dict[int, Any]]:
     """Items of top-level sequence ``tag`` walked from its raw bytes (:mod:`.groups`)."""
     from pydicom.dataelem import RawDataElement
 
-    raw = ds._dict.get(tag)
+    raw = ds._dict.get(tag) if hasattr(ds, "_dict") else None
     if not isinstance(raw, RawDataElement) or not raw.is_little_endian or raw.value is None:
         raise Unparsed("sequence already parsed, big endian, or absent")
     return parse_items(bytes(raw.value), bool(raw.is_implicit_VR), _SEQUENCES)
@@ -295,15 +331,16 @@ def _first(item: dict[int, Any] | None, *tags: int) -> Any:
 
 
 _U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_TAG_AT = struct.Struct("<HH")
 
 
 def _raw_text(value: bytes) -> str:
     return value.decode("latin-1").rstrip("\x00 ").strip()
 
 
-def _frame_facts_raw(ds: Any, n: int, shared: Any, path: str) -> FrameFacts:
-    """:func:`_frame_facts` from the raw bytes of the per-frame groups (no Dataset per item)."""
-    items = _raw_items(ds, _PER_FRAME)
+def _frame_facts_raw(items: list[dict[int, Any]], n: int, shared: Any, path: str) -> FrameFacts:
+    """:func:`_frame_facts` from the per-frame groups walked from raw bytes (no Dataset per item)."""
     if len(items) != n:
         raise Unparsed("frame count differs: let pydicom's path say so")
     shared_number = _lookup((shared,), "SegmentIdentificationSequence", "ReferencedSegmentNumber")
