@@ -382,3 +382,30 @@ def test_compressed_and_implicit_seg_equal_highdicom(tmp_path: Path, syntax: str
     )  # fmt: skip
     np.testing.assert_allclose(vol.array, np.moveaxis(oracle, -1, 0), atol=1e-6)
     assert vol.array.any()
+
+
+def test_damaged_seg_is_a_fastvol_error_or_loads(tmp_path: Path) -> None:
+    """Byte flips and truncations of a SEG: load_segmentation raises only fastvol errors."""
+    w = fx.write_series(tmp_path / "ct", n=4, rows=8, columns=9)
+    ref = fastvol.load(w.folder)
+    good = Path(fd.write_seg(fd.source_datasets(w), _masks((4, 8, 9), 2, seed=41), tmp_path / "seg.dcm"))
+    data = good.read_bytes()
+    rng = np.random.default_rng(0)
+    outcomes = set()
+    for k in range(30):
+        bad = bytearray(data)
+        if k % 3 == 0:
+            bad = bad[: int(rng.integers(200, len(data)))]
+        else:
+            for at in rng.integers(132, len(data), size=int(rng.integers(1, 6))):
+                bad[at] = int(rng.integers(0, 256))
+        path = tmp_path / f"bad{k}.dcm"
+        path.write_bytes(bytes(bad))
+        for reference in (None, ref):
+            try:
+                fastvol.load_segmentation(path, reference)
+                outcomes.add("loaded")
+            except fastvol.FastvolError as exc:
+                assert str(exc)
+                outcomes.add(type(exc).__name__)
+    assert len(outcomes) > 1  # some damage is detected, naming what is wrong
