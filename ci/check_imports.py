@@ -25,6 +25,7 @@ from pathlib import Path
 #: A module is matched by its dotted name under fastvol, or by its package's.
 LAYERS: list[set[str]] = [
     {"__init__", "cli", "__main__"},
+    {"segmentation"},
     {"api"},
     {"volume", "stack"},
     {"decode", "frames", "codestream"},
@@ -35,7 +36,7 @@ LAYERS: list[set[str]] = [
     {"kernels"},
     {"_kernels", "_pykernels"},
     {"sources", "report", "atomic"},
-    {"dicom", "options", "errors", "pixels"},
+    {"dicom", "options", "errors", "pixels", "colour"},
 ]
 #: Modules allowed to open input files for reading.
 FILE_READERS = {"sources.local"}

@@ -17,12 +17,13 @@ from fastvol import cli, errors
 
 def test_exported_members_are_pinned():
     assert sorted(fastvol.__all__) == sorted([
-        "BadOrientationError", "CorruptFileError", "DecodeError", "FastvolError", "FastvolWarning",
+        "AlignmentError", "BadOrientationError", "CorruptFileError", "DecodeError", "FastvolError", "FastvolWarning",
         "GeometryError", "GeometryReport", "InputError", "IrregularSpacingError",
         "MissingCodecError", "MissingDependencyError", "MissingSlicesError", "MixedGeometryError",
-        "NonCollinearError", "NotDicomError", "Options", "PathNotFoundError",
+        "NonCollinearError", "NotDicomError", "Options", "OverlapError", "PathNotFoundError",
         "RepeatedPositionsError", "ScanResult", "Series", "SeriesSelectionError", "Tolerances",
-        "UnreadableError", "UnsupportedError", "Volume", "__version__", "load", "load_series", "scan",
+        "UnreadableError", "UnsupportedError", "Volume", "__version__", "load", "load_segmentation", "load_series",
+        "scan",
     ])  # fmt: skip
     for name in fastvol.__all__:
         assert getattr(fastvol, name) is not None

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    AlignmentError,
     BadOrientationError,
     CorruptFileError,
     DecodeError,
@@ -32,6 +33,7 @@ from .errors import (
     MixedGeometryError,
     NonCollinearError,
     NotDicomError,
+    OverlapError,
     PathNotFoundError,
     RepeatedPositionsError,
     SeriesSelectionError,
@@ -44,11 +46,13 @@ if TYPE_CHECKING:
     from .group import Series
     from .options import Options, Tolerances
     from .report import GeometryReport
+    from .segmentation import load_segmentation
     from .volume import Volume
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlignmentError",
     "BadOrientationError",
     "CorruptFileError",
     "DecodeError",
@@ -64,6 +68,7 @@ __all__ = [
     "MixedGeometryError",
     "NonCollinearError",
     "NotDicomError",
+    "OverlapError",
     "Options",
     "PathNotFoundError",
     "RepeatedPositionsError",
@@ -76,6 +81,7 @@ __all__ = [
     "Volume",
     "__version__",
     "load",
+    "load_segmentation",
     "load_series",
     "scan",
 ]
@@ -83,6 +89,7 @@ __all__ = [
 _LAZY = {
     "load": ("api", "load"),
     "load_series": ("api", "load_series"),
+    "load_segmentation": ("segmentation", "load_segmentation"),
     "Options": ("options", "Options"),
     "Tolerances": ("options", "Tolerances"),
     "scan": ("api", "scan"),

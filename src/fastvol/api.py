@@ -63,6 +63,36 @@ class ScanResult(list[Series]):
         """Files and folders the OS would not let the scan read: their slices may be missing."""
         return self.skipped.get(UNREADABLE_FOLDER, []) + self.skipped.get(UNREADABLE_FILE, [])
 
+    def segmentations_of(self, series: Series | str | int) -> list[Series]:
+        """The Segmentation (SEG) series found here that segment ``series``.
+
+        ``series`` is a :class:`~fastvol.Series`, an index into this list, or a
+        SeriesInstanceUID / ``Series.id``. A SEG segments the series its ReferencedSeriesSequence
+        names (read from the SEG files' headers on first use). Load one with
+        ``fastvol.load_segmentation(seg, series)``.
+        """
+        from .headers.references import SEG_SOP_CLASS, referenced_series_uids
+
+        if isinstance(series, Series):
+            uid = series.uid
+        elif isinstance(series, str):
+            uid = next((s.uid for s in self if series in (s.id, s.uid)), series)
+        else:
+            uid = select_series(self, series, "segmentations_of").uid
+        cache: dict[str, tuple[str, ...]] = self.__dict__.setdefault("_references", {})
+        found = []
+        for candidate in self:
+            segs = [r for r in candidate.records if r.sop_class_uid == SEG_SOP_CLASS]
+            refs: set[str] = set()
+            for rec in {r.path: r for r in segs}.values():  # one read per file, not per frame
+                if rec.path not in cache:
+                    with map_exceptions(rec.path, files=[rec.path]):
+                        cache[rec.path] = referenced_series_uids(rec)
+                refs.update(cache[rec.path])
+            if uid in refs:
+                found.append(candidate)
+        return found
+
     def summary(self) -> str:
         """One line per series, then the skipped counts."""
         lines = [f"[{i}] {s}" for i, s in enumerate(self)]

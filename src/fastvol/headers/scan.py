@@ -30,6 +30,7 @@ from .._pykernels.scan import (  # the kernel's constants, without importing num
     INFO_FIRST_VR_VALID,
     INFO_IMPLICIT,
     INFO_META_TS,
+    INFO_PIXEL_ELEMENT,
     INFO_PIXEL_LENGTH,
     INFO_PIXEL_OFFSET,
     INFO_STATUS,
@@ -39,7 +40,7 @@ from .._pykernels.scan import (  # the kernel's constants, without importing num
     VR_KIND,
     vr_code,
 )
-from ..dicom import HEADER_FIELDS, TS, HeaderRecord
+from ..dicom import HEADER_FIELDS, PIXEL_KINDS, TS, HeaderRecord
 from ..errors import FastvolError
 from ..sources import ByteSource
 from .convert import (
@@ -190,6 +191,7 @@ def _record(
             "is_enhanced": info[INFO_ENHANCED] == 1,
             "pixel_offset": info[INFO_PIXEL_OFFSET],
             "pixel_length": info[INFO_PIXEL_LENGTH],
+            "pixel_kind": PIXEL_KINDS.get(info[INFO_PIXEL_ELEMENT], "int"),
             "source": source,
         }
         # Absent values are left out: HeaderRecord.build gives them their defaults.
