@@ -101,17 +101,31 @@ class ScanResult(list[Series]):
         return "\n".join(lines)
 
 
-def scan(paths: Inputs, *, extra_tags: Sequence[str | int] = ()) -> ScanResult:
+def scan(
+    paths: Inputs,
+    *,
+    extra_tags: Sequence[str | int] = (),
+    storage_options: dict[str, Any] | None = None,
+    cache: str | os.PathLike[str] | None = None,
+) -> ScanResult:
     """Find the DICOM image series under ``paths``, reading headers only.
 
     Parameters
     ----------
     paths
-        Files and folders (walked recursively), or byte sources. DICOM is recognised by
+        Files and folders (walked recursively), URLs (``s3://bucket/prefix/``, ``gs://``,
+        ``https://``, any protocol fsspec knows, glob patterns; ``idc://<SeriesInstanceUID>``),
+        open binary file objects, byte sources, or a list of them. DICOM is recognised by
         content, not by suffix.
     extra_tags
         DICOM keywords or integer tags of further attributes to carry into each record
         (``HeaderRecord.extra``) and into ``Volume.meta``.
+    storage_options
+        Passed to fsspec for URLs, as pandas and Dask do (``{"anon": True}``, credentials,
+        ``endpoint_url``, ...). Needs ``pip install 'fastvol[cloud]'``.
+    cache
+        A folder keeping the bytes remote reads fetch, keyed by URL and ETag: a second load
+        of the same remote series reads only the cache (and one listing).
 
     Returns
     -------
@@ -124,7 +138,7 @@ def scan(paths: Inputs, *, extra_tags: Sequence[str | int] = ()) -> ScanResult:
         be read or expanded is an entry of ``errors``.
     """
     extra_tags = check_extra_tags(extra_tags)
-    sources, unlisted = locate(paths)
+    sources, unlisted = locate(paths, storage_options=storage_options, cache=cache)
     records, skipped, errors = read_records(sources, extra_tags=extra_tags)
     if unlisted:
         skipped[UNREADABLE_FOLDER] = unlisted
@@ -236,6 +250,8 @@ def load(
     *,
     series: Series | str | int | None = None,
     executor: Executor | None | str = "default",
+    storage_options: dict[str, Any] | None = None,
+    cache: str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> Volume:
     """Load one DICOM series from a folder, a file, a list of files, or byte sources.
@@ -243,7 +259,8 @@ def load(
     Parameters
     ----------
     path
-        Folder (walked recursively), file, files, or :class:`~fastvol.sources.ByteSource`.
+        Folder (walked recursively), file, files, URLs, file objects or
+        :class:`~fastvol.sources.ByteSource` (see :func:`scan`).
     options
         A :class:`~fastvol.Options` (defaults raise on gaps, uneven spacing and ambiguous
         repeats). ``**overrides`` change single fields of it, tolerances included, e.g.
@@ -280,6 +297,8 @@ def load(
         the same SeriesInstanceUID do not count: they are skipped and reported).
     executor
         ``"default"`` (as ``threads`` says), ``None`` (calling thread) or an Executor.
+    storage_options, cache
+        For URLs: see :func:`scan`.
 
     Raises
     ------
@@ -294,7 +313,7 @@ def load(
         Missing paths; unreadable, truncated or unsupported files.
     """
     opts = Options.resolve(options, overrides)  # bad options fail before any file is read
-    found = scan(path, extra_tags=opts.extra_tags)
+    found = scan(path, extra_tags=opts.extra_tags, storage_options=storage_options, cache=cache)
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
     if found.unreadable and opts.unreadable == "raise":
         raise _unreadable(found, where)

@@ -30,6 +30,7 @@ from .options import check_threads
 from .colour import to_rgb
 from .pixels import unpack_bits
 from .plan.types import FrameSource, LoadPlan, PixelFormat
+from .sources import ByteSource, prefetch
 
 __all__ = ["default_executor", "execute", "thread_pool"]
 
@@ -388,6 +389,9 @@ def execute(
     sources = plan.sources
     closer = _Closer(sources)
     try:
+        if any(type(s.source).prefetch_many is not None for s in sources):
+            # Remote sources: every frame's bytes fetched now, concurrently (local: untouched).
+            prefetch(_pixel_ranges(sources, plan.pixel.frame_bytes))
         ranges = _multiframe_ranges(sources, plan.pixel.frame_bytes)
         if isinstance(pool, ProcessPoolExecutor):
             frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
@@ -417,6 +421,24 @@ def execute(
 
         tiles = demosaic(out.reshape((-1,) + out.shape[-2:]), plan.mosaic.info)
         out = np.ascontiguousarray(tiles[:, list(plan.mosaic.order)]).reshape(plan.shape)
+    return out
+
+
+def _pixel_ranges(sources: tuple[FrameSource, ...], frame_bytes: int) -> list[tuple[ByteSource, int, int]]:
+    """The byte ranges the frames will read: an uncompressed frame's own bytes; the pixel data
+    value (to the end of the file when its length is undefined) of an encapsulated file; the
+    whole of a deflated one."""
+    out: list[tuple[ByteSource, int, int]] = []
+    whole: set[int] = set()
+    for src in sources:
+        if src.pixel_offset >= 0 and src.transfer_syntax in TS.UNCOMPRESSED:
+            out.append((src.source, src.pixel_offset + src.frame * frame_bytes, frame_bytes))
+        elif id(src.source) not in whole:
+            whole.add(id(src.source))
+            start = max(0, src.pixel_offset)
+            defined = src.pixel_offset >= 0 and src.pixel_length != UNDEFINED_LENGTH
+            end = src.pixel_offset + src.pixel_length if defined else src.file_size
+            out.append((src.source, start, end - start))
     return out
 
 

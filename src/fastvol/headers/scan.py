@@ -42,7 +42,7 @@ from .._pykernels.scan import (  # the kernel's constants, without importing num
 )
 from ..dicom import HEADER_FIELDS, PIXEL_KINDS, TS, HeaderRecord
 from ..errors import FastvolError
-from ..sources import ByteSource
+from ..sources import ByteSource, prefetch
 from .convert import (
     LATIN1_CHARSETS,
     RAW_CONVERTERS,
@@ -320,6 +320,9 @@ def scan_headers(
         Per source, as :func:`scan_header`: ``None`` where pydicom must read the file.
     """
     lay = layout(resolve_extra_tags(extra_tags))
+    if any(type(s).prefetch_many is not None for s in sources):
+        # Remote sources fetch every first block now, concurrently; local ones are not touched.
+        prefetch([(s, 0, first_block) for s in sources if s.is_regular()], errors="defer")
     records: list[HeaderRecord | None] = []
     for first in range(0, len(sources), BATCH):
         records.extend(_scan_batch(sources[first : first + BATCH], first_block, lay))
