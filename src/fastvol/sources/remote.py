@@ -62,8 +62,11 @@ CONCURRENCY = 64
 #: round trip costs the same for 16 KiB and 64 KiB and most headers then need no second one.
 HEAD_BLOCK = 64 * 1024
 #: Files up to this size are fetched whole with their first block (one request per file),
-#: and kept until their pixels are read.
-WHOLE_FILE = HEAD_BLOCK
+#: and kept until their pixels are read: most CT and MR slices (512 x 512 x 2 bytes). A
+#: request costs a round trip whatever its size, so this halves the requests of a load; a
+#: scan of a prefix holding many series reads them whole too (set it to :data:`HEAD_BLOCK`
+#: to fetch headers only).
+WHOLE_FILE = 1024 * 1024
 #: A read outside the fetched ranges fetches at least this much (pydicom reads in small steps).
 READAHEAD = 64 * 1024
 #: Ranges longer than this are fetched in parts concurrently (a large multi-frame file).
@@ -124,17 +127,26 @@ def _defaults(protocol: str, options: dict[str, Any]) -> dict[str, Any]:
     """Storage options with fastvol's defaults where the user gave none.
 
     S3: enough pooled connections for :data:`CONCURRENCY` requests (botocore keeps 10), and
-    botocore's own retries off, so :data:`RETRY` is the one policy (s3fs still retries
-    dropped connections itself).
+    botocore's own retries off, so :data:`RETRY` is the one policy.
     """
     if protocol in ("s3", "s3a") and "config_kwargs" not in options:
         options = {**options, "config_kwargs": {"max_pool_connections": CONCURRENCY,
-                                                "retries": {"max_attempts": 1}}}  # fmt: skip
+                                                "retries": {"total_max_attempts": 1}}}  # fmt: skip
     return options
+
+
+#: This process's file systems, by protocol and options (see :func:`filesystem`).
+_FILESYSTEMS: dict[tuple[Any, ...], Any] = {}
+_FILESYSTEMS_LOCK = threading.Lock()
 
 
 def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
     """The fsspec file system of ``url`` and the path within it.
+
+    fastvol keeps its own instance per protocol and options in each process (not fsspec's
+    shared one), with the file system's own retry loop off (s3fs retries 5 times with its
+    own backoff): :data:`RETRY` is then the one policy, and no other user of fsspec is
+    changed. Chained URLs (``simplecache::s3://...``) go through fsspec as they are.
 
     Raises
     ------
@@ -147,7 +159,18 @@ def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple
     protocol = url.partition("://")[0].lower()
     options = _defaults(protocol, dict(storage_options or {}))
     try:
-        return fsspec.core.url_to_fs(url, **options)
+        if "::" in url:
+            return fsspec.core.url_to_fs(url, **options)
+        cls = fsspec.get_filesystem_class(protocol)
+        key = (os.getpid(), protocol, repr(sorted(options.items())))
+        with _FILESYSTEMS_LOCK:
+            fs = _FILESYSTEMS.get(key)
+            if fs is None:
+                fs = cls(skip_instance_cache=True, **options)
+                if isinstance(getattr(fs, "retries", None), int):
+                    fs.retries = 1
+                _FILESYSTEMS[key] = fs
+        return fs, cls._strip_protocol(url)
     except ImportError as exc:
         raise MissingDependencyError(
             f"{url}: reading {protocol}:// needs a package that is not installed ({exc}); "
@@ -497,6 +520,8 @@ class RemoteFile(ByteSource):
             size = source.size()
             if offset == 0:
                 length = size if size <= WHOLE_FILE else max(length, HEAD_BLOCK)
+                if length == size and source._cached(0, size) is not None:
+                    continue
             length = max(0, min(length, size - offset))
             if length == 0 or source._cached(offset, length) is not None:
                 continue
@@ -648,7 +673,7 @@ def _size_singles(out: list[list[RemoteFile]], singles: list[tuple[int, str, Any
     listed: dict[str, dict[str, Any]] = {}
     for (_, parent), ks in parents.items():
         fs = singles[ks[0]][2]
-        if len(ks) >= _LIST_PARENT_FROM and not getattr(fs, "protocol", "") in ("http", "https"):
+        if len(ks) >= _LIST_PARENT_FROM and "http" not in _protocols(fs):
             try:
                 entries = fs.ls(parent, detail=True)
             except Exception:  # the requests below name any real failure
@@ -668,3 +693,8 @@ def _size_singles(out: list[list[RemoteFile]], singles: list[tuple[int, str, Any
         else:
             out[at][0]._size = int(meta["size"])
             out[at][0].etag = _etag(meta)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = getattr(fs, "protocol", ())
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
