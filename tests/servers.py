@@ -41,7 +41,7 @@ class Faults:
         self.app = app
         self.latency = latency
         self._lock = threading.Lock()
-        self._rules: list[tuple[str, list[str] | str]] = []
+        self._rules: list[tuple[str, list[str] | str, str]] = []
         self.clear()
 
     def clear(self) -> None:
@@ -53,11 +53,12 @@ class Faults:
             self.failures = 0
             self._rules = []
 
-    def inject(self, match: str, kinds: list[str] | str) -> None:
+    def inject(self, match: str, kinds: list[str] | str, *, where: str = "any") -> None:
         """Fail GETs of paths containing ``match``: each of ``kinds`` once, in order (a list),
-        or always (a string)."""
+        or always (a string). ``where``: ``"any"`` range, ``"head"`` (ranges from byte 0) or
+        ``"rest"`` (ranges further in: a load's pixel reads)."""
         with self._lock:
-            self._rules.append((match, list(kinds) if isinstance(kinds, list) else kinds))
+            self._rules.append((match, list(kinds) if isinstance(kinds, list) else kinds, where))
 
     def gets(self, match: str = "") -> int:
         """GET requests seen for paths containing ``match``."""
@@ -66,11 +67,12 @@ class Faults:
     def per_path(self, method: str = "GET") -> Counter[str]:
         return Counter(p for m, p, _ in self.requests if m == method)
 
-    def _fault(self, method: str, path: str) -> str | None:
+    def _fault(self, method: str, path: str, byte_range: str | None) -> str | None:
         if method != "GET":
             return None
-        for match, kinds in self._rules:
-            if match in path:
+        head = byte_range is None or byte_range.startswith("bytes=0-")
+        for match, kinds, where in self._rules:
+            if match in path and (where == "any" or (where == "head") == head):
                 if isinstance(kinds, str):
                     return kinds
                 if kinds:
@@ -83,7 +85,7 @@ class Faults:
             self.requests.append((method, path, environ.get("HTTP_RANGE")))
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            fault = self._fault(method, path)
+            fault = self._fault(method, path, environ.get("HTTP_RANGE"))
             if fault:
                 self.failures += 1
         try:
