@@ -25,7 +25,7 @@ from pathlib import Path
 #: A module is matched by its dotted name under fastvol, or by its package's.
 LAYERS: list[set[str]] = [
     {"__init__", "cli", "__main__"},
-    {"segmentation"},
+    {"segmentation", "idc"},
     {"api"},
     {"volume", "stack"},
     {"decode", "frames", "codestream"},

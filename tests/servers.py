@@ -155,8 +155,9 @@ class S3Server(_Server):
             "client_kwargs": {"region_name": "us-east-1"},
         }
 
-    def put(self, bucket: str, files: dict[str, bytes]) -> None:
-        """Create ``bucket`` (if needed) and upload ``files`` (key -> bytes), uncounted."""
+    def put(self, bucket: str, files: dict[str, bytes], *, public: bool = False) -> None:
+        """Create ``bucket`` (if needed) and upload ``files`` (key -> bytes), uncounted;
+        ``public``: readable anonymously, as IDC's buckets are."""
         import boto3
 
         client = boto3.client("s3", endpoint_url=self.url, aws_access_key_id="testing",
@@ -166,7 +167,7 @@ class S3Server(_Server):
         except client.exceptions.BucketAlreadyOwnedByYou:
             pass
         for key, data in files.items():
-            client.put_object(Bucket=bucket, Key=key, Body=data)
+            client.put_object(Bucket=bucket, Key=key, Body=data, **({"ACL": "public-read"} if public else {}))
         self.faults.clear()
 
 

@@ -409,3 +409,65 @@ def test_missing_fsspec_says_what_to_install(tmp_path):
         "except fastvol.MissingDependencyError as e:\n    print(e.install_hint)\n"
     )
     assert _run(code) == "pip install 'fastvol[cloud]'"
+
+
+# --- IDC --------------------------------------------------------------------------------------
+
+
+def _an_idc_series() -> tuple[str, str, str]:
+    """(SeriesInstanceUID, bucket, crdc_series_uuid) of a series in idc-index's bundled index."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    idc_index_data = pytest.importorskip("idc_index_data")
+    row = pq.ParquetFile(idc_index_data.IDC_INDEX_PARQUET_FILEPATH).read_row_group(
+        0, columns=["SeriesInstanceUID", "series_aws_url"]).slice(0, 1).to_pylist()[0]  # fmt: skip
+    bucket, uuid = row["series_aws_url"].split("/")[2:4]
+    return row["SeriesInstanceUID"], bucket, uuid
+
+
+def test_idc_series_by_uid_from_the_bundled_index(s3, tmp_path):
+    from fastvol.sources.idc import series_location
+
+    uid, bucket, uuid = _an_idc_series()
+    assert series_location(uid) == (f"s3://{bucket}/{uuid}/", {"anon": True})
+    url, options = series_location(uid, "gcs")
+    assert url.startswith("gs://") and url.endswith(f"/{uuid}/") and options == {"token": "anon"}
+    # The public bucket, played by the loopback server: same keys, read anonymously.
+    fx.write_series(tmp_path / "s", n=5)
+    s3.put(bucket, {f"{uuid}/{name}": data for name, data in _files(tmp_path / "s").items()}, public=True)
+    endpoint = {"endpoint_url": s3.url, "client_kwargs": {"region_name": "us-east-1"}}
+    local = fastvol.load(tmp_path / "s")
+    assert_same(fastvol.idc.load(uid, storage_options=endpoint), local)
+    assert_same(fastvol.load(f"idc://{uid}", storage_options=endpoint), local)
+    assert len(fastvol.idc.scan([uid], storage_options=endpoint)) == 1
+    assert all(m == "GET" or m == "HEAD" for m, _, _ in s3.faults.requests)
+
+
+def test_idc_unknown_uid_and_mirror():
+    pytest.importorskip("idc_index_data")
+    with pytest.raises(fastvol.PathNotFoundError, match="idc-index-data"):
+        fastvol.idc.load("1.2.3.4.5.6.7.8.9")
+    with pytest.raises(fastvol.InputError, match="mirror"):
+        fastvol.idc.load(_an_idc_series()[0], mirror="azure")
+
+
+@pytest.mark.filterwarnings("ignore::fastvol.FastvolWarning")
+def test_idc_geometry_flags_disagreements_are_reported(tmp_path):
+    from fastvol.idc import compare_geometry, with_idc_flags
+
+    fx.write_series(tmp_path / "tilted", n=5, step_vector=(0, 0.3, 2.0))
+    fx.write_series(tmp_path / "regular", n=5)
+    tilted = fastvol.load(tmp_path / "tilted", tilt="keep")
+    regular = fastvol.load(tmp_path / "regular")
+    says_regular = {"uniform_slice_spacing": True, "consistent_in_plane_row": True,
+                    "consistent_in_plane_col": True, "unique_slice_positions": True,
+                    "regularly_spaced_3d_volume": True}  # fmt: skip
+    assert compare_geometry(says_regular, regular.geometry) == []
+    found = compare_geometry(says_regular, tilted.geometry)
+    assert {f.split("=")[0].rsplit(" ", 1)[1] for f in found} == {
+        "consistent_in_plane_row", "consistent_in_plane_col", "regularly_spaced_3d_volume"}
+    says_tilted = dict(says_regular, consistent_in_plane_col=False, regularly_spaced_3d_volume=False)
+    assert len(compare_geometry(says_tilted, regular.geometry)) == 2
+    assert compare_geometry({"consistent_in_plane_col": None}, tilted.geometry) == []
+    flagged = with_idc_flags(regular, says_tilted)
+    assert flagged.meta["idc_geometry"]["disagreements"] == compare_geometry(says_tilted, regular.geometry)
+    assert "IDC volume_geometry_index says consistent_in_plane_col=False" in flagged.geometry.text()

@@ -108,6 +108,10 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{module}", __name__), attr)
         globals()[name] = value
         return value
+    if name == "idc":  # fastvol.idc.load(uid) without importing fastvol.idc first
+        import importlib
+
+        return importlib.import_module(".idc", __name__)
     raise AttributeError(f"module 'fastvol' has no attribute {name!r}")
 
 

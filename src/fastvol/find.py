@@ -150,7 +150,7 @@ def _insert_remote(out: list[ByteSource], urls: list[tuple[int, str]],
         if url.lower().startswith("idc://"):
             from .sources.idc import idc_sources
 
-            found.append(list(idc_sources(url, cache=cache)))
+            found.append(list(idc_sources(url, storage_options, cache)))
         else:
             found.append(list(next(listed)))
     for (at, _), sources in reversed(list(zip(urls, found))):  # later places first
