@@ -206,3 +206,39 @@ class HttpFileServer(_Server):
             body = data
             start_response("200 OK", headers + [("Content-Length", str(len(body)))])
         return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
+
+
+def main() -> None:
+    """Serve a folder from a server in its own process (benchmarks: its CPU then does not
+    share the client's GIL). Prints the server's URL, serves until stdin closes."""
+    import argparse
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("kind", choices=["s3", "http"])
+    parser.add_argument("folder")
+    parser.add_argument("--prefix", default="series")
+    parser.add_argument("--bucket", default="bench")
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    files = {}
+    for root, _, names in os.walk(args.folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                files[f"{args.prefix}/{os.path.relpath(path, args.folder)}"] = f.read()
+    server: _Server
+    if args.kind == "s3":
+        server = S3Server(args.latency)
+        server.put(args.bucket, files)
+    else:
+        server = HttpFileServer(args.latency)
+        server.files.update({f"/{key}": data for key, data in files.items()})
+    print(server.url, flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
