@@ -42,7 +42,9 @@ def s3():
 
 @pytest.fixture(scope="module")
 def s3_slow():
-    server = S3Server(latency=0.02)
+    # 200 ms per request: long enough that a loaded machine still accepts every connection
+    # of a batch while the first ones are in flight.
+    server = S3Server(latency=0.2)
     yield server
     server.stop()
 
