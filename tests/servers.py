@@ -162,12 +162,17 @@ class S3Server(_Server):
 
         client = boto3.client("s3", endpoint_url=self.url, aws_access_key_id="testing",
                               aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
+        latency, self.faults.latency = self.faults.latency, 0.0
         try:
-            client.create_bucket(Bucket=bucket)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            pass
-        for key, data in files.items():
-            client.put_object(Bucket=bucket, Key=key, Body=data, **({"ACL": "public-read"} if public else {}))
+            try:
+                client.create_bucket(Bucket=bucket)
+            except client.exceptions.BucketAlreadyOwnedByYou:
+                pass
+            for key, data in files.items():
+                client.put_object(Bucket=bucket, Key=key, Body=data, **({"ACL": "public-read"} if public else {}))
+        finally:
+            self.faults.latency = latency
+            client.close()
         self.faults.clear()
 
 
