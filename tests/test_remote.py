@@ -173,6 +173,10 @@ def test_small_files_cost_one_request_each(s3, tmp_path):
     assert listing == 1
     assert len(per_file) == 12 and set(per_file.values()) == {1}
     assert s3.faults.per_path("HEAD") == {}
+    # The scanned series holds no file bytes once loaded (only URLs, sizes, ETags).
+    found = fastvol.scan(url, storage_options=s3.storage_options)
+    found[0].load()
+    assert all(not r.source._spans for r in found[0].records)
 
 
 def test_large_files_cost_a_header_and_a_pixel_request(s3, tmp_path, small_blocks):

@@ -383,6 +383,7 @@ class RemoteFile(ByteSource):
         self._lock = threading.Lock()
         self._spans: list[tuple[int, bytes]] = []  # fetched (offset, bytes), newest last
         self._kept = 0  # spans from batched fetches (kept until close), before read-ahead ones
+        self._keep_whole = False  # a whole file fetched with its header: kept over one close
         self._failed: FastvolError | None = None  # a deferred prefetch error: reads raise it
 
     def __getstate__(self) -> dict[str, Any]:
@@ -482,10 +483,14 @@ class RemoteFile(ByteSource):
         return _get_many([(self, o, n) for o, n in ranges])
 
     def close(self) -> None:
-        # Fetched bytes go, except a whole small file (fetched with its header: its pixels
-        # are read from it later, no second request).
+        # Fetched bytes go, except a whole small file fetched by the header pass: it survives
+        # that pass's close, so the pixel pass reads it without a second request; the next
+        # close (the pixel pass's) lets it go, so a kept Series holds no file bytes.
         with self._lock:
             whole = [s for s in self._spans[: self._kept] if s[0] == 0 and len(s[1]) == self._size]
+            if not self._keep_whole:
+                whole = []
+            self._keep_whole = False
             self._spans = whole
             self._kept = len(whole)
 
@@ -531,6 +536,8 @@ class RemoteFile(ByteSource):
                 source._failed = data
             else:
                 source._keep(offset, data, batched=True)
+                if offset == 0 and len(data) == source._size:
+                    source._keep_whole = True
 
 
 def _copy(data: bytes, buffer: Buffer, length: int) -> None:
