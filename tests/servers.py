@@ -181,6 +181,7 @@ class HttpFileServer(_Server):
 
     def __init__(self, latency: float = 0.0) -> None:
         self.files: dict[str, bytes] = {}
+        self._etags: dict[str, tuple[bytes, str]] = {}
         super().__init__(self._app, latency)
 
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -197,7 +198,10 @@ class HttpFileServer(_Server):
         if data is None:
             start_response("404 Not Found", [("Content-Length", "0")])
             return [b""]
-        etag = '"' + hashlib.md5(data).hexdigest() + '"'
+        known = self._etags.get(path)
+        if known is None or known[0] is not data:  # hashed once per content, not per request
+            known = self._etags[path] = (data, '"' + hashlib.md5(data).hexdigest() + '"')
+        etag = known[1]
         headers = [("ETag", etag), ("Accept-Ranges", "bytes"), ("Content-Type", "application/dicom")]
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", environ.get("HTTP_RANGE", ""))
         if match:

@@ -179,6 +179,15 @@ def test_small_files_cost_one_request_each(s3, tmp_path):
     assert all(not r.source._spans for r in found[0].records)
 
 
+def test_urls_of_unknown_size_cost_one_request_each_over_http(http, tmp_path):
+    fx.write_series(tmp_path / "s", n=9, rows=64, columns=64)
+    urls = serve(http, tmp_path / "s", "count/http")
+    assert_same(fastvol.load(urls), fastvol.load(tmp_path / "s"))
+    # no HEAD for sizes: each file asked for whole came whole, and shorter than asked
+    assert http.faults.per_path("HEAD") == {}
+    assert sorted(http.faults.per_path("GET").values()) == [1] * 9
+
+
 def test_large_files_cost_a_header_and_a_pixel_request(s3, tmp_path, small_blocks):
     fx.write_series(tmp_path / "s", n=10, rows=128, columns=128)
     url = upload(s3, tmp_path / "s", "count/large")

@@ -289,13 +289,18 @@ def _fetch_round(fs: Any, paths: list[str], starts: list[int], ends: list[int]) 
 
 
 def fetch(
-    requests: Sequence[tuple[RemoteFile, int, int]], retry: Retry | None = None, *, errors: str = "raise"
+    requests: Sequence[tuple[RemoteFile, int, int]],
+    retry: Retry | None = None,
+    *,
+    errors: str = "raise",
+    exact: bool = True,
 ) -> list[Any]:
     """The bytes of each ``(source, offset, length)`` range, fetched concurrently.
 
     Transient failures are retried per range with backoff; a range that still fails raises
     for its URL, after every other range has ended (``errors="return"``: its entry is the
-    fastvol error instead).
+    fastvol error instead). ``exact=False``: a range may pass the end of its file (the bytes
+    up to the end come back), for files whose size is not known yet.
 
     Raises
     ------
@@ -330,7 +335,7 @@ def fetch(
                     error.__cause__ = result
                     result = error
                     failed = failed or error
-                elif len(result) != requests[i][2]:
+                elif len(result) != requests[i][2] and (exact or len(result) > requests[i][2]):
                     source, offset, length = requests[i]
                     result = source.short_read(offset, length, len(result))
                     failed = failed or result
@@ -430,12 +435,15 @@ class RemoteFile(ByteSource):
             self.etag = self.etag or _etag(info)
         return self._size
 
-    def _cached(self, offset: int, length: int) -> bytes | None:
+    def _cached(self, offset: int, length: int, view: bool = False) -> Any:
+        """The held bytes of a range (a memoryview with ``view``: no copy), or None."""
         if self._failed is not None:
             raise self._failed
         with self._lock:
             for start, data in reversed(self._spans):
                 if start <= offset and offset + length <= start + len(data):
+                    if view:
+                        return memoryview(data)[offset - start : offset - start + length]
                     return data[offset - start : offset - start + length]
         return None
 
@@ -468,11 +476,11 @@ class RemoteFile(ByteSource):
         for k, (offset, length) in enumerate(ranges):
             if offset < 0 or offset + length > size:
                 raise self.short_read(offset, length, max(0, size - offset))
-            data = self._cached(offset, length)
+            data = self._cached(offset, length, view=True)
             if data is None:
                 missing.append(k)
             else:
-                _copy(data, buffers[k], length)
+                _copy(data, buffers[k], length)  # the one copy: fetched bytes -> the output
         if missing:
             fetched = self._get([ranges[k] for k in missing])
             for k, data in zip(missing, fetched):
@@ -514,7 +522,9 @@ class RemoteFile(ByteSource):
         :func:`fastvol.sources.prefetch`).
         """
         sources = [s for s, _, _ in requests if isinstance(s, RemoteFile)]
-        _sizes([s for s in sources if s._size < 0], errors)
+        _first_blocks_unsized([s for s, o, _ in requests if o == 0 and isinstance(s, RemoteFile)
+                               and s._size < 0 and s.cache is None], errors)  # fmt: skip
+        _sizes([s for s in sources if s._size < 0 and s._failed is None], errors)
         todo: list[tuple[RemoteFile, int, int]] = []
         for source, offset, length in requests:
             assert isinstance(source, RemoteFile)
@@ -540,7 +550,26 @@ class RemoteFile(ByteSource):
                     source._keep_whole = True
 
 
-def _copy(data: bytes, buffer: Buffer, length: int) -> None:
+def _first_blocks_unsized(sources: list[RemoteFile], errors: str) -> None:
+    """First blocks of files whose size is not known (URLs given one by one, HTTP listings):
+    :data:`WHOLE_FILE` bytes asked for from each, so a file that fits comes whole and tells its
+    size by coming short, with no request for its size (a HEAD each); larger files keep the
+    block and ask for their size after. (Files to be cached ask for their ETag first.)"""
+    if not sources:
+        return
+    requests = [(s, 0, WHOLE_FILE) for s in sources]
+    fetched = fetch(requests, errors="return" if errors == "defer" else "raise", exact=False)
+    for source, data in zip(sources, fetched):
+        if isinstance(data, FastvolError):
+            source._failed = data
+            continue
+        if len(data) < WHOLE_FILE:
+            source._size = len(data)
+            source._keep_whole = True
+        source._keep(0, data, batched=True)
+
+
+def _copy(data: bytes | memoryview, buffer: Buffer, length: int) -> None:
     view = memoryview(buffer).cast("B")
     try:
         view[:length] = data[:length]
