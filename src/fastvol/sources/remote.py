@@ -560,6 +560,8 @@ def _first_blocks_unsized(sources: list[RemoteFile], errors: str) -> None:
     requests = [(s, 0, WHOLE_FILE) for s in sources]
     fetched = fetch(requests, errors="return" if errors == "defer" else "raise", exact=False)
     for source, data in zip(sources, fetched):
+        if isinstance(data, PathNotFoundError):
+            raise data  # a URL the user named that does not exist, as a missing local path
         if isinstance(data, FastvolError):
             source._failed = data
             continue
@@ -715,6 +717,10 @@ def _size_singles(out: list[list[RemoteFile]], singles: list[tuple[int, str, Any
             except Exception:  # the requests below name any real failure
                 continue
             listed.update((e["name"].rstrip("/"), e) for e in entries if e.get("type") == "file")
+
+    # HTTP has no folders: its objects are sized by their first request (see
+    # _first_blocks_unsized), not by a HEAD each.
+    singles = [x for x in singles if "http" not in _protocols(x[2])]
 
     def info(k: int) -> Any:
         _, url, fs, path = singles[k]
