@@ -486,3 +486,19 @@ def test_idc_geometry_flags_disagreements_are_reported(tmp_path):
     flagged = with_idc_flags(regular, says_tilted)
     assert flagged.meta["idc_geometry"]["disagreements"] == compare_geometry(says_tilted, regular.geometry)
     assert "IDC volume_geometry_index says consistent_in_plane_col=False" in flagged.geometry.text()
+
+
+def _load_in_worker(series) -> np.ndarray:
+    return series.load(threads=1).array
+
+
+def test_scanned_remote_series_load_in_forked_and_spawned_workers(s3, tmp_path):
+    import multiprocessing
+
+    fx.write_series(tmp_path / "s", n=4)
+    url = upload(s3, tmp_path / "s", "workers")
+    found = fastvol.scan(url, storage_options=s3.storage_options)  # this process has a session
+    local = fastvol.load(tmp_path / "s").array
+    for method in ("fork", "spawn"):
+        with multiprocessing.get_context(method).Pool(1) as pool:
+            np.testing.assert_array_equal(pool.apply(_load_in_worker, (found[0],)), local)
