@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from .errors import PathNotFoundError
 from .sources import ByteSource, LocalFile
@@ -21,8 +21,10 @@ from .sources.remote import is_url, local_path
 
 __all__ = ["Inputs", "find_sources", "locate", "walk"]
 
-#: What :func:`fastvol.scan` and :func:`fastvol.load` accept (file objects too: ``typing.BinaryIO``).
-Inputs = str | os.PathLike[str] | ByteSource | Iterable[str | os.PathLike[str] | ByteSource] | Any
+#: What :func:`fastvol.scan` and :func:`fastvol.load` accept: paths, URLs, sources, open binary
+#: file objects, or an iterable of them.
+Inputs = (str | os.PathLike[str] | ByteSource | IO[bytes]
+          | Iterable[str | os.PathLike[str] | ByteSource | IO[bytes]])  # fmt: skip
 
 
 def walk(root: str, unlisted: list[str] | None = None) -> Iterator[tuple[str, bool | None]]:
