@@ -17,18 +17,17 @@ first block: one request per file.
 Failures: a transient error (connection reset, timeout, 5xx, throttling) is retried
 :data:`RETRY` times with exponential backoff; what still fails, and what cannot succeed (no
 such object, access denied), becomes a :class:`~fastvol.errors.FastvolError` naming the URL.
-:func:`map_remote_errors` is the one place foreign (fsspec, aiohttp, botocore) exceptions
-are translated.
+:func:`translate` (with :func:`is_transient`) is the one place foreign (fsspec, aiohttp,
+botocore) exceptions are judged and translated.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +52,7 @@ __all__ = [
     "is_url",
     "list_urls",
     "local_path",
-    "map_remote_errors",
+    "translate",
 ]
 
 #: Requests in flight at once (per batch of ranges).
@@ -240,19 +239,6 @@ def translate(exc: BaseException, url: str, what: str, attempts: int = 1) -> Fas
         return UnreadableError(f"{url}: access denied ({what}: {text}); check storage_options "
                                "(credentials, anon=True for public buckets)", files=[url])  # fmt: skip
     return UnreadableError(f"{url}: {what} failed{tried} ({text})", files=[url], attempts=attempts)
-
-
-@contextlib.contextmanager
-def map_remote_errors(url: str, what: str) -> Iterator[None]:
-    """Turn a foreign exception raised inside the block into the fastvol error for ``url``."""
-    try:
-        yield
-    except FastvolError:
-        raise
-    except Exception as exc:
-        if isinstance(exc, (Warning, MemoryError)):
-            raise
-        raise translate(exc, url, what) from exc
 
 
 # -- the fetch engine ---------------------------------------------------------------------------
