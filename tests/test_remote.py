@@ -502,3 +502,15 @@ def test_scanned_remote_series_load_in_forked_and_spawned_workers(s3, tmp_path):
     for method in ("fork", "spawn"):
         with multiprocessing.get_context(method).Pool(1) as pool:
             np.testing.assert_array_equal(pool.apply(_load_in_worker, (found[0],)), local)
+
+
+def test_command_line_takes_urls(http, tmp_path):
+    from fastvol.cli import main
+
+    fx.write_series(tmp_path / "s", n=4)
+    serve(http, tmp_path / "s", "cli")
+    out, err = io.StringIO(), io.StringIO()
+    assert main([f"{http.url}/cli/"], stdout=out, stderr=err) == 0
+    assert "shape       (4, 16, 12)" in out.getvalue()
+    assert main([f"{http.url}/cli/missing.dcm"], stdout=out, stderr=err) == 2
+    assert f"{http.url}/cli/missing.dcm" in err.getvalue()
