@@ -514,3 +514,26 @@ def test_command_line_takes_urls(http, tmp_path):
     assert "shape       (4, 16, 12)" in out.getvalue()
     assert main([f"{http.url}/cli/missing.dcm"], stdout=out, stderr=err) == 2
     assert f"{http.url}/cli/missing.dcm" in err.getvalue()
+
+
+def test_seg_and_float_pixel_data_over_s3(s3, tmp_path):
+    """Derived objects read through the same sources: a 1-bit SEG (frames packed across byte
+    boundaries) and a float parametric map."""
+    pytest.importorskip("highdicom")
+    import factory_derived as fd
+
+    w = fx.write_series(tmp_path / "ct", n=4, rows=11, columns=13)
+    sources = fd.source_datasets(w)
+    masks = np.random.default_rng(3).random((4, 11, 13, 2)) > 0.6
+    (tmp_path / "seg").mkdir()
+    seg_path = fd.write_seg(sources, masks, tmp_path / "seg" / "seg.dcm", omit_empty_frames=False)
+    (tmp_path / "pm").mkdir()
+    values = np.random.default_rng(4).random((4, 11, 13)).astype(np.float32) * 100
+    pm_path = fd.write_pm(sources, values, tmp_path / "pm" / "pm.dcm")
+    seg_url = upload(s3, tmp_path / "seg", "derived/seg")
+    pm_url = upload(s3, tmp_path / "pm", "derived/pm")
+    local_seg = fastvol.load_segmentation(seg_path)
+    remote_seg = fastvol.load_segmentation(fastvol.scan(seg_url, storage_options=s3.storage_options)[0])
+    np.testing.assert_array_equal(remote_seg.array, local_seg.array)
+    np.testing.assert_array_equal(remote_seg.affine, local_seg.affine)
+    assert_same(fastvol.load(pm_url, storage_options=s3.storage_options), fastvol.load(pm_path))

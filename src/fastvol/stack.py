@@ -391,7 +391,7 @@ def execute(
     try:
         if any(type(s.source).prefetch_many is not None for s in sources):
             # Remote sources: every frame's bytes fetched now, concurrently (local: untouched).
-            prefetch(_pixel_ranges(sources, plan.pixel.frame_bytes))
+            prefetch(_pixel_ranges(sources, plan.pixel.frame_bytes, packed=plan.pixel.bits_allocated == 1))
         ranges = _multiframe_ranges(sources, plan.pixel.frame_bytes)
         if isinstance(pool, ProcessPoolExecutor):
             frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
@@ -424,14 +424,16 @@ def execute(
     return out
 
 
-def _pixel_ranges(sources: tuple[FrameSource, ...], frame_bytes: int) -> list[tuple[ByteSource, int, int]]:
+def _pixel_ranges(
+    sources: tuple[FrameSource, ...], frame_bytes: int, packed: bool = False
+) -> list[tuple[ByteSource, int, int]]:
     """The byte ranges the frames will read: an uncompressed frame's own bytes; the pixel data
-    value (to the end of the file when its length is undefined) of an encapsulated file; the
-    whole of a deflated one."""
+    value (to the end of the file when its length is undefined) of an encapsulated file or of
+    packed 1-bit frames (which start mid-byte); the whole of a deflated one."""
     out: list[tuple[ByteSource, int, int]] = []
     whole: set[int] = set()
     for src in sources:
-        if src.pixel_offset >= 0 and src.transfer_syntax in TS.UNCOMPRESSED:
+        if src.pixel_offset >= 0 and src.transfer_syntax in TS.UNCOMPRESSED and not packed:
             out.append((src.source, src.pixel_offset + src.frame * frame_bytes, frame_bytes))
         elif id(src.source) not in whole:
             whole.add(id(src.source))
