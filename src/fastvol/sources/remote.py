@@ -2,8 +2,9 @@
 
 A :class:`RemoteFile` is a URL (``s3://``, ``gs://``, ``https://``, ``memory://``, any protocol
 fsspec knows) plus its ``storage_options``: it pickles as those plain values, never with an
-open session, and finds its file system again in the process that reads it (fsspec caches
-file-system instances per process and renews them after a fork).
+open session, and finds its file system again in the process that reads it (:func:`filesystem`
+keeps one instance per protocol and options in each process: a forked or spawned worker makes
+its own).
 
 Bytes are fetched by exact byte range. Latency, not bandwidth, is what a remote read costs, so
 the stages ask for many ranges at once: :meth:`RemoteFile.prefetch_many` (called through
@@ -49,6 +50,7 @@ __all__ = [
     "RemoteFile",
     "Retry",
     "filesystem",
+    "is_transient",
     "is_url",
     "list_urls",
     "local_path",
