@@ -51,7 +51,7 @@ def to_rgb(samples: np.ndarray, rows: int, columns: int, photometric: str, plana
 def _ybr_full_to_rgb(ybr: np.ndarray) -> np.ndarray:
     """8-bit YBR_FULL -> RGB exactly as pydicom (round half up, clipped to 0..255)."""
     arr = ybr.astype(np.float32)
-    arr -= np.float32([0, 128, 128])
+    arr -= np.array([0, 128, 128], dtype=np.float32)
     np.matmul(arr, _YBR_TO_RGB, out=arr)
     arr += 0.5
     np.floor(arr, out=arr)

@@ -134,7 +134,7 @@ def locate(
             else:
                 out.extend(LocalFile(p, regular=r) for p, r in walk(local, unlisted))
         else:
-            out.extend(LocalFile(p, regular=r) for p, r in walk(os.fsdecode(item), unlisted))
+            out.extend(LocalFile(p, regular=r) for p, r in walk(os.fsdecode(item), unlisted))  # type: ignore[arg-type]  # file objects taken above
     if urls:
         _insert_remote(out, urls, storage_options, cache)
     return out, unlisted

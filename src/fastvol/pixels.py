@@ -12,6 +12,8 @@ this dtype). Imports numpy and :mod:`fastvol.errors` only.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .errors import UnsupportedError
@@ -29,7 +31,7 @@ _DTYPES = {
     for bits in SUPPORTED_BITS_ALLOCATED
     for signed in (False, True)
 }
-_FLOAT_DTYPES = {"float": np.dtype(np.float32), "double": np.dtype(np.float64)}
+_FLOAT_DTYPES: dict[str, np.dtype[Any]] = {"float": np.dtype(np.float32), "double": np.dtype(np.float64)}
 
 
 def stored_dtype(bits_allocated: int, pixel_representation: int, kind: str = "int") -> np.dtype:

@@ -49,7 +49,7 @@ class Grid:
     kind: str = "regular"
 
 
-def _frame_names(seg: SegFile, frames: Sequence[int]) -> str:
+def _frame_names(seg: SegFile, frames: Sequence[int] | np.ndarray) -> str:
     return ", ".join(f"{i + 1} (segment {seg.segment_numbers[i]})" for i in list(frames)[:5])
 
 
@@ -213,8 +213,8 @@ def _check_plane(seg: SegFile, affine: np.ndarray) -> None:
     same_dirs = (np.abs(ref_col_step / ref_spacing[0] - col).max() <= ORIENTATION_TOLERANCE
                  and np.abs(ref_row_step / ref_spacing[1] - row).max() <= ORIENTATION_TOLERANCE)  # fmt: skip
     if not same_dirs:
-        raise AlignmentError(f"{path}: ImageOrientationPatient {list(np.round(seg.orientation, 5))} "
-                             f"is not the reference's {list(np.round(np.r_[ref_row_step / ref_spacing[1], ref_col_step / ref_spacing[0]], 5))}; "
+        raise AlignmentError(f"{path}: ImageOrientationPatient {np.round(seg.orientation, 5).tolist()} "
+                             f"is not the reference's {np.round(np.r_[ref_row_step / ref_spacing[1], ref_col_step / ref_spacing[0]], 5).tolist()}; "
                              f"load it without reference=", files=[path], reason="orientation")  # fmt: skip
     rel = np.abs(np.array(seg.pixel_spacing) - np.array(ref_spacing)) / np.array(ref_spacing)
     if rel.max() > ORIENTATION_TOLERANCE:

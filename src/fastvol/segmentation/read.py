@@ -318,7 +318,7 @@ def _raw_items(ds: Any, tag: int) -> list[dict[int, Any]]:
     return parse_items(bytes(raw.value), bool(raw.is_implicit_VR), _SEQUENCES)
 
 
-def _first(item: dict[int, Any] | None, *tags: int) -> Any:
+def _first(item: Any, *tags: int) -> Any:
     """The value at ``tags`` (sequence, its first item's element, ...) in nested raw items."""
     value: Any = item
     for tag in tags:
