@@ -22,7 +22,8 @@ def test_exported_members_are_pinned():
         "MissingCodecError", "MissingDependencyError", "MissingSlicesError", "MixedGeometryError",
         "NonCollinearError", "NotDicomError", "Options", "PathNotFoundError",
         "RepeatedPositionsError", "ScanResult", "Series", "SeriesSelectionError", "Tolerances",
-        "UnreadableError", "UnsupportedError", "Volume", "__version__", "load", "load_series", "scan",
+        "UnreadableError", "UnsupportedError", "Volume", "__version__", "convert", "load", "load_series",
+        "scan",
     ])  # fmt: skip
     for name in fastvol.__all__:
         assert getattr(fastvol, name) is not None

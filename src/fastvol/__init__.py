@@ -41,6 +41,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .api import ScanResult, load, load_series, scan
+    from .cohort import convert
     from .group import Series
     from .options import Options, Tolerances
     from .report import GeometryReport
@@ -75,12 +76,14 @@ __all__ = [
     "UnsupportedError",
     "Volume",
     "__version__",
+    "convert",
     "load",
     "load_series",
     "scan",
 ]
 
 _LAZY = {
+    "convert": ("cohort", "convert"),
     "load": ("api", "load"),
     "load_series": ("api", "load_series"),
     "Options": ("options", "Options"),
