@@ -17,7 +17,7 @@ from typing import Any
 
 from .tasks import SeriesTask, convert_one, series_fields
 
-__all__ = ["failed_line", "run_local"]
+__all__ = ["failed_line", "run_local", "warm_up"]
 
 
 def failed_line(task: SeriesTask, why: str, error: str = "WorkerDied") -> dict[str, Any]:
@@ -39,6 +39,12 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
 
 
+#: Imported once by the fork server, so no worker pays for them on its first series (an
+#: optional one that is missing is left out by multiprocessing itself).
+_PRELOAD = ["fastvol.api", "fastvol.stack", "fastvol.decode", "fastvol.cohort.tasks",
+            "fastvol.cohort.sidecar", "nibabel", "numpy"]  # fmt: skip
+
+
 def _context() -> Any:
     # forkserver: cheap forks of a clean server (no threads inherited, unlike fork); the
     # server exits with this process, and the workers with it.
@@ -46,8 +52,17 @@ def _context() -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["fastvol.api", "fastvol.cohort.tasks"])
+    context.set_forkserver_preload(_PRELOAD)
     return context
+
+
+def warm_up() -> None:
+    """Start the fork server now, so its imports overlap the header scan of the run."""
+    context = _context()
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def run_local(tasks: Sequence[SeriesTask], jobs: int, on_done: Callable[[dict[str, Any]], None]) -> None:

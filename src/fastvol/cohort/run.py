@@ -269,6 +269,10 @@ def _convert(inputs: Any, out: str | os.PathLike[str], options: Options | None, 
                                                               *line.get("planned", ()))}  # fmt: skip
     by_key = {line["key"]: line for line in previous if line.get("kind") == "series" and "key" in line}
 
+    if jobs > 1 and client is None:
+        from .local import warm_up
+
+        warm_up()
     tags = tuple(dict.fromkeys((*opts.extra_tags, *NAME_TAGS, *SIDECAR_TAGS)))
     found = scan(inputs if depth is None else _depth_limited(inputs, depth), extra_tags=tags)
     if found.unreadable and opts.unreadable == "raise":
