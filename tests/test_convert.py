@@ -320,3 +320,25 @@ def test_series_number_on_the_command_line(tmp_path: Path) -> None:
     err = io.StringIO()
     assert cli.main([str(tmp_path), "--series", "1"], stdout=io.StringIO(), stderr=err) == 2
     assert "no series has '1' as Series.id, SeriesInstanceUID or SeriesNumber" in err.getvalue()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_lines_otherwise(tmp_path: Path) -> None:
+    pytest.importorskip("tqdm")
+    fx.write_series(tmp_path / "a", n=3, seed=1)
+    fx.write_series(tmp_path / "b", n=3, seed=2)
+    tty = _Terminal()
+    fastvol.convert(tmp_path, tmp_path / "o1", progress="auto", progress_stream=tty)
+    assert "2/2" in tty.getvalue() and "files/s" in tty.getvalue() and "MB/s" in tty.getvalue()
+    plain = io.StringIO()
+    fastvol.convert(tmp_path, tmp_path / "o2", progress="auto", progress_stream=plain)
+    lines = plain.getvalue().splitlines()
+    assert [line.split()[0] for line in lines] == ["[1/2]", "[2/2]"] and "\r" not in plain.getvalue()
+    quiet = io.StringIO()
+    code = cli.main(["convert", str(tmp_path), "-o", str(tmp_path / "o3"), "-q"], stdout=io.StringIO(),
+                    stderr=quiet)  # fmt: skip
+    assert code == 0 and quiet.getvalue() == ""
