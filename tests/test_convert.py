@@ -233,6 +233,10 @@ def test_resume_keeps_finished_series_and_redoes_changed(tmp_path: Path) -> None
     os.remove(first.outputs[0])  # an output gone: that series is redone
     redone = fastvol.convert(tmp_path / "in", out)
     assert sum(not line.get("reused") for line in redone.lines) == 1 and _tree(out) == before
+    fx.write_series(tmp_path / "in" / "pat0" / "new", n=3, seed=9, extra={"SeriesNumber": 1})
+    grown = fastvol.convert(tmp_path / "in", out)  # a series added in front: only it is new
+    assert [line.get("reused", False) for line in grown.lines] == [False] + [True] * len(redone.lines)
+    assert [line["index"] for line in grown.lines] == list(range(len(grown.lines)))
     fill = fastvol.convert(tmp_path / "in", out, gaps="fill")  # other options: all redone
     assert fill.exit_code == 0 and not any(line.get("reused") for line in fill.lines)
     fresh = fastvol.convert(tmp_path / "in", out, resume=False)

@@ -280,7 +280,9 @@ def _convert(inputs: Any, out: str | os.PathLike[str], options: Options | None, 
     tasks, skipped_lines = plan_tasks(found, out, opts, pattern=pattern, fmt=format, compress=compress,
                                       sidecar=sidecar, ignore_derived=ignore_derived, clash=clash,
                                       version=__version__, ours=ours)  # fmt: skip
-    reused = [{**by_key[t.key], "reused": True} for t in tasks if resume and _reusable(by_key.get(t.key))]
+    # Plan positions may move when inputs are added: a kept line takes this run's index.
+    reused = [{**by_key[t.key], "reused": True, "index": t.index} for t in tasks
+              if resume and _reusable(by_key.get(t.key))]  # fmt: skip
     reused_keys = {line["key"] for line in reused}
     todo = [t for t in tasks if t.key not in reused_keys]
     scan_line = {"kind": "scan", "fastvol": __version__,
