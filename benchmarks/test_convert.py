@@ -31,7 +31,8 @@ from cohort import write_cohort, write_flat_folder
 pytestmark = pytest.mark.benchmark(group="convert")
 
 PEERS = ("fastvol", "dcm2niix", "dicom2nifti")
-ROUNDS = 3
+#: Rounds per peer ($FASTVOL_BENCH_ROUNDS; dicom2nifti always 1: minutes per round at full size).
+ROUNDS = int(os.environ.get("FASTVOL_BENCH_ROUNDS", "3"))
 
 
 def _disabled(config: pytest.Config) -> bool:
@@ -63,14 +64,15 @@ def flat_folder(bench_data_root: Path, request: pytest.FixtureRequest) -> str:
     return str(folder)
 
 
-def _command(peer: str, exe: Callable[[str], str], src: str, out: str) -> list[str]:
+def _command(peer: str, exe: Callable[[str], str], src: str, out: str, gz: bool = True) -> list[str]:
+    z = "y" if gz else "n"
     if peer == "fastvol":
-        return [sys.executable, "-m", "fastvol", "convert", src, "-o", out, "-j", "2", "-q"]
+        return [sys.executable, "-m", "fastvol", "convert", src, "-o", out, "-j", "2", "-q", "-z", z]
     if peer == "dcm2niix":
-        return [exe("dcm2niix"), "-z", "y", "-f", "%f_%p_%t_%s", "-o", out, src]
+        return [exe("dcm2niix"), "-z", z, "-f", "%f_%p_%t_%s", "-o", out, src]
     pytest.importorskip("dicom2nifti")
     return [sys.executable, "-c", "import dicom2nifti, logging; logging.disable(logging.CRITICAL); "
-            f"dicom2nifti.convert_directory({src!r}, {out!r}, compression=True)"]  # fmt: skip
+            f"dicom2nifti.convert_directory({src!r}, {out!r}, compression={gz})"]  # fmt: skip
 
 
 
@@ -79,12 +81,13 @@ def _tree_stats(folder: str) -> tuple[int, int]:
     return len(files), sum(os.path.getsize(f) for f in files)
 
 
-def _run_peer(benchmark: Any, peer: str, exe: Callable[[str], str], src: str, tmp: Path) -> None:
-    command = _command(peer, exe, src, "@OUT@")
-    rounds = iter(range(1000))
+def _run_peer(benchmark: Any, peer: str, exe: Callable[[str], str], src: str, tmp: Path,
+              gz: bool = True) -> None:  # fmt: skip
+    command = _command(peer, exe, src, "@OUT@", gz)
+    numbers = iter(range(1000))
 
     def setup() -> tuple[tuple[str, ...], dict[str, Any]]:
-        out = tmp / f"{peer}-{next(rounds)}"
+        out = tmp / f"{peer}-{next(numbers)}"
         out.mkdir()
         return (str(out),), {}
 
@@ -95,7 +98,8 @@ def _run_peer(benchmark: Any, peer: str, exe: Callable[[str], str], src: str, tm
         # both still converted the rest; anything else is a failed run.
         assert done.returncode in (0, 1), done.stderr[-2000:]
 
-    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=0)
+    rounds = 1 if peer == "dicom2nifti" else ROUNDS  # minutes per round at full size
+    benchmark.pedantic(run, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
     n_files, n_bytes = _tree_stats(src)
     outputs = list((tmp / f"{peer}-0").rglob("*.nii*"))
     assert outputs, f"{peer} wrote no NIfTI"
@@ -113,6 +117,14 @@ def test_convert_cohort(benchmark: Any, exe: Callable[[str], str], cohort_folder
                         tmp_path: Path) -> None:  # fmt: skip
     benchmark.group = "convert: mixed cohort to .nii.gz"
     _run_peer(benchmark, peer, exe, cohort_folder, tmp_path)
+
+
+@pytest.mark.parametrize("peer", PEERS[:2])
+def test_convert_cohort_uncompressed(benchmark: Any, exe: Callable[[str], str], cohort_folder: str,
+                                     peer: str, tmp_path: Path) -> None:  # fmt: skip
+    """The same cohort to .nii: the conversion without the gzip both peers spend most time in."""
+    benchmark.group = "convert: mixed cohort to .nii"
+    _run_peer(benchmark, peer, exe, cohort_folder, tmp_path, gz=False)
 
 
 @pytest.mark.parametrize("peer", PEERS)

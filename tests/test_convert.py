@@ -148,6 +148,10 @@ def test_formats_and_sidecar_modes(tmp_path: Path) -> None:
     report = fastvol.convert(tmp_path / "in", tmp_path / "only", sidecar="o", pattern="%s")
     assert [Path(p).name for p in report.outputs] == ["3.json"]
     assert json.loads(Path(report.outputs[0]).read_text())["fastvol"]["shape"] == [5, 16, 12]
+    report = fastvol.convert(tmp_path / "in", tmp_path / "gz", pattern="%s")
+    head = Path(report.outputs[0]).read_bytes()[:10]  # gzip: no file name, mtime 0 (repeatable)
+    assert head[:3] == b"\x1f\x8b\x08" and not head[3] & 0x08 and head[4:8] == b"\0\0\0\0"
+    np.testing.assert_array_equal(nifti_as_volume_layout(report.outputs[0])[0], vol.array)
     report = fastvol.convert(tmp_path / "in", tmp_path / "nii", compress=False, pattern="%s")
     assert Path(report.outputs[0]).name == "3.nii"
     assert nib.load(report.outputs[0]).shape == (12, 16, 5)
