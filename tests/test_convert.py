@@ -6,6 +6,7 @@ through NIfTI's explicit layout change), sidecars against the headers the factor
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -173,6 +174,10 @@ def test_exit_codes_and_usage(tmp_path: Path) -> None:
     assert code == 0 and "converted" in err  # the summary table
     code, err = run_cli(str(tmp_path / "one"), "-o", str(tmp_path / "out2"), "-f", "%q")
     assert code == 2 and "unknown token %q" in err
+    help_text = io.StringIO()
+    with pytest.raises(SystemExit) as exc, contextlib.redirect_stdout(help_text):
+        cli.main(["convert", "--help"])
+    assert exc.value.code == 0 and "%f_%p_%t_%s" in help_text.getvalue() and "--gaps" in help_text.getvalue()
     with pytest.raises(SystemExit) as exc:  # argparse: bad usage is 2, as in dcm2niix
         cli.main(["convert", str(tmp_path / "one")], stderr=io.StringIO())
     assert exc.value.code == 2

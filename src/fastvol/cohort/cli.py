@@ -40,8 +40,9 @@ def parser(load_flags: Callable[[argparse.ArgumentParser], None] | None = None) 
     )  # fmt: skip
     p.add_argument("inputs", nargs="+", metavar="IN", help="folders (walked recursively) or files")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (created)")
-    p.add_argument("-f", dest="pattern", default=DEFAULT_PATTERN,
-                   help=f"file name pattern, '/' makes folders (default {DEFAULT_PATTERN}): {tokens}")
+    p.add_argument("-f", dest="pattern", default=DEFAULT_PATTERN,  # argparse formats help with %
+                   help=f"file name pattern, '/' makes folders (default {DEFAULT_PATTERN}): "
+                        f"{tokens}".replace("%", "%%"))  # fmt: skip
     p.add_argument("-z", dest="compress", type=_yes_no, default=True, metavar="y|n",
                    help="gzip NIfTI: .nii.gz (y, default) or .nii (n)")  # fmt: skip
     p.add_argument("--format", default="nifti", choices=("nifti", "zarr", "npz"),
