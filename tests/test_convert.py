@@ -292,6 +292,8 @@ def test_parallel_sigkill_then_rerun_matches_uninterrupted(tmp_path: Path) -> No
         assert proc.poll() is None
         assert time.monotonic() < deadline
         time.sleep(0.005)
+    children = _children(proc.pid)
+    assert len(children) >= 2 or not sys.platform.startswith("linux")  # the two workers
     proc.send_signal(signal.SIGKILL)  # mid-run: some series done, some being written
     proc.wait()
     done_before = len(series_lines(out))
@@ -303,6 +305,26 @@ def test_parallel_sigkill_then_rerun_matches_uninterrupted(tmp_path: Path) -> No
     assert [line["status"] for line in lines] == ["converted"] * 12
     assert _tree(out) == _tree(tmp_path / "ref")
     assert _debris(out) == []
+    deadline = time.monotonic() + 30  # the killed run's workers died with it
+    while [p for p in children if _alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [p for p in children if _alive(p)] == []
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (Linux /proc; empty elsewhere)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_sigterm_exits_3_and_rerun_finishes(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from .tasks import SeriesTask, convert_one, series_fields
 
-__all__ = ["failed_line", "run_local", "warm_up"]
+__all__ = ["failed_line", "run_local", "start_pool"]
 
 
 def failed_line(task: SeriesTask, why: str, error: str = "WorkerDied") -> dict[str, Any]:
@@ -39,50 +39,56 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
 
 
-#: Imported once by the fork server, so no worker pays for them on its first series (an
-#: optional one that is missing is left out by multiprocessing itself). The compiled kernels
-#: too: a worker converts many series, so numba pays for itself (fastvol.kernels runs the
-#: compiled kernels once numba is imported), and RLE decodes 10x faster than compile-free.
-_PRELOAD = ["fastvol.api", "fastvol.stack", "fastvol.decode", "fastvol.cohort.tasks",
-            "fastvol.cohort.sidecar", "nibabel", "numpy", "fastvol._kernels.pixels",
-            "fastvol._kernels.rle"]  # fmt: skip
+#: Imported by each worker as it starts (while the main process scans), so no series pays
+#: for them; the compiled kernels too: a worker converts many series, so numba pays for
+#: itself (fastvol.kernels runs the compiled kernels once numba is imported).
+_PRELOAD = ("fastvol.api", "fastvol.stack", "fastvol.decode", "fastvol.cohort.tasks",
+            "fastvol.cohort.sidecar", "nibabel", "fastvol._kernels.pixels", "fastvol._kernels.rle")  # fmt: skip
 
 
-def _context() -> Any:
-    # forkserver: cheap forks of a clean server (no threads inherited, unlike fork); the
-    # server exits with this process, and the workers with it.
-    # The server imports the loader once, so each worker starts with it already imported.
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_PRELOAD)
-    return context
+def _warm() -> int:
+    import importlib
+
+    for name in _PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional one (nibabel): the task says so when it needs it
+            pass
+    return os.getpid()
 
 
-def warm_up() -> None:
-    """Start the fork server now, so its imports overlap the header scan of the run."""
-    context = _context()
-    if context.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
+def start_pool(jobs: int) -> Any:
+    """``jobs`` worker processes, started now and importing the loader while the caller scans.
 
-        forkserver.ensure_running()
+    Spawned, not forked from a server: each worker's parent is this process, so
+    ``PR_SET_PDEATHSIG`` ends it when this process dies, SIGKILL included (a fork server's
+    workers keep the server alive, and it them).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(),))  # fmt: skip
+    for _ in range(jobs):
+        pool.submit(_warm)
+    return pool
 
 
-def run_local(tasks: Sequence[SeriesTask], jobs: int, on_done: Callable[[dict[str, Any]], None]) -> None:
+def run_local(tasks: Sequence[SeriesTask], jobs: int, on_done: Callable[[dict[str, Any]], None],
+              pool: Any = None) -> None:  # fmt: skip
     """Convert ``tasks``; ``on_done`` gets each report line as its series finishes.
 
-    Biggest series first, so the last to finish are small ones and the workers end together.
+    ``pool``: workers from :func:`start_pool` (shut down here); without one, ``jobs`` > 1
+    starts them now. Biggest series first, so the workers finish together.
     """
     order = sorted(tasks, key=lambda t: -sum(r.file_size for r in t.series.records))
-    if jobs <= 1 or len(tasks) <= 1:
+    if pool is None and (jobs <= 1 or len(tasks) <= 1):
         for task in order:
             on_done(convert_one(task))
         return
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=_context(),
-                               initializer=_worker_init, initargs=(os.getpid(),))  # fmt: skip
+    pool = pool if pool is not None else start_pool(jobs)
     pending = {pool.submit(convert_one, task): task for task in order}
     try:
         while pending:

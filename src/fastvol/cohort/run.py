@@ -244,12 +244,6 @@ def _convert(inputs: Any, out: str | os.PathLike[str], options: Options | None, 
              depth: int | None, jobs: int, resume: bool, client: Any, progress: str,
              progress_stream: Any, overrides: dict[str, Any]) -> Report:  # fmt: skip
     """:func:`convert` without re-raising an interrupt: the CLI reads ``Report.interrupted``."""
-    import sys
-
-    from .. import __version__
-    from ..api import _unreadable, scan
-    from .progress import Progress
-
     t0 = time.perf_counter()
     opts = Options.resolve(options, overrides)
     check_pattern(pattern)
@@ -263,16 +257,37 @@ def _convert(inputs: Any, out: str | os.PathLike[str], options: Options | None, 
         raise InputError(f"{out}: cannot make the output folder ({exc.strerror})", files=[out]) from exc
     path = os.path.join(out, REPORT_NAME)
     previous = read_lines(path)
+    pool = None
+    if jobs > 1 and client is None:  # workers start (and import) while the scan runs
+        from .local import start_pool
+
+        pool = start_pool(jobs)
+    try:
+        return _run(inputs, out, opts, path=path, previous=previous, pool=pool, pattern=pattern,
+                    compress=compress, format=format, sidecar=sidecar,
+                    ignore_derived=ignore_derived, clash=clash, depth=depth, jobs=jobs,
+                    resume=resume, client=client, progress=progress,
+                    progress_stream=progress_stream, t0=t0)  # fmt: skip
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run(inputs: Any, out: str, opts: Options, *, path: str, previous: list[dict[str, Any]],
+         pool: Any, pattern: str, compress: bool, format: str, sidecar: str,
+         ignore_derived: bool, clash: int, depth: int | None, jobs: int, resume: bool,
+         client: Any, progress: str, progress_stream: Any, t0: float) -> Report:  # fmt: skip
+    import sys
+
+    from .. import __version__
+    from ..api import _unreadable, scan
+    from .progress import Progress
+
     # Files an earlier run here wrote or was writing (a killed run's last files have no line
     # yet): ours to overwrite, never a clash for -w.
     ours = {os.path.abspath(p) for line in previous for p in (*line.get("outputs", ()),
                                                               *line.get("planned", ()))}  # fmt: skip
     by_key = {line["key"]: line for line in previous if line.get("kind") == "series" and "key" in line}
-
-    if jobs > 1 and client is None:
-        from .local import warm_up
-
-        warm_up()
     tags = tuple(dict.fromkeys((*opts.extra_tags, *NAME_TAGS, *SIDECAR_TAGS)))
     found = scan(inputs if depth is None else _depth_limited(inputs, depth), extra_tags=tags)
     if found.unreadable and opts.unreadable == "raise":
@@ -309,7 +324,7 @@ def _convert(inputs: Any, out: str | os.PathLike[str], options: Options | None, 
         else:
             from .local import run_local
 
-            run_local(todo, jobs, done)
+            run_local(todo, jobs, done, pool=pool)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
