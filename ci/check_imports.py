@@ -24,7 +24,7 @@ from pathlib import Path
 #: Layers, top first: a module may import modules of its own layer and of the layers below.
 #: A module is matched by its dotted name under fastvol, or by its package's.
 LAYERS: list[set[str]] = [
-    {"__init__", "cli", "__main__"},
+    {"__init__", "cli", "__main__", "cohort"},
     {"segmentation", "idc"},
     {"api"},
     {"volume", "stack"},

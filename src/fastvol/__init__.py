@@ -43,6 +43,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .api import ScanResult, load, load_series, scan
+    from .cohort import convert
     from .group import Series
     from .options import Options, Tolerances
     from .report import GeometryReport
@@ -80,6 +81,7 @@ __all__ = [
     "UnsupportedError",
     "Volume",
     "__version__",
+    "convert",
     "load",
     "load_segmentation",
     "load_series",
@@ -87,6 +89,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "convert": ("cohort", "convert"),
     "load": ("api", "load"),
     "load_series": ("api", "load_series"),
     "load_segmentation": ("segmentation", "load_segmentation"),

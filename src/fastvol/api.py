@@ -165,7 +165,9 @@ def _candidates(found: ScanResult, series: str | int | None, where: str) -> list
     if isinstance(series, str):
         chosen = [s for s in found if series in (s.id, s.uid, str(s.number))]
         if not chosen:
-            raise SeriesSelectionError(f"{where}: no series matches {series!r}; found:\n"
+            raise SeriesSelectionError(f"{where}: no series has {series!r} as Series.id, "
+                                       f"SeriesInstanceUID or SeriesNumber (#N below; an index "
+                                       f"[N] is an int, or '[N]' on the command line); found:\n"
                                        f"{_listing(found)}")  # fmt: skip
         return chosen
     return list(found)
@@ -192,8 +194,9 @@ def select_series(found: ScanResult, series: Series | str | int | None, where: s
             files=[f for s in candidates for f in s.files[:2]], uid=candidates[0].uid,
             groups=tuple(s.id for s in candidates),
         )  # fmt: skip
+    matched = f" match {series!r} (as SeriesNumber)" if isinstance(series, str) else " found"
     raise SeriesSelectionError(
-        f"{where}: {len(candidates)} series found; pass series= (an index, a Series, a "
+        f"{where}: {len(candidates)} series{matched}; pass series= (an index, a Series, a "
         f"SeriesInstanceUID or SeriesNumber) to choose one:\n{_listing(found)}",
         files=[f for s in candidates for f in s.files[:1]],
         series=tuple(s.id for s in candidates),
