@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 GROUP_ORDER = ("headers", "geometry", "decode", "stack", "end-to-end", "startup", "memory",
-               "series-count")
+               "series-count", "segmentation")
 QUIET_KEYS = {"loader", "role", "case"}
 Bench = dict[str, Any]
 
@@ -169,6 +169,9 @@ def target_lines(benchmarks: list[Bench]) -> list[str]:
     check("j2k: pydicom / fastvol (same frames)",
           ratio(_find(benchmarks, e2e, "pydicom", " j2k"), _find(benchmarks, e2e, "fastvol", " j2k")),
           2.2, True)  # fmt: skip
+    check("CT + 10-segment SEG aligned: highdicom / fastvol",
+          ratio(_find(benchmarks, "segmentation", "highdicom"), _find(benchmarks, "segmentation", "fastvol")),
+          10, True)  # fmt: skip
     cli = _find(benchmarks, e2e, "fastvol-cli", "300x512x512")
     if cli is not None and "start_to_volume_ms" in cli["extra_info"]:
         out.append(f"| CLI process start to first volume, 300x512x512 (ms) | "

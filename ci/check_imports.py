@@ -24,7 +24,8 @@ from pathlib import Path
 #: Layers, top first: a module may import modules of its own layer and of the layers below.
 #: A module is matched by its dotted name under fastvol, or by its package's.
 LAYERS: list[set[str]] = [
-    {"__init__", "cli", "__main__", "torch", "monai", "torchio"},
+    {"__init__", "cli", "__main__", "cohort", "torch", "monai", "torchio"},
+    {"segmentation", "idc"},
     {"api"},
     {"volume", "stack"},
     {"nifti", "zarr_io"},
@@ -36,7 +37,7 @@ LAYERS: list[set[str]] = [
     {"kernels"},
     {"_kernels", "_pykernels"},
     {"sources", "report", "atomic"},
-    {"dicom", "options", "errors", "pixels"},
+    {"dicom", "options", "errors", "pixels", "colour"},
 ]
 #: Modules allowed to open input files for reading.
 FILE_READERS = {"sources.local"}

@@ -26,3 +26,9 @@ def corpus() -> Path:
     if root is None:
         pytest.skip("real DICOM corpus absent: set FASTVOL_CORPUS or place it at ../shared/corpus")
     return root
+
+
+@pytest.fixture(scope="session")
+def corpus_or_none() -> Path | None:
+    """The real-DICOM corpus when present, else None (for tests that also run without it)."""
+    return corpus_root()

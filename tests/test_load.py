@@ -317,10 +317,11 @@ def test_monochrome1_reported(tmp_path):
     assert any("MONOCHROME1" in x for x in vol.geometry.warnings)
 
 
-def test_colour_is_unsupported(tmp_path):
-    fx.write_series(tmp_path, n=2, samples_per_pixel=3, bits_allocated=8, bits_stored=8, signed=False)
-    with pytest.raises(fastvol.UnsupportedError, match="samples per pixel"):
-        _load(tmp_path)
+def test_colour_loads_with_a_trailing_channel_axis(tmp_path):
+    w = fx.write_series(tmp_path, n=2, samples_per_pixel=3, bits_allocated=8, bits_stored=8, signed=False)
+    vol = _load(tmp_path)
+    assert vol.shape == (2, *w.stored.shape[1:]) and vol.shape[-1] == 3
+    np.testing.assert_array_equal(vol.array, w.stored[w.order()])  # RGB, as written
 
 
 def test_executors_agree(tmp_path):

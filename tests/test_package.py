@@ -17,13 +17,14 @@ from fastvol import cli, errors
 
 def test_exported_members_are_pinned():
     assert sorted(fastvol.__all__) == sorted([
-        "BadOrientationError", "CorruptFileError", "DecodeError", "FastvolError", "FastvolWarning",
+        "AlignmentError", "BadOrientationError", "CorruptFileError", "DecodeError", "FastvolError", "FastvolWarning",
         "GeometryError", "GeometryReport", "InputError", "IrregularSpacingError",
         "MissingCodecError", "MissingDependencyError", "MissingSlicesError", "MixedGeometryError",
-        "NonCollinearError", "NotDicomError", "Options", "PathNotFoundError",
+        "NonCollinearError", "NotDicomError", "Options", "OverlapError", "PathNotFoundError",
         "RepeatedPositionsError", "ScanResult", "Series", "SeriesSelectionError", "Tolerances",
-        "UnreadableError", "UnsupportedError", "Volume", "__version__", "from_nifti", "from_zarr",
-        "load", "load_series", "scan",
+        "UnreadableError", "UnsupportedError", "Volume", "__version__", "convert", "from_nifti",
+        "from_zarr", "load", "load_segmentation", "load_series",
+        "scan",
     ])  # fmt: skip
     for name in fastvol.__all__:
         assert getattr(fastvol, name) is not None
@@ -92,6 +93,8 @@ def test_cli_help_is_instant():
     assert out.returncode == 0 and "geometry report" in out.stdout
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "1.2.3"])
-def test_cli_series_argument(value):
-    assert cli._series_arg(value) == (int(value) if value.lstrip("-").isdigit() else value)
+@pytest.mark.parametrize(("value", "expected"), [("8", "8"), ("[0]", 0), ("[-1]", -1),
+                                               ("1.2.3", "1.2.3"), ("[x]", "[x]")])
+def test_cli_series_argument(value, expected):
+    # A number is a SeriesNumber (the listing shows it as #8); [N] is the listing's index.
+    assert cli._series_arg(value) == expected

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    AlignmentError,
     BadOrientationError,
     CorruptFileError,
     DecodeError,
@@ -32,6 +33,7 @@ from .errors import (
     MixedGeometryError,
     NonCollinearError,
     NotDicomError,
+    OverlapError,
     PathNotFoundError,
     RepeatedPositionsError,
     SeriesSelectionError,
@@ -41,14 +43,17 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .api import ScanResult, load, load_series, scan
+    from .cohort import convert
     from .group import Series
     from .options import Options, Tolerances
     from .report import GeometryReport
+    from .segmentation import load_segmentation
     from .volume import Volume, from_nifti, from_zarr
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlignmentError",
     "BadOrientationError",
     "CorruptFileError",
     "DecodeError",
@@ -64,6 +69,7 @@ __all__ = [
     "MixedGeometryError",
     "NonCollinearError",
     "NotDicomError",
+    "OverlapError",
     "Options",
     "PathNotFoundError",
     "RepeatedPositionsError",
@@ -75,18 +81,22 @@ __all__ = [
     "UnsupportedError",
     "Volume",
     "__version__",
+    "convert",
     "from_nifti",
     "from_zarr",
     "load",
+    "load_segmentation",
     "load_series",
     "scan",
 ]
 
 _LAZY = {
+    "convert": ("cohort", "convert"),
     "from_nifti": ("volume", "from_nifti"),
     "from_zarr": ("volume", "from_zarr"),
     "load": ("api", "load"),
     "load_series": ("api", "load_series"),
+    "load_segmentation": ("segmentation", "load_segmentation"),
     "Options": ("options", "Options"),
     "Tolerances": ("options", "Tolerances"),
     "scan": ("api", "scan"),
@@ -105,6 +115,10 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{module}", __name__), attr)
         globals()[name] = value
         return value
+    if name == "idc":  # fastvol.idc.load(uid) without importing fastvol.idc first
+        import importlib
+
+        return importlib.import_module(".idc", __name__)
     raise AttributeError(f"module 'fastvol' has no attribute {name!r}")
 
 

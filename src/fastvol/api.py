@@ -63,6 +63,36 @@ class ScanResult(list[Series]):
         """Files and folders the OS would not let the scan read: their slices may be missing."""
         return self.skipped.get(UNREADABLE_FOLDER, []) + self.skipped.get(UNREADABLE_FILE, [])
 
+    def segmentations_of(self, series: Series | str | int) -> list[Series]:
+        """The Segmentation (SEG) series found here that segment ``series``.
+
+        ``series`` is a :class:`~fastvol.Series`, an index into this list, or a
+        SeriesInstanceUID / ``Series.id``. A SEG segments the series its ReferencedSeriesSequence
+        names (read from the SEG files' headers on first use). Load one with
+        ``fastvol.load_segmentation(seg, series)``.
+        """
+        from .headers.references import SEG_SOP_CLASS, referenced_series_uids
+
+        if isinstance(series, Series):
+            uid = series.uid
+        elif isinstance(series, str):
+            uid = next((s.uid for s in self if series in (s.id, s.uid)), series)
+        else:
+            uid = select_series(self, series, "segmentations_of").uid
+        cache: dict[str, tuple[str, ...]] = self.__dict__.setdefault("_references", {})
+        found = []
+        for candidate in self:
+            segs = [r for r in candidate.records if r.sop_class_uid == SEG_SOP_CLASS]
+            refs: set[str] = set()
+            for rec in {r.path: r for r in segs}.values():  # one read per file, not per frame
+                if rec.path not in cache:
+                    with map_exceptions(rec.path, files=[rec.path]):
+                        cache[rec.path] = referenced_series_uids(rec)
+                refs.update(cache[rec.path])
+            if uid in refs:
+                found.append(candidate)
+        return found
+
     def summary(self) -> str:
         """One line per series, then the skipped counts."""
         lines = [f"[{i}] {s}" for i, s in enumerate(self)]
@@ -71,17 +101,31 @@ class ScanResult(list[Series]):
         return "\n".join(lines)
 
 
-def scan(paths: Inputs, *, extra_tags: Sequence[str | int] = ()) -> ScanResult:
+def scan(
+    paths: Inputs,
+    *,
+    extra_tags: Sequence[str | int] = (),
+    storage_options: dict[str, Any] | None = None,
+    cache: str | os.PathLike[str] | None = None,
+) -> ScanResult:
     """Find the DICOM image series under ``paths``, reading headers only.
 
     Parameters
     ----------
     paths
-        Files and folders (walked recursively), or byte sources. DICOM is recognised by
+        Files and folders (walked recursively), URLs (``s3://bucket/prefix/``, ``gs://``,
+        ``https://``, any protocol fsspec knows, glob patterns; ``idc://<SeriesInstanceUID>``),
+        open binary file objects, byte sources, or a list of them. DICOM is recognised by
         content, not by suffix.
     extra_tags
         DICOM keywords or integer tags of further attributes to carry into each record
         (``HeaderRecord.extra``) and into ``Volume.meta``.
+    storage_options
+        Passed to fsspec for URLs, as pandas and Dask do (``{"anon": True}``, credentials,
+        ``endpoint_url``, ...). Needs ``pip install 'fastvol[cloud]'``.
+    cache
+        A folder keeping the bytes remote reads fetch, keyed by URL and ETag: a second load
+        of the same remote series reads only the cache (and one listing).
 
     Returns
     -------
@@ -94,7 +138,7 @@ def scan(paths: Inputs, *, extra_tags: Sequence[str | int] = ()) -> ScanResult:
         be read or expanded is an entry of ``errors``.
     """
     extra_tags = check_extra_tags(extra_tags)
-    sources, unlisted = locate(paths)
+    sources, unlisted = locate(paths, storage_options=storage_options, cache=cache)
     records, skipped, errors = read_records(sources, extra_tags=extra_tags)
     if unlisted:
         skipped[UNREADABLE_FOLDER] = unlisted
@@ -121,7 +165,9 @@ def _candidates(found: ScanResult, series: str | int | None, where: str) -> list
     if isinstance(series, str):
         chosen = [s for s in found if series in (s.id, s.uid, str(s.number))]
         if not chosen:
-            raise SeriesSelectionError(f"{where}: no series matches {series!r}; found:\n"
+            raise SeriesSelectionError(f"{where}: no series has {series!r} as Series.id, "
+                                       f"SeriesInstanceUID or SeriesNumber (#N below; an index "
+                                       f"[N] is an int, or '[N]' on the command line); found:\n"
                                        f"{_listing(found)}")  # fmt: skip
         return chosen
     return list(found)
@@ -148,8 +194,9 @@ def select_series(found: ScanResult, series: Series | str | int | None, where: s
             files=[f for s in candidates for f in s.files[:2]], uid=candidates[0].uid,
             groups=tuple(s.id for s in candidates),
         )  # fmt: skip
+    matched = f" match {series!r} (as SeriesNumber)" if isinstance(series, str) else " found"
     raise SeriesSelectionError(
-        f"{where}: {len(candidates)} series found; pass series= (an index, a Series, a "
+        f"{where}: {len(candidates)} series{matched}; pass series= (an index, a Series, a "
         f"SeriesInstanceUID or SeriesNumber) to choose one:\n{_listing(found)}",
         files=[f for s in candidates for f in s.files[:1]],
         series=tuple(s.id for s in candidates),
@@ -207,6 +254,8 @@ def load(
     *,
     series: Series | str | int | None = None,
     executor: Executor | None | str = "default",
+    storage_options: dict[str, Any] | None = None,
+    cache: str | os.PathLike[str] | None = None,
     out: Any = None,
     **overrides: Any,
 ) -> Volume:
@@ -215,7 +264,8 @@ def load(
     Parameters
     ----------
     path
-        Folder (walked recursively), file, files, or :class:`~fastvol.sources.ByteSource`.
+        Folder (walked recursively), file, files, URLs, file objects or
+        :class:`~fastvol.sources.ByteSource` (see :func:`scan`).
     options
         A :class:`~fastvol.Options` (defaults raise on gaps, uneven spacing and ambiguous
         repeats). ``**overrides`` change single fields of it, tolerances included, e.g.
@@ -252,6 +302,8 @@ def load(
         the same SeriesInstanceUID do not count: they are skipped and reported).
     executor
         ``"default"`` (as ``threads`` says), ``None`` (calling thread) or an Executor.
+    storage_options, cache
+        For URLs: see :func:`scan`.
     out
         A numpy array to fill instead of allocating one (e.g. a slot of a preallocated batch,
         or pinned memory): C-contiguous, writeable, exactly the load's shape and dtype
@@ -273,7 +325,7 @@ def load(
         Missing paths; unreadable, truncated or unsupported files.
     """
     opts = Options.resolve(options, overrides)  # bad options fail before any file is read
-    found = scan(path, extra_tags=opts.extra_tags)
+    found = scan(path, extra_tags=opts.extra_tags, storage_options=storage_options, cache=cache)
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
     if found.unreadable and opts.unreadable == "raise":
         raise _unreadable(found, where)

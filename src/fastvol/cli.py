@@ -81,15 +81,8 @@ def _option_flag(p: argparse._ActionsContainer, f: dataclasses.Field[Any]) -> No
         p.add_argument(flag, **common)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="fastvol",
-        description="Load a DICOM series as a volume and print its geometry report.",
-    )
-    p.add_argument("path", nargs="*", help="folders or files (default: the built-in sample series)")
-    p.add_argument("--scan", action="store_true", help="list the series found and exit")
-    p.add_argument("--series", help="which series: index in the --scan listing, Series.id, "
-                                    "SeriesInstanceUID or SeriesNumber")  # fmt: skip
+def add_load_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per field of Options and Tolerances (also for ``fastvol convert``)."""
     load = p.add_argument_group("load options (fastvol.Options)")
     for f in dataclasses.fields(Options):
         if f.name != "tolerances":
@@ -97,6 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     tolerances = p.add_argument_group("tolerances (fastvol.Tolerances)")
     for f in dataclasses.fields(Tolerances):
         _option_flag(tolerances, f)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fastvol",
+        description="Load a DICOM series as a volume and print its geometry report.",
+    )
+    p.add_argument("path", nargs="*", help="folders or files (default: the built-in sample series)")
+    p.add_argument("--scan", action="store_true", help="list the series found and exit")
+    p.add_argument("--series", help="which series: SeriesNumber (#N in the --scan listing), "
+                                    "[N] for the index in that listing, Series.id or "
+                                    "SeriesInstanceUID")  # fmt: skip
+    add_load_flags(p)
     p.add_argument("--out", help="write the volume: .npz (array, affine_lps) or .nii/.nii.gz")
     p.add_argument("--json", action="store_true",
                    help="print the report (or with --scan, the series) as JSON on stdout; "
@@ -106,9 +112,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _series_arg(value: str | None) -> Any:
+    """``[N]`` is an index into the listing (as it shows ``[N]``); anything else, ``8`` too, a
+    SeriesNumber, Series.id or UID (the listing shows ``#8`` for SeriesNumber 8)."""
     if value is None:
         return None
-    return int(value) if value.lstrip("-").isdecimal() and len(value) < 6 else value
+    inner = value[1:-1].strip() if value.startswith("[") and value.endswith("]") else ""
+    return int(inner) if inner.lstrip("-").isdecimal() else value
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -234,9 +243,18 @@ def sigterm_exits() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 a fastvol error on the input)."""
+    """Run the CLI; returns the exit status (0 ok, 2 a fastvol error on the input).
+
+    ``fastvol convert ...`` runs the cohort converter (:mod:`fastvol.cohort.cli`).
+    """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["convert"]:  # the cohort command (a folder named convert: ./convert)
+        from .cohort.cli import main as convert_main
+
+        return convert_main(argv[1:], out, err, load_flags=add_load_flags,
+                            options_from_args=options_from_args, hint=cli_hint)  # fmt: skip
     args = _parser().parse_args(argv)
     with sigterm_exits():
         try:

@@ -24,6 +24,7 @@ __all__ = [
     "NOT_ADDRESSABLE",
     "PER_FRAME_FUNCTIONAL_GROUPS",
     "PIXEL_DATA_TAGS",
+    "PIXEL_KINDS",
     "TS",
     "UNDEFINED_LENGTH",
     "HeaderField",
@@ -50,6 +51,9 @@ NOT_ADDRESSABLE = -2
 PER_FRAME_FUNCTIONAL_GROUPS = 0x52009230
 #: PixelData, FloatPixelData, DoubleFloatPixelData.
 PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+#: Pixel data element number -> ``HeaderRecord.pixel_kind``: integer samples (PixelData), or
+#: IEEE floats of 32 bits (FloatPixelData, parametric maps) or 64 bits (DoubleFloatPixelData).
+PIXEL_KINDS = {0x0010: "int", 0x0008: "float", 0x0009: "double"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,9 @@ class HeaderRecord:
         Declared length of the PixelData value in bytes; ``0xFFFFFFFF`` for encapsulated
         (compressed) pixel data of undefined length; ``-1`` when there is no PixelData;
         ``-2`` when the pixel bytes are not addressable in the file (deflated).
+    pixel_kind
+        Which pixel data element holds the pixels: ``int`` (PixelData, also when there is none),
+        ``float`` (FloatPixelData, float32 samples) or ``double`` (DoubleFloatPixelData, float64).
     is_enhanced
         The data set has a PerFrameFunctionalGroupsSequence.
     source
@@ -173,6 +180,7 @@ class HeaderRecord:
     is_enhanced: bool = False
     pixel_offset: int = -1
     pixel_length: int = -1
+    pixel_kind: str = "int"
     # Per-frame facts (multi-frame files expanded into one record per frame).
     frame: int = 0
     dimension_index: tuple[int, ...] = ()
@@ -181,6 +189,10 @@ class HeaderRecord:
     #: Extended Offset Table (offsets, lengths) of an encapsulated multi-frame file, if it has one.
     extended_offsets: tuple[tuple[int, ...], tuple[int, ...]] | None = None
     mosaic: Any = None
+    #: Units of the values: the RealWorldValueMapping's (UCUM code, meaning, slope, intercept)
+    #: of a parametric map, or ``(DoseUnits, "", None, None)`` of an RT dose; set when a
+    #: multi-frame file is expanded.
+    units: tuple[str, str, float | None, float | None] | None = None
     extra: tuple[tuple[str, Any], ...] = ()
     source: ByteSource | None = field(default=None, compare=False, repr=False)
 

@@ -20,7 +20,9 @@
         ├── IrregularSpacingError           steps that are not whole multiples
         ├── NonCollinearError               positions off the stacking line
         ├── RepeatedPositionsError          several slices per position, no tag apart
-        └── MixedGeometryError              orientations/sizes under one series
+        ├── MixedGeometryError              orientations/sizes under one series
+        └── AlignmentError                  a derived object's frames do not fit its reference
+    OverlapError(InputError)                segments overlap where a label map needs one label
 
     FastvolWarning(UserWarning)             geometry kept but unusual (tilt, fill, resample)
 
@@ -40,6 +42,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 __all__ = [
+    "AlignmentError",
     "BadOrientationError",
     "CorruptFileError",
     "DecodeError",
@@ -54,6 +57,7 @@ __all__ = [
     "MixedGeometryError",
     "NonCollinearError",
     "NotDicomError",
+    "OverlapError",
     "PathNotFoundError",
     "RepeatedPositionsError",
     "SeriesSelectionError",
@@ -186,6 +190,18 @@ class RepeatedPositionsError(GeometryError):
 
 class MixedGeometryError(GeometryError):
     """One series holds groups of different orientation or size that cannot be stacked."""
+
+
+class AlignmentError(GeometryError):
+    """Frames of a segmentation (or other derived object) do not fit the reference grid.
+
+    Carries ``reason`` (frame of reference, orientation, pixel spacing, frame size, no slice,
+    ...) and, for frames, ``frames`` (1-based frame numbers).
+    """
+
+
+class OverlapError(InputError):
+    """Segments overlap where a label map can hold one label per voxel (``overlap="raise"``)."""
 
 
 class FastvolWarning(UserWarning):

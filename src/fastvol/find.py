@@ -1,22 +1,30 @@
-"""Find files: what a user passes (paths, folders, byte sources) becomes a list of sources.
+"""Find files: what a user passes (paths, folders, URLs, file objects, byte sources) becomes a
+list of sources.
 
 Folders are walked recursively in sorted order, hidden names left out. Nothing is opened here:
 the header pass recognises DICOM by content as it reads each file's first block. Folders that
 cannot be listed are collected, never skipped in silence: a series could lose slices unnoticed.
+URLs (``s3://``, ``https://``, any protocol fsspec knows; ``idc://<SeriesInstanceUID>``) become
+remote sources, listed through fsspec (:func:`fastvol.sources.remote.list_urls`), imported only
+then; ``file://`` URLs are local paths. Open binary file objects become sources read in place.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 from .errors import PathNotFoundError
 from .sources import ByteSource, LocalFile
+from .sources.remote import is_url, local_path
 
 __all__ = ["Inputs", "find_sources", "locate", "walk"]
 
-#: What :func:`fastvol.scan` and :func:`fastvol.load` accept.
-Inputs = str | os.PathLike[str] | ByteSource | Iterable[str | os.PathLike[str] | ByteSource]
+#: What :func:`fastvol.scan` and :func:`fastvol.load` accept: paths, URLs, sources, open binary
+#: file objects, or an iterable of them.
+Inputs = (str | os.PathLike[str] | ByteSource | IO[bytes]
+          | Iterable[str | os.PathLike[str] | ByteSource | IO[bytes]])  # fmt: skip
 
 
 def walk(root: str, unlisted: list[str] | None = None) -> Iterator[tuple[str, bool | None]]:
@@ -83,24 +91,72 @@ def _is_file(entry: os.DirEntry[str]) -> bool | None:
         return None
 
 
-def locate(paths: Inputs) -> tuple[list[ByteSource], list[str]]:
+def locate(
+    paths: Inputs,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    cache: str | os.PathLike[str] | None = None,
+) -> tuple[list[ByteSource], list[str]]:
     """Sources for what a user passes, and the folders that could not be listed.
+
+    Parameters
+    ----------
+    paths
+        Paths, folders, URLs (objects, prefixes, glob patterns, ``idc://`` series), open binary
+        file objects, byte sources, or a list of them.
+    storage_options
+        Passed to fsspec for URLs (credentials, ``anon=True``, ``endpoint_url``, ...).
+    cache
+        A folder keeping what remote reads fetch, keyed by URL and ETag (see
+        :mod:`fastvol.sources.cache`).
 
     Raises
     ------
     PathNotFoundError
-        A path that does not exist.
+        A path, object or prefix that does not exist.
     """
-    if isinstance(paths, (str, bytes, os.PathLike, ByteSource)):
+    from .sources.fileobj import is_file_object, source_from_file_object
+
+    if isinstance(paths, (str, bytes, os.PathLike, ByteSource)) or is_file_object(paths):
         paths = [paths]  # type: ignore[list-item]
     out: list[ByteSource] = []
     unlisted: list[str] = []
+    urls: list[tuple[int, str]] = []  # listed together below: their sizes come concurrently
     for item in paths:
         if isinstance(item, ByteSource):
             out.append(item)
+        elif is_file_object(item):
+            out.append(source_from_file_object(item))
+        elif isinstance(item, str) and is_url(item):
+            local = local_path(item)
+            if local is None:
+                urls.append((len(out), item))
+            else:
+                out.extend(LocalFile(p, regular=r) for p, r in walk(local, unlisted))
         else:
-            out.extend(LocalFile(p, regular=r) for p, r in walk(os.fsdecode(item), unlisted))
+            out.extend(LocalFile(p, regular=r) for p, r in walk(os.fsdecode(item), unlisted))  # type: ignore[arg-type]  # file objects taken above
+    if urls:
+        _insert_remote(out, urls, storage_options, cache)
     return out, unlisted
+
+
+def _insert_remote(out: list[ByteSource], urls: list[tuple[int, str]],
+                   storage_options: dict[str, Any] | None, cache: Any) -> None:  # fmt: skip
+    """Put the sources of ``urls`` into ``out`` at their places (fsspec imported only here)."""
+    from .sources.remote import list_urls
+
+    plain = [url for _, url in urls if not url.lower().startswith("idc://")]
+    listed = iter(list_urls(plain, storage_options, cache) if plain else [])
+    found: list[list[ByteSource]] = []
+    for _, url in urls:
+        if url.lower().startswith("idc://"):
+            from .sources.idc import idc_sources
+
+            found.append(list(idc_sources(url, storage_options, cache)))
+        else:
+            found.append(list(next(listed)))
+    for (at, _), sources in reversed(list(zip(urls, found))):  # later places first
+        out[at:at] = sources
 
 
 def find_sources(paths: Inputs) -> list[ByteSource]:

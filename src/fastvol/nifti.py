@@ -3,8 +3,9 @@
 NIfTI readers (nibabel, ITK, MONAI, TorchIO, FSL) index ``(i, j, k, t, ...)`` and map ``(i, j, k)``
 to RAS mm. fastvol writes ``i = column``, ``j = row``, ``k = slice`` (no flips: voxel ``(i, j, k)``
 is fastvol's ``[k, j, i]``), leading axes (volumes) after the spatial ones, and the RAS affine of
-that order in both the qform and the sform, each with code 1 (scanner anatomical), units mm and
-seconds, and ``pixdim[4]`` the repetition time in seconds when it is known.
+that order in both the qform and the sform, each with code 1 (scanner anatomical; a sheared
+affine of a tilted stack only in the sform, qform code 0, since a qform cannot hold a shear),
+units mm and seconds, and ``pixdim[4]`` the repetition time in seconds when it is known.
 
 dcm2niix writes the same voxel centres in another index order. For classic and mosaic series
 it also puts columns along ``i`` but stores the rows bottom-up (``j = rows - 1 - row``) and
@@ -78,6 +79,16 @@ def from_nifti_layout(data: np.ndarray, affine_ras: np.ndarray) -> tuple[np.ndar
     return array, LPS_TO_RAS @ np.asarray(affine_ras, dtype=np.float64) @ SWAP_CS
 
 
+def qform_exact(affine: np.ndarray, tolerance: float = 1e-6) -> bool:
+    """Whether a qform (rotation, zooms, flip) holds ``affine`` exactly: orthogonal axes."""
+    axes = np.asarray(affine, dtype=np.float64)[:3, :3]
+    norms = np.linalg.norm(axes, axis=0)
+    if np.any(norms == 0):
+        return False
+    unit = axes / norms
+    return bool(np.allclose(unit.T @ unit, np.eye(3), atol=tolerance))
+
+
 def _nibabel() -> Any:
     try:
         import nibabel
@@ -119,9 +130,13 @@ def write_nifti(
     data, affine_ras = nifti_layout(array, affine_lps)
     if data.dtype == np.bool_:
         data = data.astype(np.uint8)
-    image = nib.Nifti1Image(np.ascontiguousarray(data), affine_ras)
+    # The transposed view of a C-ordered array is Fortran-ordered, NIfTI's own order: nibabel
+    # writes it without a copy (a C copy made it transpose twice, 8x slower).
+    image = nib.Nifti1Image(data, affine_ras)
     header = image.header
-    image.set_qform(affine_ras, code=SCANNER)
+    # A qform is a rotation, zooms and a flip: it cannot hold the shear of a tilted stack, and
+    # nibabel would store the nearest rigid one. Then only the sform says where voxels are.
+    image.set_qform(affine_ras, code=SCANNER) if qform_exact(affine_ras) else image.set_qform(None, code=0)
     image.set_sform(affine_ras, code=SCANNER)
     header.set_xyzt_units("mm", "sec")
     known = repetition_time_s is not None and np.isfinite(repetition_time_s) and repetition_time_s > 0

@@ -27,7 +27,10 @@ from .dicom import TS, UNDEFINED_LENGTH
 from .errors import CorruptFileError, DecodeError, FastvolError, InputError
 from .kernels import pixel_kernels
 from .options import check_threads
+from .colour import to_rgb
+from .pixels import unpack_bits
 from .plan.types import FrameSource, LoadPlan, PixelFormat
+from .sources import ByteSource, prefetch
 
 __all__ = ["default_executor", "execute", "thread_pool"]
 
@@ -101,11 +104,13 @@ def _stored_frame(
     when widths match); otherwise a scratch or decoded array is returned.
     """
     stored = pixel.stored_dtype
-    n = pixel.rows * pixel.columns * pixel.samples_per_pixel
+    n = pixel.frame_samples
     ts = src.transfer_syntax
     if src.pixel_offset < 0:
         return _stored_via_pydicom(src, pixel)
     source = src.source
+    if pixel.bits_allocated == 1:  # uncompressed only (the plan refuses compressed 1-bit data)
+        return _packed_frame(src, pixel)
     if ts in TS.UNCOMPRESSED:
         buf = into if into is not None else _scratch(n * stored.itemsize).view(stored)
         source.read_into([(src.pixel_offset + src.frame * pixel.frame_bytes, buf.nbytes)], [buf])
@@ -130,6 +135,16 @@ def _stored_frame(
     return flat.view(stored) if flat.dtype.itemsize == stored.itemsize else flat
 
 
+def _packed_frame(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
+    """One frame of 1-bit samples, unpacked to uint8: frames are packed without padding, so
+    frame ``k`` starts at bit ``k * samples`` of the pixel data, possibly inside a byte."""
+    n = pixel.frame_samples
+    first = src.frame * n
+    raw = np.empty((first % 8 + n + 7) // 8, dtype=np.uint8)
+    src.source.read_into([(src.pixel_offset + first // 8, raw.nbytes)], [raw])
+    return unpack_bits(raw, first % 8, n)
+
+
 def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
     """Pixels whose bytes are not addressable in the file (deflated): inflate just enough.
 
@@ -140,7 +155,7 @@ def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
     from .headers.pydicom_reader import inflate_dataset
 
     size = pixel.frame_bytes
-    needed = (src.frame + 1) * size
+    needed = pixel.bytes_for(src.frame + 1)
     try:
         _, raw, _ = inflate_dataset(src.source, needed)
     except FastvolError:
@@ -152,16 +167,36 @@ def _stored_via_pydicom(src: FrameSource, pixel: PixelFormat) -> np.ndarray:
             f"{src.path}: pixel data holds {len(raw)} bytes, frame {src.frame} needs {needed}",
             files=[src.path],
         )
+    if pixel.bits_allocated == 1:
+        first = src.frame * pixel.frame_samples
+        return unpack_bits(np.frombuffer(raw, np.uint8, offset=first // 8), first % 8, pixel.frame_samples)
     return np.frombuffer(raw, dtype=pixel.stored_dtype.newbyteorder("<"), count=size // pixel.stored_dtype.itemsize,
                          offset=src.frame * size).astype(pixel.stored_dtype)  # fmt: skip
 
 
 def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: PixelFormat, plain: bool,
-             kernels: ModuleType) -> None:  # fmt: skip
+             kernels: ModuleType, palette: np.ndarray | None = None) -> None:  # fmt: skip
     """Stored samples -> output values, with ``kernels`` (compiled or numpy, chosen per load)."""
+    if palette is not None:  # indices, masked to BitsStored, into the series' RGB table
+        index = stored & stored.dtype.type((1 << min(pixel.bits_stored, 16)) - 1)
+        np.copyto(dst.reshape(-1, 3), palette[index], casting="unsafe")
+        return
+    if pixel.is_colour:  # (rows, columns, 3) RGB, masked to BitsStored; no rescale
+        rgb = to_rgb(stored, pixel.rows, pixel.columns, pixel.photometric_interpretation,
+                     pixel.planar_configuration)  # fmt: skip
+        if pixel.bits_stored < pixel.bits_allocated:
+            rgb = rgb & rgb.dtype.type((1 << pixel.bits_stored) - 1)
+        np.copyto(dst.reshape(rgb.shape), rgb, casting="unsafe")
+        return
     if plain and stored.dtype == dst.dtype:
         if not np.shares_memory(stored, dst):
             dst[...] = stored
+        return
+    if pixel.kind != "int":  # IEEE samples: nothing to mask; a rescale only if the file has one
+        if src.slope == 1.0 and src.intercept == 0.0:
+            dst[...] = stored
+        else:
+            np.copyto(dst, stored * src.slope + src.intercept, casting="unsafe")
         return
     signed = bool(pixel.pixel_representation)
     mask = pixel.bits_stored < pixel.bits_allocated or stored.dtype.itemsize * 8 != pixel.bits_allocated
@@ -192,12 +227,13 @@ def _fill_one(
     identity = src.slope == 1.0 and src.intercept == 0.0
     plain = identity and pixel.bits_stored == pixel.bits_allocated
     into = None
-    if src.transfer_syntax in TS.UNCOMPRESSED and src.pixel_offset >= 0:
+    if (src.transfer_syntax in TS.UNCOMPRESSED and src.pixel_offset >= 0 and pixel.bits_allocated > 1
+            and not pixel.is_colour):  # colour: read into scratch, then reordered into dst
         if dst.dtype.itemsize == stored_dtype.itemsize and dst.flags.c_contiguous:
             into = dst.view(stored_dtype)
     try:
         stored = _stored_frame(src, pixel, decoders, into, ranges)
-        _convert(stored, dst, src, pixel, plain and dst.dtype == stored_dtype, kernels)
+        _convert(stored, dst, src, pixel, plain and dst.dtype == stored_dtype, kernels, plan.palette)
     except FastvolError:
         raise
     except OSError as exc:
@@ -346,7 +382,8 @@ def execute(
     direct = out is not None and plan.resample is None and plan.mosaic is None and work_dtype == dtype
     given, out = out, (out if direct else np.empty(plan.read_shape, dtype=work_dtype))
     assert out is not None
-    flat = out.reshape((-1,) + out.shape[-2:])
+    frame_axes = 3 if plan.pixel.is_colour else 2  # (row, column[, channel]) of one slot
+    flat = out.reshape((-1,) + out.shape[-frame_axes:])
     filled = np.zeros(flat.shape[0], dtype=bool)
     filled[[s.slot for s in plan.sources]] = True
     missing = np.flatnonzero(~filled)
@@ -363,12 +400,15 @@ def execute(
     sources = plan.sources
     closer = _Closer(sources)
     try:
+        if any(type(s.source).prefetch_many is not None for s in sources):
+            # Remote sources: every frame's bytes fetched now, concurrently (local: untouched).
+            prefetch(_pixel_ranges(sources, plan.pixel.frame_bytes, packed=plan.pixel.bits_allocated == 1))
         ranges = _multiframe_ranges(sources, plan.pixel.frame_bytes)
         if isinstance(pool, ProcessPoolExecutor):
             frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
             for src, stored in zip(sources, frames):
                 dst = flat[src.slot].reshape(-1)
-                _convert(stored, dst, src, plan.pixel, False, kernels)
+                _convert(stored, dst, src, plan.pixel, False, kernels, plan.palette)
         else:
             # Batches of frames per task: enough tasks to balance, few enough to keep overhead low.
             workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
@@ -411,6 +451,26 @@ def check_out(out: np.ndarray | None, plan: LoadPlan) -> None:
                          f"needs shape {shape} and dtype {dtype} (pass dtype= to choose it)")  # fmt: skip
     if not (out.flags.c_contiguous and out.flags.writeable):
         raise InputError(f"out= must be C-contiguous and writeable (shape {shape}, dtype {dtype})")
+
+
+def _pixel_ranges(
+    sources: tuple[FrameSource, ...], frame_bytes: int, packed: bool = False
+) -> list[tuple[ByteSource, int, int]]:
+    """The byte ranges the frames will read: an uncompressed frame's own bytes; the pixel data
+    value (to the end of the file when its length is undefined) of an encapsulated file or of
+    packed 1-bit frames (which start mid-byte); the whole of a deflated one."""
+    out: list[tuple[ByteSource, int, int]] = []
+    whole: set[int] = set()
+    for src in sources:
+        if src.pixel_offset >= 0 and src.transfer_syntax in TS.UNCOMPRESSED and not packed:
+            out.append((src.source, src.pixel_offset + src.frame * frame_bytes, frame_bytes))
+        elif id(src.source) not in whole:
+            whole.add(id(src.source))
+            start = max(0, src.pixel_offset)
+            defined = src.pixel_offset >= 0 and src.pixel_length != UNDEFINED_LENGTH
+            end = src.pixel_offset + src.pixel_length if defined else src.file_size
+            out.append((src.source, start, end - start))
+    return out
 
 
 def _multiframe_ranges(sources: tuple[FrameSource, ...], frame_bytes: int) -> dict[str, list[Any]]:

@@ -89,7 +89,8 @@ INFO_PIXEL_OFFSET = 4
 INFO_PIXEL_LENGTH = 5
 INFO_ENHANCED = 6  # PerFrameFunctionalGroupsSequence at depth 0
 INFO_META_TS = 7  # 1 when the file meta holds a TransferSyntaxUID
-INFO_COLUMNS = 8
+INFO_PIXEL_ELEMENT = 8  # element of the pixel data tag: 0x10 PixelData, 8 Float, 9 Double Float
+INFO_COLUMNS = 9
 
 #: Deepest nesting of undefined-length sequences and items walked (each level is 2 frames).
 MAX_DEPTH = 64
@@ -374,6 +375,7 @@ def _scan_one(
                 return short
             info[INFO_PIXEL_OFFSET] = pos + header
             info[INFO_PIXEL_LENGTH] = _u32(buf, pos + header - 4)
+            info[INFO_PIXEL_ELEMENT] = element
             return OK
         if group == 0xFFFE:
             return BAD_STRUCTURE

@@ -152,6 +152,7 @@ def record_from_dataset(
     pixel_length: int,
     source: Any = None,
     extras: tuple[ExtraTag, ...] = (),
+    pixel_kind: str = "int",
 ) -> HeaderRecord:
     """Build a :class:`HeaderRecord` from a pydicom Dataset read without its pixels."""
     meta = getattr(ds, "file_meta", None)
@@ -166,7 +167,7 @@ def record_from_dataset(
     values.update(
         path=path, file_size=file_size, transfer_syntax=ts, source=source,
         is_enhanced="PerFrameFunctionalGroupsSequence" in ds,
-        pixel_offset=pixel_offset, pixel_length=pixel_length,
+        pixel_offset=pixel_offset, pixel_length=pixel_length, pixel_kind=pixel_kind,
     )  # fmt: skip
     if extras:
         values["extra"] = tuple((x.keyword, extra_from_element(ds.get(x.tag_obj))) for x in extras)

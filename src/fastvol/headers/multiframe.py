@@ -173,6 +173,7 @@ def _enhanced_frame(record: HeaderRecord, index: int, groups: tuple[Any, ...]) -
                 "DiffusionGradientDirectionSequence", "DiffusionGradientOrientation"), 3,
     )  # fmt: skip
     trigger = get("CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime")
+    units = _real_world_units(groups)
     acquired = get("FrameContentSequence", "FrameAcquisitionDateTime")
     return dataclasses.replace(
         record,
@@ -201,7 +202,25 @@ def _enhanced_frame(record: HeaderRecord, index: int, groups: tuple[Any, ...]) -
         diffusion_gradient=gradient,  # type: ignore[arg-type]
         dimension_index=dimension_index,
         stack_id=_text(get("FrameContentSequence", "StackID")),
+        units=units if units is not None else record.units,
     )
+
+
+def _real_world_units(groups: tuple[Any, ...]) -> tuple[str, str, float | None, float | None] | None:
+    """(UCUM code, meaning, slope, intercept) of the frame's first RealWorldValueMapping.
+
+    Said in ``meta``, not applied: a map's stored values are what the file holds (its float
+    values already are the quantity when slope 1 and intercept 0, as highdicom writes them).
+    """
+    mapping = next((m for m in (_item(g, "RealWorldValueMappingSequence") for g in groups)
+                    if m is not None), None)  # fmt: skip
+    if mapping is None:
+        return None
+    code = _item(mapping, "MeasurementUnitsCodeSequence")
+    value = _text(code.get("CodeValue")) if code is not None else ""
+    meaning = _text(code.get("CodeMeaning")) if code is not None else ""
+    return (value, meaning, _float(mapping.get("RealWorldValueSlope")),
+            _float(mapping.get("RealWorldValueIntercept")))  # fmt: skip
 
 
 def _grid_frames(record: HeaderRecord, ds: Any, offsets: list[float]) -> list[HeaderRecord]:
@@ -219,9 +238,11 @@ def _grid_frames(record: HeaderRecord, ds: Any, offsets: list[float]) -> list[He
     base = offsets[0] if offsets[0] != 0 and abs(offsets[0] - origin @ normal) < 1e-3 else 0.0
     scaling = _float(ds.get("DoseGridScaling"))
     slope = record.rescale_slope if record.rescale_slope is not None else scaling
+    dose_units = _text(ds.get("DoseUnits"))
+    units = (dose_units, "", None, None) if dose_units else record.units
     return [
         dataclasses.replace(
-            record, frame=k, rescale_slope=slope,
+            record, frame=k, rescale_slope=slope, units=units,
             image_position=tuple(float(v) for v in origin + (offsets[k] - base) * normal),  # type: ignore[arg-type]
         )
         for k in range(n)

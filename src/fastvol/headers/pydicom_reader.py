@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from ..dicom import NOT_ADDRESSABLE, PIXEL_DATA_TAGS, TS, HeaderRecord
+from ..dicom import NOT_ADDRESSABLE, PIXEL_DATA_TAGS, PIXEL_KINDS, TS, HeaderRecord
 from ..errors import CorruptFileError, FastvolError, NotDicomError, UnreadableError
 from ..sources import ByteSource
 from .convert import _text, record_from_dataset, resolve_extra_tags
@@ -79,23 +79,25 @@ def open_source(source: ByteSource) -> io.BufferedReader:
     return _BoundedReader(SourceIO(source))
 
 
-def _pixel_element_after(fp: Any, implicit: bool, little: bool) -> tuple[int, int]:
-    """Parse the PixelData element header at ``fp``'s position: (value offset, value length)."""
+def _pixel_element_after(fp: Any, implicit: bool, little: bool) -> tuple[int, int, str]:
+    """Parse the pixel data element header at ``fp``'s position: (value offset, value length,
+    pixel kind)."""
     start = fp.tell()
     head = fp.read(12)
     if len(head) < 8:
-        return -1, -1
+        return -1, -1, "int"
     endian = "<" if little else ">"
     group, elem = struct.unpack(endian + "HH", head[:4])
     if ((group << 16) | elem) not in PIXEL_DATA_TAGS:
-        return -1, -1
+        return -1, -1, "int"
+    kind = PIXEL_KINDS[elem]
     if implicit:
         (length,) = struct.unpack(endian + "I", head[4:8])
-        return start + 8, length
+        return start + 8, length, kind
     if len(head) < 12:
         raise EOFError
     (length,) = struct.unpack(endian + "I", head[8:12])
-    return start + 12, length
+    return start + 12, length, kind
 
 
 def _is_deflated(fp: Any) -> bool:
@@ -140,17 +142,18 @@ def read_header_pydicom(source: ByteSource, *, extra_tags: Iterable[str | int] =
             if _is_deflated(fp):
                 # Offsets refer to the inflated stream, not the file: inflated (bounded) again
                 # when the pixels are read.
-                ds, _, has = inflate_dataset(source)
-                offset, length = (-1, NOT_ADDRESSABLE) if has else (-1, -1)
+                ds, _, element = inflate_dataset(source)
+                offset, length = (-1, NOT_ADDRESSABLE) if element else (-1, -1)
+                kind = PIXEL_KINDS.get(element, "int")
             else:
                 ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
                 enc = ds.original_encoding
                 implicit, little = (bool(enc[0]), bool(enc[1])) if enc[0] is not None else (True, True)
-                offset, length = _pixel_element_after(fp, implicit, little)
+                offset, length, kind = _pixel_element_after(fp, implicit, little)
         # Inside the try: converting values can raise on garbage (bad VR, wrong-length US, ...).
         return record_from_dataset(
             ds, path=path, file_size=file_size, pixel_offset=offset, pixel_length=length,
-            source=source, extras=extras,
+            source=source, extras=extras, pixel_kind=kind,
         )  # fmt: skip
     except (InvalidDicomError, EOFError, struct.error) as exc:
         raise NotDicomError(f"{path}: not a readable DICOM file ({exc})", files=[path]) from exc
@@ -237,7 +240,7 @@ def _parse_inflated(data: bytes) -> tuple[Any, int, bool]:
     return ds, fp.tell() if state["pixels"] else -1, bool(state["stopped"])
 
 
-def inflate_dataset(source: ByteSource, pixel_bytes: int = 0) -> tuple[Any, bytes, bool]:
+def inflate_dataset(source: ByteSource, pixel_bytes: int = 0) -> tuple[Any, bytes, int]:
     """Read a deflated file: its data set before the pixel data and the pixel bytes asked for.
 
     Inflates in chunks (``zlib.decompressobj`` with ``max_length``) only as far as needed:
@@ -247,8 +250,9 @@ def inflate_dataset(source: ByteSource, pixel_bytes: int = 0) -> tuple[Any, byte
     Returns
     -------
     tuple
-        ``(dataset, pixel bytes, has pixel data)``: a pydicom FileDataset (file meta included),
-        at most ``pixel_bytes`` bytes of the PixelData value, and whether PixelData is there.
+        ``(dataset, pixel bytes, pixel element)``: a pydicom FileDataset (file meta included),
+        at most ``pixel_bytes`` bytes of the pixel data value, and the element number of the
+        pixel data tag (``0x10``, ``8`` or ``9``; ``0`` when there is no pixel data).
 
     Raises
     ------
@@ -279,6 +283,10 @@ def inflate_dataset(source: ByteSource, pixel_bytes: int = 0) -> tuple[Any, byte
             f"{source.name}: deflated data set is truncated", files=[source.name]
         )
     pixels = b""
+    element = 0
+    if at >= 0:
+        inflater.fill(at + 4)
+        element = struct.unpack_from("<H", bytes(inflater.data[at + 2 : at + 4]))[0]
     if at >= 0 and pixel_bytes > 0:
         inflater.fill(at + 12 + pixel_bytes)
         head = bytes(inflater.data[at : at + 12])
@@ -286,4 +294,4 @@ def inflate_dataset(source: ByteSource, pixel_bytes: int = 0) -> tuple[Any, byte
         pixels = bytes(inflater.data[at + 12 : at + 12 + min(length, pixel_bytes)])
     dataset = pydicom.dataset.FileDataset(source.name, ds, preamble, file_meta, False, True)
     dataset.set_original_encoding(False, True, ds._character_set)
-    return dataset, pixels, at >= 0
+    return dataset, pixels, element

@@ -30,6 +30,7 @@ from .._pykernels.scan import (  # the kernel's constants, without importing num
     INFO_FIRST_VR_VALID,
     INFO_IMPLICIT,
     INFO_META_TS,
+    INFO_PIXEL_ELEMENT,
     INFO_PIXEL_LENGTH,
     INFO_PIXEL_OFFSET,
     INFO_STATUS,
@@ -39,9 +40,9 @@ from .._pykernels.scan import (  # the kernel's constants, without importing num
     VR_KIND,
     vr_code,
 )
-from ..dicom import HEADER_FIELDS, TS, HeaderRecord
+from ..dicom import HEADER_FIELDS, PIXEL_KINDS, TS, HeaderRecord
 from ..errors import FastvolError
-from ..sources import ByteSource
+from ..sources import ByteSource, prefetch
 from .convert import (
     LATIN1_CHARSETS,
     RAW_CONVERTERS,
@@ -190,6 +191,7 @@ def _record(
             "is_enhanced": info[INFO_ENHANCED] == 1,
             "pixel_offset": info[INFO_PIXEL_OFFSET],
             "pixel_length": info[INFO_PIXEL_LENGTH],
+            "pixel_kind": PIXEL_KINDS.get(info[INFO_PIXEL_ELEMENT], "int"),
             "source": source,
         }
         # Absent values are left out: HeaderRecord.build gives them their defaults.
@@ -318,6 +320,9 @@ def scan_headers(
         Per source, as :func:`scan_header`: ``None`` where pydicom must read the file.
     """
     lay = layout(resolve_extra_tags(extra_tags))
+    if any(type(s).prefetch_many is not None for s in sources):
+        # Remote sources fetch every first block now, concurrently; local ones are not touched.
+        prefetch([(s, 0, first_block) for s in sources if s.is_regular()], errors="defer")
     records: list[HeaderRecord | None] = []
     for first in range(0, len(sources), BATCH):
         records.extend(_scan_batch(sources[first : first + BATCH], first_block, lay))

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from typing import TYPE_CHECKING
 
-from ..errors import FastvolWarning
+from ..errors import FastvolWarning, UnsupportedError
 from ..options import Options
 from ..report import GeometryReport
 from . import mosaic as mosaic_step
@@ -24,6 +24,7 @@ from .sources import frame_sources
 from .types import LoadPlan
 
 if TYPE_CHECKING:
+    from ..dicom import HeaderRecord
     from ..group import Series
 
 __all__ = ["describe_series", "make_plan"]
@@ -71,11 +72,18 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
         frames = frames.per_tile(info.n_images)
     keep_axis = options.select is not None and not isinstance(options.select, int)
     lead = (layout.n_volumes,) if layout.n_volumes > 1 or keep_axis else ()
-    shape = lead + geometry.shape
-    read_shape = lead + (1 if mosaic else grid.read_slices, fmt.rows, fmt.columns)
-    filling = len(frames.sources) < int(np.prod(read_shape[:-2]))  # slots no frame fills
+    channels = (3,) if fmt.is_colour else ()  # colour: a trailing RGB axis
+    if channels and (mosaic is not None or grid.resample is not None):
+        raise UnsupportedError(f"series {name}: colour images cannot be resampled or cut from "
+                               f"mosaics; load without tilt='resample' / irregular='resample'",
+                               files=[r.path for r in records[:3]], uid=uid)  # fmt: skip
+    shape = lead + geometry.shape + channels
+    read_shape = lead + (1 if mosaic else grid.read_slices, fmt.rows, fmt.columns) + channels
+    filling = len(frames.sources) < int(np.prod(read_shape[: -2 - len(channels)]))  # slots no frame fills
+    palette = _palette(records, name) if fmt.is_palette else None
     vals = values.choose(fmt, frames.slopes, frames.intercepts, options,
-                         resampled=grid.resample is not None, filling=filling)  # fmt: skip
+                         resampled=grid.resample is not None, filling=filling,
+                         palette_dtype=palette.dtype.str if palette is not None else "")  # fmt: skip
     values.check_output_size(shape, vals.dtype, name=name, uid=uid, files=[r.path for r in records])
     report = build_report(
         series, layout, geometry, shape, options,
@@ -85,7 +93,24 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
     return LoadPlan(shape=shape, read_shape=read_shape, dtype=vals.dtype.str, pixel=fmt,
                     sources=frames.sources, fill_value=vals.fill_value, resample=grid.resample,
                     affine=geometry.affine, report=report,
-                    meta=build_meta(series, layout, fmt, frames, mosaic), mosaic=mosaic)  # fmt: skip
+                    meta=build_meta(series, layout, fmt, frames, mosaic), mosaic=mosaic,
+                    palette=palette)  # fmt: skip
+
+
+def _palette(records: list[HeaderRecord], name: str) -> np.ndarray:
+    """The one palette of a PALETTE COLOR series (every file's is read: they must agree)."""
+    from ..headers.palette import read_palette
+
+    tables: dict[str, np.ndarray] = {}
+    for rec in records:
+        if rec.path not in tables:
+            tables[rec.path] = read_palette(rec)
+    first, *rest = tables.values()
+    different = [p for p, t in tables.items() if t.shape != first.shape or not np.array_equal(t, first)]
+    if different:
+        raise UnsupportedError(f"series {name}: files carry different palettes (e.g. "
+                               f"{different[:3]}); load them separately", files=different[:8])  # fmt: skip
+    return first
 
 
 def describe_series(series: Series, options: Options | None = None) -> GeometryReport:

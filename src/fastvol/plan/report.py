@@ -90,6 +90,17 @@ def build_meta(series: Series, layout: Layout, fmt: PixelFormat, frames: Frames,
     }  # fmt: skip
     if mosaic is not None:
         meta["mosaic_images"] = mosaic.info.n_images
+    if fmt.is_colour:  # the trailing axis, always RGB whatever the file stores
+        meta["channels"] = "RGB"
+        meta["axes"] = ("slice", "row", "column", "channel")
+    if first.units is not None:  # parametric maps (RealWorldValueMapping), RT dose (DoseUnits)
+        code, meaning, slope, intercept = first.units
+        meta["units"] = code
+        if first.modality == "RTDOSE":
+            meta["dose_units"] = code
+        else:
+            meta["real_world_value_mapping"] = {"units": code, "units_meaning": meaning,
+                                                "slope": slope, "intercept": intercept}  # fmt: skip
     meta.update(extra_meta(frames.records))
     repeats = layout.repeats
     if repeats.tag:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..colour import SUBSAMPLED
 from ..dicom import TS
 from ..pixels import stored_dtype
 from ..report import GeometryReport
@@ -43,16 +44,40 @@ class PixelFormat:
     bits_stored: int
     pixel_representation: int
     photometric_interpretation: str
+    #: ``int`` (PixelData), ``float`` or ``double`` (Float / Double Float Pixel Data).
+    kind: str = "int"
+    #: PlanarConfiguration of colour data: 0 ``RGBRGB...``, 1 ``RR..GG..BB..``.
+    planar_configuration: int = 0
+
+    @property
+    def is_colour(self) -> bool:
+        """Three samples per pixel, or palette colour: the output gets a trailing RGB axis."""
+        return self.samples_per_pixel > 1 or self.is_palette
+
+    @property
+    def is_palette(self) -> bool:
+        """PALETTE COLOR: stored values are indices into the series' palette."""
+        return self.photometric_interpretation == "PALETTE COLOR"
 
     @property
     def stored_dtype(self) -> np.dtype:
-        """Native dtype of one stored sample (``int16`` for signed 16-bit, ...)."""
-        return stored_dtype(self.bits_allocated, self.pixel_representation)
+        """Native dtype of one stored sample (``int16`` for signed 16-bit, ``uint8`` for 1 bit, ...)."""
+        return stored_dtype(self.bits_allocated, self.pixel_representation, self.kind)
+
+    @property
+    def frame_samples(self) -> int:
+        """Stored samples of one uncompressed frame (YBR_FULL_422: two per pixel)."""
+        per_pixel = 2 if self.photometric_interpretation in SUBSAMPLED else self.samples_per_pixel
+        return self.rows * self.columns * per_pixel
 
     @property
     def frame_bytes(self) -> int:
-        """Bytes of one uncompressed frame."""
-        return self.rows * self.columns * self.samples_per_pixel * (self.bits_allocated // 8)
+        """Bytes of one uncompressed frame (1-bit frames: the bytes one frame can touch)."""
+        return (self.frame_samples * self.bits_allocated + 7) // 8
+
+    def bytes_for(self, n_frames: int) -> int:
+        """Bytes of ``n_frames`` uncompressed frames (1-bit frames are packed without padding)."""
+        return (n_frames * self.frame_samples * self.bits_allocated + 7) // 8
 
     def stored_range(self) -> tuple[int, int]:
         """Smallest and largest value a stored sample can hold after masking to BitsStored."""
@@ -190,6 +215,8 @@ class LoadPlan:
     report: GeometryReport
     meta: dict[str, Any] = field(default_factory=dict)
     mosaic: Mosaic | None = None
+    #: PALETTE COLOR: ``(2**BitsStored, 3)`` RGB table indexed by stored value.
+    palette: np.ndarray | None = None
 
     @property
     def all_uncompressed(self) -> bool:

@@ -7,16 +7,18 @@ allocation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..dicom import NOT_ADDRESSABLE, HeaderRecord
+from ..colour import COLOUR_PHOTOMETRICS, SUBSAMPLED
+from ..dicom import NOT_ADDRESSABLE, TS, HeaderRecord
 from ..errors import CorruptFileError, InputError, UnsupportedError
 from ..options import Options
-from ..pixels import SUPPORTED_BITS_ALLOCATED
+from ..pixels import FLOAT_BITS, SUPPORTED_BITS_ALLOCATED
 from .decisions import Decision
 from .types import MAX_FRAME_PIXELS, MAX_OUTPUT_BYTES, PixelFormat
 
@@ -53,7 +55,8 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
     """
     formats = {
         (r.rows, r.columns, r.samples_per_pixel, r.bits_allocated, r.bits_stored,
-         r.pixel_representation, r.photometric_interpretation)
+         r.pixel_representation, r.photometric_interpretation, r.pixel_kind,
+         r.planar_configuration if r.samples_per_pixel > 1 else 0)
         for r in records
     }  # fmt: skip
     if len(formats) > 1:
@@ -65,16 +68,28 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
     fmt = PixelFormat(*formats.pop())
     first = records[0].path
     if fmt.samples_per_pixel != 1:
-        raise UnsupportedError(
-            f"{first}: {fmt.samples_per_pixel} samples per pixel ({fmt.photometric_interpretation}); "
-            f"colour images are not supported yet",
-            files=[first],
-        )
+        _check_colour(fmt, records, first)
+    elif fmt.is_palette and fmt.bits_allocated not in (8, 16):
+        raise UnsupportedError(f"{first}: PALETTE COLOR with BitsAllocated {fmt.bits_allocated} is "
+                               f"not supported (8 or 16)", files=[first])  # fmt: skip
+    if fmt.kind in FLOAT_BITS:
+        if fmt.bits_allocated != FLOAT_BITS[fmt.kind]:
+            raise CorruptFileError(
+                f"{first}: {fmt.kind} pixel data with BitsAllocated {fmt.bits_allocated} "
+                f"(the standard says {FLOAT_BITS[fmt.kind]})", files=[first],
+            )  # fmt: skip
+        # IEEE samples: BitsStored and PixelRepresentation do not apply (often absent).
+        return dataclasses.replace(fmt, bits_stored=fmt.bits_allocated, pixel_representation=0)
     if fmt.bits_allocated not in SUPPORTED_BITS_ALLOCATED:
         raise UnsupportedError(
-            f"{first}: BitsAllocated {fmt.bits_allocated} is not supported (8, 16 or 32)",
+            f"{first}: BitsAllocated {fmt.bits_allocated} is not supported (1, 8, 16 or 32)",
             files=[first],
         )
+    if fmt.bits_allocated == 1 and any(r.is_encapsulated for r in records):
+        raise UnsupportedError(
+            f"{first}: compressed pixel data with BitsAllocated 1 is not supported; "
+            f"decompress it first (e.g. dcmdjpeg / gdcmconv --raw)", files=[first],
+        )  # fmt: skip
     if fmt.pixel_representation not in (0, 1):  # 0 unsigned, 1 two's complement: nothing else
         raise CorruptFileError(
             f"{first}: PixelRepresentation {fmt.pixel_representation} is neither 0 (unsigned) "
@@ -93,13 +108,36 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
     return fmt
 
 
+def _check_colour(fmt: PixelFormat, records: Sequence[HeaderRecord], first: str) -> None:
+    """Colour fastvol reads: 3 samples of 8 or 16 bits (YBR: 8), RGB or YBR_FULL(_422),
+    uncompressed."""
+    photometric = fmt.photometric_interpretation
+    if fmt.samples_per_pixel != 3 or photometric not in COLOUR_PHOTOMETRICS:
+        raise UnsupportedError(
+            f"{first}: {fmt.samples_per_pixel} samples per pixel ({photometric}) is not supported "
+            f"(3 samples of {', '.join(COLOUR_PHOTOMETRICS)})", files=[first],
+        )  # fmt: skip
+    if fmt.bits_allocated not in (8, 16) or (photometric != "RGB" and fmt.bits_allocated != 8):
+        raise UnsupportedError(f"{first}: {photometric} with BitsAllocated {fmt.bits_allocated} is "
+                               f"not supported (RGB 8 or 16 bits, YBR 8 bits)", files=[first])  # fmt: skip
+    if photometric in SUBSAMPLED and fmt.columns % 2:
+        raise CorruptFileError(f"{first}: {photometric} with an odd number of columns "
+                               f"({fmt.columns})", files=[first])  # fmt: skip
+    if any(r.transfer_syntax not in TS.UNCOMPRESSED and r.transfer_syntax != TS.DEFLATED_LE
+           for r in records):  # fmt: skip
+        raise UnsupportedError(
+            f"{first}: compressed colour pixel data is not supported yet; decompress it first "
+            f"(e.g. gdcmconv --raw)", files=[first],
+        )  # fmt: skip
+
+
 def check_bytes(rec: HeaderRecord, fmt: PixelFormat) -> None:
     """Refuse files whose pixel data is shorter than declared or runs past the file's end."""
     if rec.is_encapsulated or rec.pixel_length == NOT_ADDRESSABLE:
         if rec.is_encapsulated and rec.pixel_offset >= rec.file_size:
             raise CorruptFileError(f"{rec.path}: truncated before its pixel data", files=[rec.path])
         return
-    needed = fmt.frame_bytes * rec.number_of_frames
+    needed = fmt.bytes_for(rec.number_of_frames)
     if rec.pixel_length < needed:
         raise CorruptFileError(
             f"{rec.path}: pixel data holds {rec.pixel_length} bytes but its header promises "
@@ -165,12 +203,29 @@ def _checked_dtype(dtype: np.dtype, fmt: PixelFormat, slopes: np.ndarray, interc
     return dtype
 
 
+def _float_dtype(fmt: PixelFormat, options: Options) -> np.dtype:
+    """Float pixel data keeps its own float dtype (a rescale, if any, is applied in it)."""
+    if options.dtype is None:
+        return fmt.stored_dtype
+    dtype = np.dtype(options.dtype)
+    if dtype.kind != "f":
+        raise InputError(f"dtype={dtype.name}: this series holds {fmt.kind} pixel data (float "
+                         f"values); pass a float dtype or none")  # fmt: skip
+    return dtype
+
+
 def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
-                 options: Options, resampled: bool) -> np.dtype:  # fmt: skip
+                 options: Options, resampled: bool, palette_dtype: str = "") -> np.dtype:  # fmt: skip
     """The dtype asked for, else the smallest that holds every rescaled value exactly.
 
     Resampled output is float32 (interpolated values are not whole).
     """
+    if fmt.kind != "int":
+        return _float_dtype(fmt, options)
+    if fmt.is_colour:  # colour has no rescale: the stored (palette entry) dtype, or one asked for
+        if options.dtype is not None:
+            return np.dtype(options.dtype)
+        return np.dtype(palette_dtype) if fmt.is_palette and palette_dtype else fmt.stored_dtype
     if options.dtype is not None:
         return _checked_dtype(np.dtype(options.dtype), fmt, slopes, intercepts, options)
     if not options.rescale:
@@ -189,7 +244,8 @@ def output_dtype(fmt: PixelFormat, slopes: np.ndarray, intercepts: np.ndarray,
 
 
 def choose(fmt: PixelFormat, slopes: Sequence[float], intercepts: Sequence[float],
-           options: Options, *, resampled: bool, filling: bool = True) -> Values:  # fmt: skip
+           options: Options, *, resampled: bool, filling: bool = True,
+           palette_dtype: str = "") -> Values:  # fmt: skip
     """Output dtype and fill value of a load, given each frame's slope and intercept.
 
     ``filling``: some output slices have no frame (gaps filled), so the fill value must fit.
@@ -199,7 +255,7 @@ def choose(fmt: PixelFormat, slopes: Sequence[float], intercepts: Sequence[float
     notes: list[Decision] = []
     if np.ptp(slopes_arr) > 0 or np.ptp(icpts_arr) > 0:
         decisions.append(Decision("rescale_per_slice"))
-    dtype = output_dtype(fmt, slopes_arr, icpts_arr, options, resampled)
+    dtype = output_dtype(fmt, slopes_arr, icpts_arr, options, resampled, palette_dtype)
     if options.fill_value is not None:
         fill = float(options.fill_value)
         if filling and dtype.kind in "iu" and not (
@@ -213,7 +269,8 @@ def choose(fmt: PixelFormat, slopes: Sequence[float], intercepts: Sequence[float
         fill = float(np.iinfo(dtype).min)
     if fmt.photometric_interpretation == "MONOCHROME1":
         notes.append(Decision("monochrome1"))
-    if options.rescale and options.dtype is None and dtype.kind == "f" and not resampled:
+    if (options.rescale and options.dtype is None and dtype.kind == "f" and not resampled
+            and fmt.kind == "int" and not fmt.is_colour):
         decisions.append(Decision("rescale_float"))  # float32 because of the rescale, not asked
     decisions.append(Decision("dtype", dtype=dtype.name, rescale=options.rescale))
     return Values(dtype=dtype, fill_value=fill, decisions=tuple(decisions), warnings=tuple(notes))

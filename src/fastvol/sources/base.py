@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
 
 from ..errors import CorruptFileError
 
-__all__ = ["ByteSource", "ShortReadError"]
+__all__ = ["ByteSource", "ShortReadError", "prefetch"]
 
 #: A writable buffer: ``memoryview``, ``bytearray`` or a C-contiguous numpy array.
 Buffer = Any
@@ -29,6 +29,9 @@ class ByteSource:
     """
 
     name: str
+    #: ``prefetch_many(requests)`` of sources that gain from fetching many ranges of many files
+    #: at once (remote ones: latency); None where reading when asked is best (local files).
+    prefetch_many: ClassVar[Callable[..., None] | None] = None
 
     def size(self) -> int:
         """Size of the file in bytes."""
@@ -69,3 +72,26 @@ class ByteSource:
             f"(truncated, or changed since it was scanned)",
             files=[self.name],
         )
+
+
+def prefetch(requests: Iterable[tuple[ByteSource, int, int]], *, errors: str = "raise") -> None:
+    """Say that these ``(source, offset, length)`` ranges will be read soon.
+
+    Sources whose class defines :attr:`ByteSource.prefetch_many` fetch them now, all together
+    (concurrent requests), and answer the reads from what they hold; others are left alone,
+    so a local file's reads stay exactly what they were. Sizes are clipped to the files.
+
+    Parameters
+    ----------
+    errors
+        ``"raise"``: a range that cannot be fetched raises here, as its read would (the pixel
+        pass: no partial volume). ``"defer"``: the source keeps the error and raises it when
+        the range is read (the header pass, which records unreadable files and goes on).
+    """
+    groups: dict[Any, list[tuple[ByteSource, int, int]]] = {}
+    for request in requests:
+        fetch = type(request[0]).prefetch_many
+        if fetch is not None:
+            groups.setdefault(fetch, []).append(request)
+    for fetch, batch in groups.items():
+        fetch(batch, errors=errors)

@@ -1,0 +1,6 @@
+"""``python -m fastvol``: the command line (:mod:`fastvol.cli`)."""
+
+from fastvol.cli import main
+
+if __name__ == "__main__":  # not when worker processes re-import the main module
+    raise SystemExit(main())

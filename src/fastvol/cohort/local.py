@@ -1,0 +1,113 @@
+"""Run conversion tasks here: in this process (``jobs=1``) or in ``jobs`` worker processes.
+
+Workers are started once and each converts many series (no start-up cost per series). Every
+worker dies with the process that started it (Linux ``PR_SET_PDEATHSIG``), so a killed
+``fastvol convert`` leaves no worker writing behind it; their hidden temporaries are removed by
+the next run. Workers ignore SIGINT: Ctrl-C is the parent's to handle.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .tasks import SeriesTask, convert_one, series_fields
+
+__all__ = ["failed_line", "run_local", "start_pool"]
+
+
+def failed_line(task: SeriesTask, why: str, error: str = "WorkerDied") -> dict[str, Any]:
+    """The report line of a task that did not come back (its worker died, or a foreign error)."""
+    return {**series_fields(task.series), "index": task.index, "key": task.key, "status": "failed",
+            "outputs": [], "bytes_out": 0, "error": error, "message": why}  # fmt: skip
+
+
+def _worker_init(parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with_errno = ctypes.CDLL(None, use_errno=True)
+        with_errno.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with our parent
+    try:
+        os.kill(parent, 0)  # the run may have died before prctl took effect
+    except ProcessLookupError:
+        os._exit(1)
+
+
+#: Imported by each worker as it starts (while the main process scans), so no series pays
+#: for them; the compiled kernels too: a worker converts many series, so numba pays for
+#: itself (fastvol.kernels runs the compiled kernels once numba is imported).
+_PRELOAD = ("fastvol.api", "fastvol.stack", "fastvol.decode", "fastvol.cohort.tasks",
+            "fastvol.cohort.sidecar", "nibabel", "fastvol._kernels.pixels", "fastvol._kernels.rle")  # fmt: skip
+
+
+def _warm() -> int:
+    import importlib
+
+    for name in _PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional one (nibabel): the task says so when it needs it
+            pass
+    return os.getpid()
+
+
+def start_pool(jobs: int) -> Any:
+    """``jobs`` worker processes, started now and importing the loader while the caller scans.
+
+    Spawned, not forked from a server: each worker's parent is this process, so
+    ``PR_SET_PDEATHSIG`` ends it when this process dies, SIGKILL included (a fork server's
+    workers keep the server alive, and it them).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(),))  # fmt: skip
+    for _ in range(jobs):
+        pool.submit(_warm)
+    return pool
+
+
+def run_local(tasks: Sequence[SeriesTask], jobs: int, on_done: Callable[[dict[str, Any]], None],
+              pool: Any = None) -> None:  # fmt: skip
+    """Convert ``tasks``; ``on_done`` gets each report line as its series finishes.
+
+    ``pool``: workers from :func:`start_pool` (shut down here); without one, ``jobs`` > 1
+    starts them now. Biggest series first, so the workers finish together.
+    """
+    order = sorted(tasks, key=lambda t: -sum(r.file_size for r in t.series.records))
+    if pool is None and (jobs <= 1 or len(tasks) <= 1):
+        for task in order:
+            on_done(convert_one(task))
+        return
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = pool if pool is not None else start_pool(jobs)
+    pending = {pool.submit(convert_one, task): task for task in order}
+    try:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = pending.pop(future)
+                try:
+                    line = future.result()
+                except BrokenProcessPool:
+                    line = failed_line(task, "a worker process died (killed, or out of memory) "
+                                             "while this series was queued or running; rerun "
+                                             "to convert it")  # fmt: skip
+                except Exception as exc:  # a foreign error in one series must not stop the rest
+                    line = failed_line(task, f"{type(exc).__name__}: {exc}", type(exc).__name__)
+                on_done(line)
+    except BaseException:
+        # Interrupted: stop now. Workers being killed leave only hidden temporaries.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

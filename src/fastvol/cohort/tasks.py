@@ -1,0 +1,230 @@
+"""One unit of work: a frozen, picklable plan for one series, and the function that runs it.
+
+The same :func:`convert_one` runs in the calling process (``-j 1``), in a local worker process
+(``-j N``) and on a Dask worker: it gets a :class:`SeriesTask` (the scanned series, its output
+paths and the options, plain values only) and returns the report line as a plain dict. Outputs
+are written atomically, so a task killed at any moment leaves either its finished files or
+hidden temporaries that the next write of the same target removes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import FastvolError, UnsupportedError
+
+if TYPE_CHECKING:
+    from ..group import Series
+    from ..options import Options
+    from ..volume import Volume
+
+__all__ = ["FORMATS", "SeriesTask", "convert_one", "output_suffix"]
+
+#: ``--format`` -> the Volume writer method.
+FORMATS = {"nifti": "to_nifti", "npz": "to_npz", "zarr": "to_zarr"}
+
+
+def output_suffix(fmt: str, compress: bool) -> str:
+    """File suffix of the main output of a format."""
+    if fmt == "nifti":
+        return ".nii.gz" if compress else ".nii"
+    return {"npz": ".npz", "zarr": ".zarr"}[fmt]
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesTask:
+    """Everything a worker needs to convert one series (pickles: plain values and the Series).
+
+    Attributes
+    ----------
+    index
+        Position in the plan (report order).
+    key
+        Fingerprint of the series' files and of every option that changes the outputs; a
+        rerun reuses a finished line only when its key is the same.
+    series
+        The scanned series (header records; sources are paths or URLs).
+    image, sidecar
+        Output paths (``None``: not written; ``-b o`` writes only the sidecar).
+    fmt
+        ``nifti``, ``npz`` or ``zarr``.
+    options
+        Load options (``threads=1`` in workers: the parallelism is across series).
+    version
+        fastvol's version, for the sidecar.
+    """
+
+    index: int
+    key: str
+    series: Series
+    image: str | None
+    sidecar: str | None
+    fmt: str
+    options: Options
+    version: str
+
+
+def series_fields(series: Series) -> dict[str, Any]:
+    """The identity part of a report line, from headers alone."""
+    sizes = {r.path: r.file_size for r in series.records}
+    return {
+        "kind": "series",
+        "series": series.id,
+        "series_instance_uid": series.uid,
+        "series_number": series.number,
+        "description": series.description,
+        "modality": series.modality,
+        "localizer": series.is_localizer,
+        "image_type": list(series.records[0].image_type),
+        "folder": series.folder,
+        "n_files": len(sizes),
+        "n_frames": series.n_frames,
+        "bytes_in": int(sum(sizes.values())),
+        "inputs": list(sizes),
+    }
+
+
+#: Chunk in which an uncompressed NIfTI is streamed into ISA-L's gzip.
+_GZIP_CHUNK = 8 << 20
+
+
+def _write_nifti_gz(vol: Volume, path: str) -> bool:
+    """``.nii.gz`` through ISA-L's deflate (the ``isal`` package: about 10x zlib's speed, the
+    same gzip format, mtime 0 so runs give identical bytes); False when isal is not installed.
+
+    ``Volume.to_nifti`` writes the uncompressed file as a hidden temporary beside the target
+    (named as :mod:`fastvol.atomic` names its temporaries, so a killed run's copy is swept),
+    which is streamed into the compressed one: the NIfTI itself is still to_nifti's.
+    """
+    try:
+        from isal import igzip
+    except ImportError:
+        return False
+    from ..atomic import atomic_path
+    from ..sources import LocalFile
+
+    with atomic_path(path) as tmp:
+        raw = tmp[: -len(".gz")]
+        try:
+            vol.to_nifti(raw)
+            # No file name in the gzip header (it would be the temporary's): identical bytes.
+            with LocalFile(raw) as source, open(tmp, "wb") as fp, \
+                    igzip.IGzipFile(filename="", mode="wb", fileobj=fp, compresslevel=1, mtime=0) as gz:  # fmt: skip
+                size = source.size()
+                for offset in range(0, size, _GZIP_CHUNK):
+                    gz.write(source.read(offset, min(_GZIP_CHUNK, size - offset)))
+        finally:
+            if os.path.exists(raw):
+                os.unlink(raw)
+    return True
+
+
+def _write_image(vol: Volume, path: str, fmt: str) -> None:
+    if fmt == "nifti" and path.lower().endswith(".nii.gz") and _write_nifti_gz(vol, path):
+        return
+    writer = getattr(vol, FORMATS[fmt], None)
+    if writer is None:  # zarr lands with the writers issue; until then say so
+        raise UnsupportedError(f"{path}: this fastvol has no Volume.{FORMATS[fmt]} writer; "
+                               f"use --format nifti or npz", files=[path])  # fmt: skip
+    writer(path)
+
+
+def _write_json(data: dict[str, Any], path: str) -> None:
+    from ..atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fp:
+        json.dump(data, fp, indent=2, default=str)
+        fp.write("\n")
+
+
+def _written_note(vol: Volume, fmt: str) -> dict[str, Any] | None:
+    """What the main file holds when the geometry is unusual (tilt kept: a sheared affine)."""
+    report = vol.geometry
+    if report.tilt_deg <= 0 or any("tilt='resample'" in d for d in report.decisions):
+        return None
+    holds = {
+        "nifti": "sform holds the exact sheared affine (sform_code 2); qform left unset "
+                 "(qform_code 0) because a quaternion cannot hold a shear",
+        "npz": "affine_lps holds the exact sheared affine",
+        "zarr": "the exact sheared affine is stored with the array",
+    }[fmt]  # fmt: skip
+    return {"tilt": "kept", "tilt_deg": report.tilt_deg, "affine": holds,
+            "hint": "rerun with --tilt resample for an orthogonal grid (float32, resampled)"}  # fmt: skip
+
+
+def _mkdirs(*paths: str | None) -> None:
+    for path in paths:
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+def convert_one(task: SeriesTask) -> dict[str, Any]:
+    """Convert one series; returns its report line (never raises for a fastvol error).
+
+    A :class:`~fastvol.FastvolError` (gaps, unsupported syntax, corrupt file, ...) makes the
+    line ``refused`` with the error's class and message; anything else propagates (the
+    runner records it as ``failed``, and Dask retries it).
+    """
+    from ..api import load_series
+    from .sidecar import geometry_block, sidecar
+
+    t0 = time.perf_counter()
+    line = {**series_fields(task.series), "index": task.index, "key": task.key}
+    outputs = [p for p in (task.image, task.sidecar) if p]
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    try:
+        _mkdirs(*outputs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if task.image:
+                vol = load_series(task.series, task.options, executor="default")
+                report, meta = vol.geometry, vol.meta
+                timings["load_s"] = time.perf_counter() - t0
+                _write_image(vol, task.image, task.fmt)
+                timings["write_s"] = time.perf_counter() - t0 - timings["load_s"]
+                written = _written_note(vol, task.fmt)
+                line["shape"] = list(vol.shape)
+                line["dtype"] = str(vol.array.dtype)
+                del vol
+            else:  # -b o: headers only, no pixel read
+                from ..api import describe
+
+                report, meta, written = describe(task.series, task.options), None, None
+            if task.sidecar:
+                _write_json(sidecar(task.series, report, meta, version=task.version,
+                                    written=written), task.sidecar)  # fmt: skip
+        notes = list(dict.fromkeys(str(w.message) for w in caught))
+        line.update(status="converted", outputs=outputs,
+                    bytes_out=sum(_size(p) for p in outputs), geometry=geometry_block(report),
+                    written=written)  # fmt: skip
+    except FastvolError as exc:
+        line.update(status="refused", outputs=[], bytes_out=0, error=type(exc).__name__,
+                    message=str(exc), geometry=_headers_geometry(task))  # fmt: skip
+    line["warnings"] = notes
+    timings["total_s"] = time.perf_counter() - t0
+    line["timings"] = {k: round(v, 4) for k, v in timings.items()}
+    line["worker"] = os.getpid()
+    return line
+
+
+def _headers_geometry(task: SeriesTask) -> dict[str, Any] | None:
+    """For a refused series: the geometry from headers, when one can be told at all."""
+    from ..api import describe
+    from .sidecar import geometry_block
+
+    try:
+        return geometry_block(describe(task.series, task.options))
+    except FastvolError:
+        return None
+
+
+def _size(path: str) -> int:
+    if os.path.isdir(path):  # zarr stores are folders
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+    return os.path.getsize(path)
