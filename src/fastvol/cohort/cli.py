@@ -39,7 +39,8 @@ def parser(load_flags: Callable[[argparse.ArgumentParser], None] | None = None) 
         epilog=f"exit status: {codes}",
     )  # fmt: skip
     p.add_argument("inputs", nargs="+", metavar="IN", help="folders (walked recursively) or files")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (created)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT",
+                   help="output folder (created), or a URL (s3://bucket/prefix/, gs://...)")  # fmt: skip
     p.add_argument("-f", dest="pattern", default=DEFAULT_PATTERN,  # argparse formats help with %
                    help=f"file name pattern, '/' makes folders (default {DEFAULT_PATTERN}): "
                         f"{tokens}".replace("%", "%%"))  # fmt: skip

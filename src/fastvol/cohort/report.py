@@ -83,7 +83,7 @@ class Report:
     Attributes
     ----------
     path
-        ``OUT/fastvol-report.jsonl``.
+        ``OUT/fastvol-report.jsonl`` (a URL when ``OUT`` is one).
     scan
         The scan line (inputs, files skipped by the scan and why).
     lines

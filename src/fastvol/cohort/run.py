@@ -18,7 +18,8 @@ from ..atomic import TMP_MARK, remove_stale
 from ..errors import InputError, UnsupportedError
 from ..options import Options
 from .naming import DEFAULT_PATTERN, NAME_TAGS, assign_names, check_pattern, expand
-from .report import REPORT_NAME, Report, ReportLog, read_lines
+from .output import Output
+from .report import Report, ReportLog, read_lines
 from .sidecar import SIDECAR_TAGS
 from .tasks import FORMATS, SeriesTask, output_suffix, series_fields
 
@@ -58,12 +59,15 @@ def _key(series: Series, parts: Sequence[Any]) -> str:
 
 def plan_tasks(found: Sequence[Series], out: str, options: Options, *, pattern: str, fmt: str,
                compress: bool, sidecar: str, ignore_derived: bool, clash: int, version: str,
-               ours: set[str]) -> tuple[list[SeriesTask], list[dict[str, Any]]]:  # fmt: skip
+               ours: set[str], storage_options: dict[str, Any] | None = None,
+               ) -> tuple[list[SeriesTask], list[dict[str, Any]]]:  # fmt: skip
     """One task per series to convert, and the report lines of the series skipped.
 
-    ``ours``: absolute paths an earlier run of this output folder wrote (overwritten freely;
+    ``out``: the output folder, or a URL (then the tasks carry it and ``storage_options``).
+    ``ours``: absolute paths (or URLs) an earlier run of this output wrote (overwritten freely;
     any other file in the way is a clash for ``-w``).
     """
+    output = Output(out, storage_options)
     skipped: dict[int, dict[str, Any]] = {}
     wanted = []
     for i, series in enumerate(found):
@@ -84,28 +88,29 @@ def plan_tasks(found: Sequence[Series], out: str, options: Options, *, pattern: 
                           "reason": "-w 0: name taken by an earlier series", "outputs": [],
                           "bytes_out": 0}  # fmt: skip
             continue
-        name = _free_name(out, name, (suffix if sidecar != "o" else "", ".json" if sidecar != "n" else ""),
+        name = _free_name(output, name, (suffix if sidecar != "o" else "", ".json" if sidecar != "n" else ""),
                           ours, clash)  # fmt: skip
         if name is None:
             skipped[i] = {**series_fields(series), "index": i, "status": "skipped",
                           "reason": "-w 0: output exists", "outputs": [], "bytes_out": 0}  # fmt: skip
             continue
-        base = os.path.join(out, name)
+        base = output.join(name)
         image = base + suffix if sidecar != "o" else None
         json_path = base + ".json" if sidecar != "n" else None
         tasks.append(SeriesTask(index=i, key=_key(series, [*fingerprint, image, json_path]),
                                 series=series, image=image, sidecar=json_path, fmt=fmt,
-                                options=options, version=version))  # fmt: skip
+                                options=options, version=version,
+                                storage_options=output.storage_options if output.remote else None))  # fmt: skip
     return tasks, [skipped[i] for i in sorted(skipped)]
 
 
-def _free_name(out: str, name: str, suffixes: tuple[str, ...], ours: set[str], clash: int) -> str | None:
+def _free_name(output: Output, name: str, suffixes: tuple[str, ...], ours: set[str], clash: int) -> str | None:
     """``name``, or with letters added, so as not to overwrite files not written by fastvol."""
     from .naming import _suffix_letters
 
     def taken(candidate: str) -> bool:
-        paths = [os.path.abspath(os.path.join(out, candidate + s)) for s in suffixes if s]
-        return any(os.path.lexists(p) and p not in ours for p in paths)
+        paths = [output.norm(output.join(candidate + s)) for s in suffixes if s]
+        return any(p not in ours and output.exists(p) for p in paths)
 
     if clash == 1 or not taken(name):
         return name
@@ -128,9 +133,11 @@ def sweep(out: str) -> list[str]:
     return removed
 
 
-def _reusable(line: dict[str, Any] | None) -> bool:
+def _reusable(line: dict[str, Any] | None, output: Output) -> bool:
     if not line or line.get("status") not in ("converted", "refused"):
         return False
+    if output.remote:
+        return all(output.exists(p) for p in line.get("outputs", ()))
     return all(os.path.exists(p) for p in line.get("outputs", ()))
 
 
@@ -151,6 +158,7 @@ def convert(
     client: Any = None,
     progress: str = "quiet",
     progress_stream: Any = None,
+    storage_options: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Report:
     """Convert every DICOM series under ``inputs`` to one file each in ``out``, with a report.
@@ -161,8 +169,11 @@ def convert(
         Folders (walked recursively), files, or a list of them; passed to :func:`fastvol.scan`
         as given (URLs too, once fastvol reads them).
     out
-        Output folder (created). Gets one file per series, its sidecar, and
-        ``fastvol-report.jsonl`` (one line per series found).
+        Output folder (created), or an fsspec URL (``s3://bucket/prefix/``, ``gs://...``).
+        Gets one file per series, its sidecar, and ``fastvol-report.jsonl`` (one line per
+        series found). For a URL, each task writes its files into a local staging folder and
+        uploads each finished one (one PUT: an object appears whole); the report is uploaded
+        at the start and the end of the run, and read back from the URL to resume.
     options
         Load :class:`~fastvol.Options` for every series (``gaps``, ``tilt``, ...); ``**overrides``
         change single fields, as in :func:`fastvol.load`. ``threads`` defaults to 1 in workers.
@@ -195,6 +206,9 @@ def convert(
     progress, progress_stream
         ``"quiet"``, ``"auto"`` (a bar on a terminal, else lines), ``"bar"`` or ``"lines"``, on
         ``progress_stream`` (default stderr).
+    storage_options
+        fsspec options for URL inputs and a URL ``out`` (credentials, ``endpoint_url``, ...),
+        carried to every worker.
 
     Returns
     -------
@@ -204,7 +218,8 @@ def convert(
     Raises
     ------
     InputError
-        Bad settings, or an output folder that cannot be made.
+        Bad settings, an output folder that cannot be made, or an output URL that cannot be
+        read or written (missing bucket, access denied).
     UnreadableError
         A file or folder could not be read, unless ``unreadable="skip"``.
     KeyboardInterrupt
@@ -213,7 +228,8 @@ def convert(
     report = _convert(inputs, out, options, pattern=pattern, compress=compress, format=format,
                       sidecar=sidecar, ignore_derived=ignore_derived, clash=clash, depth=depth,
                       jobs=jobs, resume=resume, client=client, progress=progress,
-                      progress_stream=progress_stream, overrides=overrides)  # fmt: skip
+                      progress_stream=progress_stream, overrides=overrides,
+                      storage_options=storage_options)  # fmt: skip
     if report.interrupted:
         raise KeyboardInterrupt
     return report
@@ -242,7 +258,8 @@ def _check(format: str, sidecar: str, clash: int, jobs: int, depth: int | None, 
 def _convert(inputs: Any, out: str | os.PathLike[str], options: Options | None, *, pattern: str,
              compress: bool, format: str, sidecar: str, ignore_derived: bool, clash: int,
              depth: int | None, jobs: int, resume: bool, client: Any, progress: str,
-             progress_stream: Any, overrides: dict[str, Any]) -> Report:  # fmt: skip
+             progress_stream: Any, overrides: dict[str, Any],
+             storage_options: dict[str, Any] | None = None) -> Report:  # fmt: skip
     """:func:`convert` without re-raising an interrupt: the CLI reads ``Report.interrupted``."""
     t0 = time.perf_counter()
     opts = Options.resolve(options, overrides)
@@ -250,12 +267,9 @@ def _convert(inputs: Any, out: str | os.PathLike[str], options: Options | None, 
     _check(format, sidecar, clash, jobs, depth, progress)
     if (jobs > 1 or client is not None) and "threads" not in overrides and (options is None or options.threads is None):
         opts = opts.replace(threads=1)  # parallel across series, not within one
-    out = os.path.abspath(os.fspath(out))
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{out}: cannot make the output folder ({exc.strerror})", files=[out]) from exc
-    path = os.path.join(out, REPORT_NAME)
+    output = Output(out, storage_options)
+    output.prepare()
+    path = output.report_path
     previous = read_lines(path)
     pool = None
     if jobs > 1 and client is None:  # workers start (and import) while the scan runs
@@ -263,7 +277,7 @@ def _convert(inputs: Any, out: str | os.PathLike[str], options: Options | None, 
 
         pool = start_pool(jobs)
     try:
-        return _run(inputs, out, opts, path=path, previous=previous, pool=pool, pattern=pattern,
+        return _run(inputs, output, opts, path=path, previous=previous, pool=pool, pattern=pattern,
                     compress=compress, format=format, sidecar=sidecar,
                     ignore_derived=ignore_derived, clash=clash, depth=depth, jobs=jobs,
                     resume=resume, client=client, progress=progress,
@@ -271,9 +285,10 @@ def _convert(inputs: Any, out: str | os.PathLike[str], options: Options | None, 
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        output.close()
 
 
-def _run(inputs: Any, out: str, opts: Options, *, path: str, previous: list[dict[str, Any]],
+def _run(inputs: Any, output: Output, opts: Options, *, path: str, previous: list[dict[str, Any]],
          pool: Any, pattern: str, compress: bool, format: str, sidecar: str,
          ignore_derived: bool, clash: int, depth: int | None, jobs: int, resume: bool,
          client: Any, progress: str, progress_stream: Any, t0: float) -> Report:  # fmt: skip
@@ -285,19 +300,21 @@ def _run(inputs: Any, out: str, opts: Options, *, path: str, previous: list[dict
 
     # Files an earlier run here wrote or was writing (a killed run's last files have no line
     # yet): ours to overwrite, never a clash for -w.
-    ours = {os.path.abspath(p) for line in previous for p in (*line.get("outputs", ()),
+    ours = {output.norm(p) for line in previous for p in (*line.get("outputs", ()),
                                                               *line.get("planned", ()))}  # fmt: skip
     by_key = {line["key"]: line for line in previous if line.get("kind") == "series" and "key" in line}
     tags = tuple(dict.fromkeys((*opts.extra_tags, *NAME_TAGS, *SIDECAR_TAGS)))
-    found = scan(inputs if depth is None else _depth_limited(inputs, depth), extra_tags=tags)
+    found = scan(inputs if depth is None else _depth_limited(inputs, depth), extra_tags=tags,
+                 storage_options=output.storage_options or None)  # fmt: skip
     if found.unreadable and opts.unreadable == "raise":
         raise _unreadable(found, ", ".join(map(str, inputs)) if isinstance(inputs, list) else str(inputs))
-    tasks, skipped_lines = plan_tasks(found, out, opts, pattern=pattern, fmt=format, compress=compress,
+    tasks, skipped_lines = plan_tasks(found, output.root, opts, pattern=pattern, fmt=format, compress=compress,
                                       sidecar=sidecar, ignore_derived=ignore_derived, clash=clash,
-                                      version=__version__, ours=ours)  # fmt: skip
+                                      version=__version__, ours=ours,
+                                      storage_options=output.storage_options)  # fmt: skip
     # Plan positions may move when inputs are added: a kept line takes this run's index.
     reused = [{**by_key[t.key], "reused": True, "index": t.index} for t in tasks
-              if resume and _reusable(by_key.get(t.key))]  # fmt: skip
+              if resume and _reusable(by_key.get(t.key), output)]  # fmt: skip
     reused_keys = {line["key"] for line in reused}
     todo = [t for t in tasks if t.key not in reused_keys]
     scan_line = {"kind": "scan", "fastvol": __version__,
@@ -308,6 +325,11 @@ def _run(inputs: Any, out: str, opts: Options, *, path: str, previous: list[dict
     report = Report(path=path, scan=scan_line)
     lines: dict[int, dict[str, Any]] = {line["index"]: line for line in [*skipped_lines, *reused]}
     log = ReportLog(path, scan_line, keep=[lines[i] for i in sorted(lines)])
+    try:
+        output.publish()  # a URL output: proves it writable before any series is converted
+    except BaseException:
+        log.close()
+        raise
     bar = Progress(len(todo), progress_stream or sys.stderr, progress,
                    files=sum(len(t.series.files) for t in todo))  # fmt: skip
 
@@ -330,8 +352,12 @@ def _run(inputs: Any, out: str, opts: Options, *, path: str, previous: list[dict
     finally:
         bar.close()
         log.close()
-        sweep(out)
+        if not output.remote:
+            sweep(output.root)
     report.lines = [lines[i] for i in sorted(lines)]
     report.wall_s = time.perf_counter() - t0
     report.finish()
+    if output.remote:
+        output.publish()
+        report.path = output.report_location
     return report

@@ -57,6 +57,10 @@ class SeriesTask:
         Load options (``threads=1`` in workers: the parallelism is across series).
     version
         fastvol's version, for the sidecar.
+    storage_options
+        ``None``: ``image`` and ``sidecar`` are local paths. Otherwise they are URLs, and
+        these are the fsspec options to reach them: the files are written into a local
+        staging folder, then uploaded (see :mod:`.output`).
     """
 
     index: int
@@ -67,6 +71,7 @@ class SeriesTask:
     fmt: str
     options: Options
     version: str
+    storage_options: dict[str, Any] | None = None
 
 
 def series_fields(series: Series) -> dict[str, Any]:
@@ -168,25 +173,60 @@ def convert_one(task: SeriesTask) -> dict[str, Any]:
 
     A :class:`~fastvol.FastvolError` (gaps, unsupported syntax, corrupt file, ...) makes the
     line ``refused`` with the error's class and message; anything else propagates (the
-    runner records it as ``failed``, and Dask retries it).
+    runner records it as ``failed``, and Dask retries it). For a URL output, the files are
+    written into a local staging folder and then uploaded; an upload that fails makes the
+    line ``failed`` (a rerun converts the series again).
     """
+    t0 = time.perf_counter()
+    line = {**series_fields(task.series), "index": task.index, "key": task.key}
+    if task.storage_options is None:
+        return _convert_here(task, line, t0, task.image, task.sidecar)
+    import shutil
+    import tempfile
+
+    staging = tempfile.mkdtemp(prefix="fastvol-stage-")
+    try:
+        image = os.path.join(staging, "i", task.image.rsplit("/", 1)[-1]) if task.image else None
+        json_path = os.path.join(staging, "s", task.sidecar.rsplit("/", 1)[-1]) if task.sidecar else None
+        line = _convert_here(task, line, t0, image, json_path)
+        if line["status"] == "converted":
+            from .output import upload
+
+            t1 = time.perf_counter()
+            try:
+                for local, url in ((image, task.image), (json_path, task.sidecar)):
+                    if local and url:
+                        upload(local, url, task.storage_options)
+            except FastvolError as exc:  # not "refused": a rerun converts it again
+                line.update(status="failed", outputs=[], bytes_out=0, error=type(exc).__name__,
+                            message=str(exc))  # fmt: skip
+            else:
+                line["outputs"] = [p for p in (task.image, task.sidecar) if p]
+            line["timings"]["upload_s"] = round(time.perf_counter() - t1, 4)
+            line["timings"]["total_s"] = round(time.perf_counter() - t0, 4)
+        return line
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _convert_here(task: SeriesTask, line: dict[str, Any], t0: float, image_path: str | None,
+                  sidecar_path: str | None) -> dict[str, Any]:  # fmt: skip
+    """:func:`convert_one` writing the outputs at these local paths."""
     from ..api import load_series
     from .sidecar import geometry_block, sidecar
 
-    t0 = time.perf_counter()
-    line = {**series_fields(task.series), "index": task.index, "key": task.key}
-    outputs = [p for p in (task.image, task.sidecar) if p]
+    outputs = [p for p in (image_path, sidecar_path) if p]
     timings: dict[str, float] = {}
     notes: list[str] = []
     try:
         _mkdirs(*outputs)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if task.image:
+            if image_path:
                 vol = load_series(task.series, task.options, executor="default")
                 report, meta = vol.geometry, vol.meta
                 timings["load_s"] = time.perf_counter() - t0
-                _write_image(vol, task.image, task.fmt)
+                _write_image(vol, image_path, task.fmt)
                 timings["write_s"] = time.perf_counter() - t0 - timings["load_s"]
                 written = _written_note(vol, task.fmt)
                 line["shape"] = list(vol.shape)
@@ -196,9 +236,9 @@ def convert_one(task: SeriesTask) -> dict[str, Any]:
                 from ..api import describe
 
                 report, meta, written = describe(task.series, task.options), None, None
-            if task.sidecar:
+            if sidecar_path:
                 _write_json(sidecar(task.series, report, meta, version=task.version,
-                                    written=written), task.sidecar)  # fmt: skip
+                                    written=written), sidecar_path)  # fmt: skip
         notes = list(dict.fromkeys(str(w.message) for w in caught))
         line.update(status="converted", outputs=outputs,
                     bytes_out=sum(_size(p) for p in outputs), geometry=geometry_block(report),
