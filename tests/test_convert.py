@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 
 import factory as fx
@@ -246,6 +247,15 @@ def test_resume_keeps_finished_series_and_redoes_changed(tmp_path: Path) -> None
     grown = fastvol.convert(tmp_path / "in", out)  # a series added in front: only it is new
     assert [line.get("reused", False) for line in grown.lines] == [False] + [True] * len(redone.lines)
     assert [line["index"] for line in grown.lines] == list(range(len(grown.lines)))
+    # A file rewritten with other values but the same size: its series is redone, not kept.
+    victim = grown.lines[0]["inputs"][0]
+    ds = pydicom.dcmread(victim)
+    ds.PixelData = bytes(len(ds.PixelData))
+    ds.save_as(victim)
+    os.utime(victim, ns=(time.time_ns(), time.time_ns() + 10**9))  # a coarse clock still moves
+    changed = fastvol.convert(tmp_path / "in", out)
+    assert [line.get("reused", False) for line in changed.lines].count(False) == 1
+    assert not changed.lines[0].get("reused")
     fill = fastvol.convert(tmp_path / "in", out, gaps="fill")  # other options: all redone
     assert fill.exit_code == 0 and not any(line.get("reused") for line in fill.lines)
     fresh = fastvol.convert(tmp_path / "in", out, resume=False)

@@ -6,7 +6,10 @@ series (parametric maps, 1-bit SEG) or rewritten with pydicom (classic FloatPixe
 
 from __future__ import annotations
 
+import types
+
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -21,7 +24,7 @@ from fastvol.pixels import unpack_bits
 from fastvol.sources import LocalFile
 
 
-def _in_volume_order(vol: fastvol.Volume, ds: pydicom.Dataset) -> np.ndarray:
+def _in_volume_order(vol: Any, ds: pydicom.Dataset) -> np.ndarray:
     """``ds.pixel_array`` frames placed at the slice their PlanePosition maps to."""
     frames = ds.pixel_array.reshape((int(ds.get("NumberOfFrames", 1)), ds.Rows, ds.Columns))
     pos = np.array([f.PlanePositionSequence[0].ImagePositionPatient
@@ -98,8 +101,11 @@ def test_one_bit_frames_across_byte_boundaries(tmp_path: Path, rows: int, column
     path = fd.write_seg(fd.source_datasets(w), masks, tmp_path / "seg.dcm", omit_empty_frames=False)
     ds = pydicom.dcmread(path)
     assert ds.BitsAllocated == 1
-    vol = fastvol.load(path)
-    assert np.array_equal(vol.array, _in_volume_order(vol, ds))
+    vol = fastvol.load_segmentation(path)  # a SEG: fastvol.load refuses it (segments would merge)
+    grid = types.SimpleNamespace(affine=vol.affine, shape=vol.shape[1:])
+    assert vol.shape[0] == 1 and np.array_equal(vol.array[0], _in_volume_order(grid, ds))
+    with pytest.raises(fastvol.UnsupportedError, match="load_segmentation"):
+        fastvol.load(path)
 
 
 def test_unpack_bits_against_slow_reference() -> None:

@@ -436,3 +436,20 @@ def test_rescale_slope_not_a_usable_number_is_refused(tmp_path, slope):
     with pytest.raises(fastvol.CorruptFileError, match="RescaleSlope"):
         fastvol.load(tmp_path)
     assert fastvol.load(tmp_path, rescale=False).shape[0] == 3  # stored values need no slope
+
+
+@pytest.mark.parametrize("kind", ["none", "int", "text_file", "raw_bytes", "list_with_none", "stringio"])
+def test_what_names_no_file_is_an_input_error(tmp_path: Path, kind: str) -> None:
+    series = fx.write_series(tmp_path / "s", n=2, rows=4, columns=4)
+    path = series.paths[0]
+    given = {
+        "none": lambda: None, "int": lambda: 5, "text_file": lambda: open(path),  # noqa: SIM115
+        "raw_bytes": lambda: Path(path).read_bytes(), "list_with_none": lambda: [path, None],
+        "stringio": lambda: io.StringIO("DICM"),
+    }[kind]()  # fmt: skip
+    try:
+        with pytest.raises(fastvol.InputError, match="BytesIO|binary mode|is not an input"):
+            fastvol.load(given)
+    finally:
+        if hasattr(given, "close"):
+            given.close()

@@ -409,3 +409,18 @@ def test_damaged_seg_is_a_fastvol_error_or_loads(tmp_path: Path) -> None:
                 assert str(exc)
                 outcomes.add(type(exc).__name__)
     assert len(outcomes) > 1  # some damage is detected, naming what is wrong
+
+
+def test_load_and_convert_refuse_a_seg_naming_load_segmentation(tmp_path: Path) -> None:
+    # Stacked as one image, a SEG's frames of several segments would merge into one mask.
+    ct = fx.write_series(tmp_path / "study" / "ct", n=4, rows=8, columns=8)
+    seg = fd.write_seg(fd.source_datasets(ct), _masks((4, 8, 8), 2, seed=3, overlap=False),
+                       tmp_path / "study" / "seg" / "s.dcm")  # fmt: skip
+    with pytest.raises(fastvol.UnsupportedError, match="load_segmentation") as info:
+        fastvol.load(seg)
+    assert seg in info.value.files
+    report = fastvol.convert(tmp_path / "study", tmp_path / "out")
+    by_uid = {line["series_instance_uid"]: line for line in report.lines}
+    seg_line = next(line for uid, line in by_uid.items() if uid != ct.series_uid)
+    assert seg_line["status"] == "skipped" and "load_segmentation" in seg_line["reason"]
+    assert by_uid[ct.series_uid]["status"] == "converted" and report.exit_code == 0

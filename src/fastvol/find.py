@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from .errors import PathNotFoundError
+from .errors import InputError, PathNotFoundError
 from .sources import ByteSource, LocalFile
 from .sources.remote import is_url, local_path
 
@@ -91,6 +91,21 @@ def _is_file(entry: os.DirEntry[str]) -> bool | None:
         return None
 
 
+def _check_input(item: object) -> None:
+    """Refuse what cannot name a file before anything is opened (a clear error, not a crash)."""
+    from .sources.fileobj import is_file_object
+
+    if isinstance(item, (bytes, bytearray, memoryview)) and (
+        not isinstance(item, bytes) or b"\x00" in item
+    ):
+        # A path never holds NUL; a file's contents do (the DICOM preamble).
+        raise InputError(f"{len(item)} bytes given as a path: wrap file contents in "
+                         f"io.BytesIO(data) to load them from memory")  # fmt: skip
+    if not isinstance(item, (str, bytes, os.PathLike, ByteSource)) and not is_file_object(item):
+        raise InputError(f"{type(item).__name__} {item!r:.60} is not an input: give a path, "
+                         f"folder, URL or open binary file object")  # fmt: skip
+
+
 def locate(
     paths: Inputs,
     *,
@@ -119,6 +134,13 @@ def locate(
 
     if isinstance(paths, (str, bytes, os.PathLike, ByteSource)) or is_file_object(paths):
         paths = [paths]  # type: ignore[list-item]
+    try:
+        paths = list(paths)  # type: ignore[arg-type]
+    except TypeError:
+        raise InputError(f"{type(paths).__name__} is not an input: give a path, folder, URL, "
+                         f"open binary file object, or a list of them") from None
+    for item in paths:
+        _check_input(item)
     out: list[ByteSource] = []
     unlisted: list[str] = []
     urls: list[tuple[int, str]] = []  # listed together below: their sizes come concurrently

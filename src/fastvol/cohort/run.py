@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..atomic import TMP_MARK, remove_stale
 from ..errors import InputError, UnsupportedError
+from ..headers.references import SEG_SOP_CLASSES
 from ..options import Options
 from .naming import DEFAULT_PATTERN, NAME_TAGS, assign_names, check_pattern, expand
 from .output import Output
@@ -51,8 +52,20 @@ def _is_derived(series: Series) -> bool:
     return bool(image_type) and image_type[0].upper() == "DERIVED"
 
 
+def _stamp(record: Any) -> Any:
+    """What tells a changed file from the one converted before: its ETag or mtime."""
+    etag = getattr(record.source, "etag", None)
+    if etag:
+        return etag
+    try:
+        return os.stat(record.path).st_mtime_ns
+    except (OSError, ValueError):  # a URL or a file object: its size only
+        return None
+
+
 def _key(series: Series, parts: Sequence[Any]) -> str:
-    files = sorted({(r.path, r.file_size) for r in series.records})
+    # A rewritten file of the same size must redo the series: sizes alone would keep stale outputs.
+    files = sorted({(r.path, r.file_size, _stamp(r)) for r in series.records}, key=str)
     blob = json.dumps([series.id, files, *parts], default=str, separators=(",", ":"))
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -71,7 +84,11 @@ def plan_tasks(found: Sequence[Series], out: str, options: Options, *, pattern: 
     skipped: dict[int, dict[str, Any]] = {}
     wanted = []
     for i, series in enumerate(found):
-        if ignore_derived and (series.is_localizer or _is_derived(series)):
+        if series.records and series.records[0].sop_class_uid in SEG_SOP_CLASSES:
+            skipped[i] = {**series_fields(series), "index": i, "status": "skipped",
+                          "reason": "DICOM Segmentation: load it with fastvol.load_segmentation",
+                          "outputs": [], "bytes_out": 0}  # fmt: skip
+        elif ignore_derived and (series.is_localizer or _is_derived(series)):
             why = "localizer" if series.is_localizer else "derived image (ImageType DERIVED)"
             skipped[i] = {**series_fields(series), "index": i, "status": "skipped",
                           "reason": f"-i y: {why}", "outputs": [], "bytes_out": 0}  # fmt: skip

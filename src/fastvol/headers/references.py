@@ -14,6 +14,10 @@ __all__ = ["SEG_SOP_CLASS", "referenced_series_uids"]
 
 #: Segmentation Storage.
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+#: Label Map Segmentation Storage.
+LABEL_MAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
+#: Segmentations: their frames are masks per segment, not one image (load_segmentation reads them).
+SEG_SOP_CLASSES = (SEG_SOP_CLASS, LABEL_MAP_SEG_SOP_CLASS)
 
 
 def referenced_series_uids(record: HeaderRecord) -> tuple[str, ...]:

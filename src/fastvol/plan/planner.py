@@ -14,6 +14,7 @@ import numpy as np
 from typing import TYPE_CHECKING
 
 from ..errors import FastvolWarning, UnsupportedError
+from ..headers.references import SEG_SOP_CLASSES
 from ..options import Options
 from ..report import GeometryReport
 from . import mosaic as mosaic_step
@@ -52,6 +53,11 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
     """
     options = options or Options()
     name, uid = series.id, series.uid
+    if strict and series.records and series.records[0].sop_class_uid in SEG_SOP_CLASSES:
+        # A SEG's frames are masks of several segments: stacked as one image they would merge.
+        raise UnsupportedError(f"series {name} is a DICOM Segmentation: load it with "
+                               f"fastvol.load_segmentation(path, reference=...)",
+                               files=[r.path for r in series.records[:3]], uid=uid)  # fmt: skip
     records, dropped = dedupe([r for r in series.records if r.has_pixels])
     info = mosaic_step.detect(records, name)
     fmt = values.pixel_format(records, name)

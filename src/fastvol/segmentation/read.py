@@ -20,10 +20,9 @@ from ..dicom import TS, HeaderRecord
 from ..errors import CorruptFileError, FastvolError, UnsupportedError
 from ..headers import read_header
 from ..headers.convert import _float, _floats, _int, _text
-from ..headers.references import SEG_SOP_CLASS
+from ..headers.references import LABEL_MAP_SEG_SOP_CLASS, SEG_SOP_CLASS
 
 #: Label Map Segmentation Storage (DICOM 2024): pixel values are segment numbers.
-LABEL_MAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
 from ..pixels import unpack_bits
 from ..sources import ByteSource
 from .groups import Unparsed, parse_items, parse_sequence

@@ -7,6 +7,7 @@ it. One that cannot seek (a pipe, a socket stream) is read whole once, into memo
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -39,6 +40,10 @@ def source_from_file_object(obj: Any) -> ByteSource:
     InputError
         The object is open in text mode, or reading it fails.
     """
+    mode = getattr(obj, "mode", None)
+    if isinstance(obj, io.TextIOBase) or (isinstance(mode, str) and "b" not in mode):
+        raise InputError(f"{_name(obj)}: a file object must be open in binary mode ('rb')",
+                         files=[_name(obj)])  # fmt: skip
     seekable = getattr(obj, "seekable", None)
     try:
         if callable(seekable) and seekable():
