@@ -68,6 +68,10 @@ def itk_oracle(tmp_path_factory) -> dict:
             out = str(root / f"{name}-{dtype}.npz")
             jobs.append({"folder": folder, "dtype": dtype, "out": out})
             cases[(name, dtype)] = (folder, out)
+    colour = fx.write_series(root / "colour", n=5, rows=16, columns=12, photometric="RGB", samples_per_pixel=3,
+                             bits_allocated=8, signed=False, shuffle=True, **GEOMETRIES["oblique"]).folder  # fmt: skip
+    jobs.append({"folder": colour, "dtype": "None", "out": str(root / "colour.npz")})
+    cases[("colour", "None")] = (colour, str(root / "colour.npz"))
     subprocess.run([sys.executable, "-c", ITK_SCRIPT, json.dumps(jobs)], check=True, timeout=600)
     return {key: (folder, dict(np.load(out))) for key, (folder, out) in cases.items()}
 
@@ -88,6 +92,32 @@ def test_dotted_name_returns_what_itkreader_returns(itk_oracle, name, dtype):
     assert ours.meta["space"] == str(itk["space"]) == "RAS"
     assert np.isnan(ours.meta["original_channel_dim"]) and np.isnan(itk["channel"])
     assert ours.meta["filename_or_obj"] == str(itk["filename"]) == folder
+
+
+def test_colour_returns_what_itkreader_returns(itk_oracle):
+    folder, itk = itk_oracle[("colour", "None")]
+    ours = LoadImage(reader="fastvol.monai.FastvolReader", image_only=True, dtype=None)(folder)
+    assert ours.shape == itk["array"].shape == (12, 16, 5, 3)  # (W, H, D, colour)
+    assert ours.dtype == torch_uint8()
+    np.testing.assert_array_equal(ours.numpy(), itk["array"])
+    np.testing.assert_allclose(ours.affine.numpy(), itk["affine"], atol=1e-4)
+    np.testing.assert_allclose(np.asarray(ours.meta["original_affine"]), itk["original_affine"], atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(ours.meta["spatial_shape"]), itk["spatial_shape"])
+    np.testing.assert_allclose(np.asarray(ours.meta["spacing"]), itk["spacing"], atol=1e-5)
+    assert float(ours.meta["original_channel_dim"]) == float(itk["channel"]) == -1
+    channel_first = LoadImage(reader="fastvol.monai.FastvolReader", image_only=True, dtype=None,
+                              ensure_channel_first=True)(folder)  # fmt: skip
+    assert channel_first.shape == (3, 12, 16, 5)
+    vol = fastvol.load(folder)
+    native = LoadImage(reader=FastvolReader(layout="fastvol"), image_only=True, dtype=None)(folder)
+    assert native.shape == (5, 16, 12, 3) and native.meta["original_channel_dim"] == -1
+    np.testing.assert_array_equal(native.numpy(), vol.array)
+
+
+def torch_uint8():
+    import torch
+
+    return torch.uint8
 
 
 def test_class_instance_fastvol_layout_and_4d(tmp_path):

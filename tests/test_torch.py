@@ -123,3 +123,16 @@ def test_cache_serves_later_epochs_and_notices_changed_files(tmp_path):
 
 def test_decode_threads_in_the_main_process_are_as_asked():
     assert decode_threads(None) is None and decode_threads(3) == 3
+
+
+def test_colour_image_is_channel_first(tmp_path):
+    written = fx.write_series(tmp_path / "c", n=5, rows=16, columns=12, photometric="RGB", samples_per_pixel=3,
+                              bits_allocated=8, signed=False)  # fmt: skip
+    vol = fastvol.load(written.folder)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dataset = SeriesDataset([written.folder], cache=cache)
+    for _ in range(2):  # loaded, then from the cache
+        image = dataset[0]["image"]
+        assert image.shape == (3, 5, 16, 12) and image.dtype == torch.uint8  # (channel, slice, row, column)
+        np.testing.assert_array_equal(image.numpy(), np.moveaxis(vol.array, -1, 0))

@@ -44,3 +44,20 @@ def test_4d_channels_zarr_and_bound_options(tmp_path):
         tio.ScalarImage(gappy.folder, reader=ftio.read).load()
     filled = tio.ScalarImage(gappy.folder, reader=ftio.reader(gaps="fill"))
     assert filled.shape == (1, 12, 16, 5)
+
+
+def test_colour_is_three_channels_with_the_spatial_affine(tmp_path):
+    written = fx.write_series(tmp_path / "s", n=5, rows=16, columns=12, photometric="RGB", samples_per_pixel=3,
+                              bits_allocated=8, signed=False, shuffle=True)  # fmt: skip
+    vol = fastvol.load(written.folder)
+    assert vol.meta["channels"] == "RGB"
+    image = tio.ScalarImage(written.folder, reader=ftio.read)
+    assert image.shape == (3, 12, 16, 5)  # (colour, W, H, D): TorchIO's channels first
+    for c in range(3):
+        np.testing.assert_array_equal(image.data[c].numpy(), vol.array[..., c].transpose(2, 1, 0))
+    grey = tio.ScalarImage(fx.write_series(tmp_path / "g", n=5).folder, reader=ftio.read)
+    np.testing.assert_allclose(image.affine, grey.affine, atol=1e-5)  # same grid as a greyscale twin
+    for store in (vol.to_nifti(tmp_path / "v.nii.gz"), vol.to_zarr(tmp_path / "v.zarr")):
+        again = tio.ScalarImage(store, reader=ftio.read)
+        np.testing.assert_array_equal(again.data.numpy(), image.data.numpy())
+        np.testing.assert_allclose(again.affine, image.affine, atol=1e-5)

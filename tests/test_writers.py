@@ -206,3 +206,105 @@ def test_nifti_matches_dcm2niix_reference(corpus: Path, tmp_path, entry):
         np.testing.assert_allclose(mapped, b, rtol=1e-3, atol=0.5)
     # The documented difference: dcm2niix stores the rows bottom-up, fastvol top-down.
     assert t[:3, 1].sum() == -1
+
+
+# ----------------------------------------------------------------------- colour (RGB)
+
+
+#: (column, row, slice) <-> (slice, row, column) index swap.
+_SWAP = np.array([[0.0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
+
+
+def _colour_series(folder, **kwargs):
+    return fx.write_series(folder, n=5, rows=16, columns=12, photometric="RGB", samples_per_pixel=3,
+                           bits_allocated=8, signed=False, **kwargs)  # fmt: skip
+
+
+@pytest.mark.parametrize("orientation", [(1, 0, 0, 0, 1, 0), OBLIQUE])
+def test_colour_nifti_is_rgb24_over_the_spatial_axes_and_reads_back(tmp_path, orientation):
+    vol = fastvol.load(_colour_series(tmp_path / "s", orientation=orientation, shuffle=True).folder)
+    assert vol.shape == (5, 16, 12, 3) and vol.meta["channels"] == "RGB"
+    img = nib.load(vol.to_nifti(tmp_path / "v.nii.gz"))
+    assert int(img.header["datatype"]) == 128 and img.shape == (12, 16, 5)  # as dcm2niix
+    data = np.asanyarray(img.dataobj)
+    for i, name in enumerate("RGB"):  # (column, row, slice) of each colour
+        np.testing.assert_array_equal(data[name], vol.array[..., i].transpose(2, 1, 0))
+    np.testing.assert_allclose(LPS_FROM_RAS @ img.affine @ _SWAP, vol.affine, atol=1e-5)
+    back = fastvol.from_nifti(tmp_path / "v.nii.gz")
+    assert back.meta["channels"] == "RGB" and back.array.dtype == np.uint8
+    np.testing.assert_array_equal(back.array, vol.array)
+    np.testing.assert_allclose(back.affine, vol.affine, atol=1e-5)
+    assert back.geometry.slice_positions == pytest.approx(vol.geometry.slice_positions, abs=1e-3)
+
+
+def test_colour_nifti_other_than_rgb24_is_refused(tmp_path):
+    rgba = np.zeros((4, 3, 2), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1"), ("A", "u1")])
+    nib.save(nib.Nifti1Image(rgba, np.eye(4)), str(tmp_path / "rgba.nii"))
+    with pytest.raises(fastvol.UnsupportedError, match="RGB24"):
+        fastvol.from_nifti(tmp_path / "rgba.nii")
+
+
+def test_colour_zarr_is_channel_first_with_ome_axis_c(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    vol = fastvol.load(_colour_series(tmp_path / "s").folder)
+    path = vol.to_zarr(tmp_path / "v.zarr")
+    group = zarr.open_group(path, mode="r")
+    np.testing.assert_array_equal(group["0"][...], np.moveaxis(vol.array, -1, 0))
+    assert tuple(group["0"].metadata.dimension_names) == ("c", "z", "y", "x")
+    axes = group.attrs["ome"]["multiscales"][0]["axes"]
+    assert [(a["name"], a["type"]) for a in axes] == [("c", "channel"), ("z", "space"), ("y", "space"),
+                                                      ("x", "space")]  # fmt: skip
+    assert group.attrs["fastvol"]["channels"] == "RGB"
+    header = nib.Nifti1Header.from_fileobj(__import__("io").BytesIO(group["nifti"][...].tobytes()))
+    assert int(header["datatype"]) == 128 and tuple(header.get_data_shape()) == (12, 16, 5)
+    back = fastvol.from_zarr(path)
+    assert back.meta["channels"] == "RGB"
+    np.testing.assert_array_equal(back.array, vol.array)
+    np.testing.assert_allclose(back.affine, vol.affine)
+
+
+def _colour_dcm2niix_entries() -> list:
+    from conftest import corpus_root
+
+    root = corpus_root()
+    if root is None:
+        return [pytest.param(None, marks=pytest.mark.skip(reason="real DICOM corpus absent"))]
+    out = []
+    for it in json.loads((root / "manifest.json").read_text())["series"]:
+        refs = [n for r in it.get("references", []) if "dcm2niix" in r.get("tool", "")
+                for n in r.get("nifti", [])]  # fmt: skip
+        if len(refs) == 1 and "colour" in it.get("exercises", []):
+            out.append(pytest.param((it, refs[0]), id=it["path"][-40:]))
+    return out or [pytest.param(None, marks=pytest.mark.skip(reason="no colour dcm2niix reference"))]
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("entry", _colour_dcm2niix_entries())
+def test_colour_nifti_matches_dcm2niix_reference(corpus: Path, tmp_path, entry):
+    """Colour: both RGB24 over (i, j, k), the same voxel centres and colours in world space."""
+    it, ref_name = entry
+    ref_path = corpus / ref_name
+    if not ref_path.exists():
+        pytest.skip(f"{ref_name} is not in this corpus copy")
+    source = corpus / it["path"]
+    files = [str(source / f) for f in it["files"]] if source.is_dir() else [str(source)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastvol.FastvolWarning)
+        vol = fastvol.load(files)
+    assert vol.meta["channels"] == "RGB"
+    ours = nib.load(vol.to_nifti(tmp_path / "ours.nii"))
+    ref = nib.load(str(ref_path))
+    assert int(ours.header["datatype"]) == int(ref.header["datatype"]) == 128
+    assert ours.ndim == ref.ndim == 3
+    t = index_map(LPS_FROM_RAS @ ours.affine, LPS_FROM_RAS @ ref.affine, atol=0.05)
+    ours_data, ref_data = np.asanyarray(ours.dataobj), np.asanyarray(ref.dataobj)
+    ijk = np.indices(ours_data.shape).reshape(3, -1)
+    mapped = (t[:3, :3] @ ijk + t[:3, 3:]).astype(int)
+    np.testing.assert_array_equal(ref_data[tuple(mapped)], ours_data[tuple(ijk)])
+    # dcm2niix's file read by fastvol: the same array as the DICOM load, once re-indexed.
+    back = fastvol.from_nifti(ref_path)
+    assert back.meta["channels"] == "RGB" and back.shape[-1] == 3
+    t2 = index_map(vol.affine, back.affine, atol=0.05)
+    idx = np.indices(vol.shape[:3]).reshape(3, -1)
+    mapped = (t2[:3, :3] @ idx + t2[:3, 3:]).astype(int)
+    np.testing.assert_array_equal(back.array[tuple(mapped)], vol.array[tuple(idx)])

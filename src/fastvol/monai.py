@@ -15,6 +15,10 @@ reverse of fastvol's), and meta ``affine`` / ``original_affine`` (RAS, of that o
 ``layout="fastvol"`` returns fastvol's own ``(..., slice, row, column)`` with the LPS affine
 (``space`` ``"LPS"``; volumes first, ``original_channel_dim`` 0).
 
+Colour series (``meta["channels"] == "RGB"``) keep the colour axis last, as ITKReader does:
+``(column, row, k, 3)`` with ``original_channel_dim`` -1 (itk), ``(slice, row, column, 3)``
+with -1 (fastvol). A 4D colour series is refused (:class:`~fastvol.UnsupportedError`).
+
 Values keep the load's dtype (int16 for most CT) when LoadImage is given ``dtype=None``.
 
 URLs: LoadImage's ``expanduser`` (on by default) turns ``s3://bucket/key`` into
@@ -34,7 +38,7 @@ from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from .api import load
-from .errors import InputError
+from .errors import InputError, UnsupportedError
 from .nifti import itk_layout
 from .options import Options
 from .volume import Volume
@@ -108,6 +112,8 @@ class FastvolReader(ImageReader):
         return np.concatenate(arrays, axis=int(channel)), meta
 
     def _one(self, vol: Volume) -> tuple[np.ndarray, dict[str, Any]]:
+        if vol.is_rgb:
+            return self._one_rgb(vol)
         spatial = vol.array.ndim == 3
         if self.layout == "itk":
             array, affine = itk_layout(vol.array, vol.affine)
@@ -132,3 +138,24 @@ class FastvolReader(ImageReader):
             MetaKeys.ORIGINAL_CHANNEL_DIM: channel,
         }
         return np.ascontiguousarray(array), meta
+
+    def _one_rgb(self, vol: Volume) -> tuple[np.ndarray, dict[str, Any]]:
+        """Colour, ``(slice, row, column, 3)``: the colour axis stays last (channel dim -1)."""
+        if vol.array.ndim != 4:
+            raise UnsupportedError(f"{vol.geometry.series}: a 4D colour series ({vol.array.shape}) has no "
+                                   f"MONAI layout here; use fastvol.load (..., slice, row, column, 3)")  # fmt: skip
+        if self.layout == "itk":
+            data, affine = itk_layout(np.moveaxis(vol.array, -1, 0), vol.affine)  # (c, r, k, 3)
+            space, shape, spacing = SpaceKeys.RAS, np.asarray(data.shape[:3]), np.asarray(vol.spacing[::-1])
+        else:
+            data, affine = vol.array, vol.affine
+            space, shape, spacing = SpaceKeys.LPS, np.asarray(data.shape[:3]), np.asarray(vol.spacing)
+        meta: dict[str, Any] = {
+            "spacing": spacing,
+            MetaKeys.ORIGINAL_AFFINE: affine.copy(),
+            MetaKeys.AFFINE: affine.copy(),
+            MetaKeys.SPATIAL_SHAPE: shape,
+            MetaKeys.SPACE: space,
+            MetaKeys.ORIGINAL_CHANNEL_DIM: -1,
+        }
+        return np.ascontiguousarray(data), meta

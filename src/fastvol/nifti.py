@@ -11,7 +11,9 @@ dcm2niix writes the same voxel centres in another index order. For classic and m
 it also puts columns along ``i`` but stores the rows bottom-up (``j = rows - 1 - row``) and
 mostly orders ``k`` ascending along the slice normal (fastvol: descending, as highdicom), so
 its ``qfac`` is often -1 where fastvol's is +1; for some enhanced multi-frame series it
-permutes the axes as well. Everything else matches: qform and sform codes 1, units mm and s,
+permutes the axes as well. Colour (``meta["channels"] == "RGB"``, ``(..., slice, row, column,
+3)`` uint8) is written as dcm2niix writes it, datatype RGB24 (128) over the spatial axes, and
+read back with the colour axis last. Everything else matches: qform and sform codes 1, units mm and s,
 ``pixdim[4]`` the TR, the same voxel centres and values. Compare the two in world space
 (``tests/test_writers.py`` does, against every single-file dcm2niix reference in the corpus),
 never by array layout.
@@ -30,7 +32,8 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import InputError, MissingDependencyError, map_exceptions
 
-__all__ = ["from_nifti_layout", "itk_layout", "nifti_layout", "read_nifti", "write_nifti"]
+__all__ = ["RGB24", "from_nifti_layout", "from_rgb24", "itk_layout", "nifti_layout", "read_nifti", "to_rgb24",
+           "write_nifti"]
 
 #: Flips the first two world axes: RAS = LPS_TO_RAS @ LPS (its own inverse).
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -40,6 +43,33 @@ SWAP_CS = np.array([[0.0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
 SCANNER = 1
 
 _INSTALL = "pip install 'fastvol[nifti]'"
+
+#: NIfTI's RGB24 voxel (datatype 128), as nibabel and dcm2niix store colour: one packed voxel.
+RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
+
+
+def to_rgb24(array: np.ndarray) -> np.ndarray:
+    """``(..., slice, row, column, 3)`` uint8 -> ``(..., slice, row, column)`` of :data:`RGB24` (a view)."""
+    if array.ndim < 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
+        from .errors import UnsupportedError
+
+        raise UnsupportedError(f"a colour (RGB) volume is uint8 (..., slice, row, column, 3); got "
+                               f"{array.dtype} {array.shape}: use Volume.to_npz for other colour data")  # fmt: skip
+    return np.ascontiguousarray(array).view(RGB24)[..., 0]
+
+
+def from_rgb24(array: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`to_rgb24`: a C-ordered ``(..., 3)`` uint8 copy."""
+    out = np.empty(array.shape + (3,), dtype=np.uint8)
+    for i, name in enumerate(("R", "G", "B")):
+        out[..., i] = array[name]
+    return out
+
+
+def is_rgb24(dtype: np.dtype) -> bool:
+    """Whether a structured dtype is NIfTI's RGB24 (three uint8 fields R, G, B)."""
+    return dtype.names is not None and tuple(dtype.names) == ("R", "G", "B") and \
+        all(dtype.fields[n][0] == np.uint8 for n in dtype.names)  # fmt: skip
 
 
 def nifti_layout(array: np.ndarray, affine_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,11 +139,15 @@ def write_nifti(
     *,
     repetition_time_s: float | None = None,
     description: str = "",
+    rgb: bool = False,
 ) -> str:
     """Write ``array`` (``(..., slice, row, column)``) with its LPS affine as NIfTI-1, atomically.
 
     Parameters
     ----------
+    rgb
+        ``array`` is colour, ``(..., slice, row, column, 3)`` uint8: written as dcm2niix writes
+        colour, datatype RGB24 (128) with the three spatial axes ``(column, row, slice, ...)``.
     repetition_time_s
         Written to ``pixdim[4]`` (seconds) when given, as dcm2niix does; else 0 (unknown).
     description
@@ -127,7 +161,7 @@ def write_nifti(
     target = os.fspath(path)
     _check_name(target)
     nib = _nibabel()
-    data, affine_ras = nifti_layout(array, affine_lps)
+    data, affine_ras = nifti_layout(to_rgb24(array) if rgb else array, affine_lps)
     if data.dtype == np.bool_:
         data = data.astype(np.uint8)
     # The transposed view of a C-ordered array is Fortran-ordered, NIfTI's own order: nibabel
@@ -156,6 +190,8 @@ def read_nifti(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, di
     array
         ``(..., slice, row, column)``: the file's ``(i, j, k, t, ...)`` transposed (a copy, C order).
         Stored values unless the header scales them (``scl_slope``), then float as nibabel gives.
+        Colour (datatype RGB24, as dcm2niix and :func:`write_nifti` write it): ``(..., slice, row,
+        column, 3)`` uint8, and ``header["channels"]`` is ``"RGB"``.
     affine
         4x4 LPS affine of ``(slice, row, column)`` (from the sform when its code is set, else the
         qform, as nibabel chooses).
@@ -185,5 +221,16 @@ def read_nifti(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, di
             "pixdim": tuple(float(v) for v in header["pixdim"]),
             "descrip": bytes(header["descrip"]).split(b"\0")[0].decode("ascii", "replace"),
         }
+        intent = int(header["intent_code"])
+    rgb = is_rgb24(data.dtype)
+    if not rgb and (intent == 2003 or data.dtype.names is not None):  # RGB_VECTOR (W,H,D,1,3), RGBA32
+        from .errors import UnsupportedError
+
+        raise UnsupportedError(f"{target}: colour NIfTI other than RGB24 (RGBA32, intent RGB_VECTOR) is "
+                               f"not read; fastvol reads datatype RGB24 (128), as dcm2niix writes colour",
+                               files=[target])  # fmt: skip
     array, affine = from_nifti_layout(data, affine_ras)
+    if rgb:
+        info["channels"] = "RGB"
+        return from_rgb24(array), affine, info
     return np.ascontiguousarray(array), affine, info

@@ -40,7 +40,7 @@ Item = Union[str, os.PathLike, Series, tuple[Any, Any]]
 #: default collate never meets ``None``).
 META_KEYS = ("series_instance_uid", "study_instance_uid", "frame_of_reference_uid",
              "series_description", "modality", "manufacturer")  # fmt: skip
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"  # 2: colour as (3, slice, row, column)
 
 
 def _cores() -> int:
@@ -126,7 +126,8 @@ class SeriesDataset(Dataset):
     -------------------------
     dict
         ``"image"``: tensor ``(1, slice, row, column)`` for a 3D series, ``(volume, slice, row,
-        column)`` for 4D; ``"affine"``: float64 ``(4, 4)`` tensor, ``(slice, row, column)``
+        column)`` for 4D, ``(3, slice, row, column)`` for colour (R, G, B; ``(volume x 3,
+        ...)`` for 4D colour); ``"affine"``: float64 ``(4, 4)`` tensor, ``(slice, row, column)``
         -> LPS mm; ``"spacing"``: float64 ``(3,)``; ``"meta"``: plain strings (:data:`META_KEYS`)
         and ``"source"`` (the item, as text). Every value collates with the default collate.
     """
@@ -191,6 +192,8 @@ class SeriesDataset(Dataset):
         array = vol.array
         if self._dtypes is not None and array.dtype != self._dtypes[0]:
             array = array.astype(self._dtypes[0])
+        if vol.is_rgb:  # (..., slice, row, column, 3) -> channels first, (..., 3, slice, row, column)
+            array = np.moveaxis(array, -1, -4)
         meta = {key: "" if vol.meta.get(key) is None else str(vol.meta[key]) for key in META_KEYS}
         meta["source"] = _describe(item)
         return np.ascontiguousarray(array), vol.affine, meta

@@ -7,6 +7,10 @@ geometry check, 4D as channels) and returns TorchIO's layout: a ``(C, W, H, D)``
 volumes (1 for a 3D series): exactly what :meth:`fastvol.Volume.to_nifti` writes, so a
 ScalarImage read here equals one read from that NIfTI file, array and affine.
 
+A colour series (``meta["channels"] == "RGB"``, ``(..., slice, row, column, 3)``) gives its
+colours as channels, TorchIO's convention: ``(3, W, H, D)`` (``(volume x 3, W, H, D)`` for 4D,
+R, G, B of each volume in turn).
+
 A ``.zarr`` store written by :meth:`fastvol.Volume.to_zarr` and a NIfTI file are read too
 (``read`` dispatches on the name), so one reader serves DICOM, a converted cohort and its cache.
 
@@ -46,12 +50,16 @@ def read(path: str | os.PathLike[str], options: Options | None = None, *,
     Returns
     -------
     tensor
-        ``(C, W, H, D)`` = ``(volume, column, row, slice)``, the load's dtype.
+        ``(C, W, H, D)`` = ``(volume, column, row, slice)``, the load's dtype; colour: ``C`` is
+        R, G, B (of each volume).
     affine
         4x4 float64, ``(W, H, D)`` indices -> RAS mm.
     """
     vol = _volume(os.fspath(path), options, series)
-    array = vol.array if vol.array.ndim > 3 else vol.array[None]
+    array = vol.array
+    if vol.is_rgb:
+        array = np.moveaxis(array, -1, -4)  # (..., 3, slice, row, column)
+    array = array if array.ndim > 3 else array[None]
     array = array.reshape((-1,) + array.shape[-3:])  # (C, slice, row, column)
     data, affine_ras = nifti_layout(array, vol.affine)  # (column, row, slice, C)
     tensor = torch.from_numpy(np.ascontiguousarray(np.moveaxis(data, 3, 0)))

@@ -52,6 +52,11 @@ class Volume:
         return tuple(self.array.shape)
 
     @property
+    def is_rgb(self) -> bool:
+        """Colour: ``meta["channels"] == "RGB"``, the array ``(..., slice, row, column, 3)`` uint8."""
+        return self.meta.get("channels") == "RGB"
+
+    @property
     def affine_ras(self) -> np.ndarray:
         """The same ``(slice, row, column)`` indices mapped to RAS mm (x and y negated)."""
         return LPS_TO_RAS @ self.affine
@@ -77,7 +82,8 @@ class Volume:
         The NIfTI array is ``(column, row, slice, ...)`` with the RAS affine of that order in
         both qform and sform (code 1, scanner), units mm and seconds; see :mod:`fastvol.nifti`
         for how this layout relates to dcm2niix's. This conversion is explicit and only
-        happens there.
+        happens there. Colour (:attr:`is_rgb`) is written as dcm2niix writes it: datatype
+        RGB24, spatial axes ``(column, row, slice)``.
 
         Parameters
         ----------
@@ -91,18 +97,21 @@ class Volume:
         if repetition_time_s is None:
             repetition_time_s = _repetition_time_s(self.meta)
         return write_nifti(path, self.array, self.affine, repetition_time_s=repetition_time_s,
-                           description=str(self.meta.get("series_description") or ""))  # fmt: skip
+                           description=str(self.meta.get("series_description") or ""), rgb=self.is_rgb)  # fmt: skip
 
     def to_zarr(self, path: str | os.PathLike[str], *, chunks: tuple[int, ...] | None = None) -> str:
         """Write an OME-Zarr store (zarr v3, needs the ``zarr`` extra), atomically.
 
         The array keeps fastvol's order ``(..., slice, row, column)``, chunked per group of
         slices and compressed with Blosc LZ4; the full LPS affine is the ``fastvol.affine_lps``
-        attribute and a NIfTI header sits beside it (see :mod:`fastvol.zarr_io`).
+        attribute and a NIfTI header sits beside it (see :mod:`fastvol.zarr_io`). Colour
+        (:attr:`is_rgb`) is stored channel first, ``(..., 3, slice, row, column)``, OME axes
+        ``(t,) c, z, y, x``; :func:`from_zarr` gives back ``(..., slice, row, column, 3)``.
         """
         from .zarr_io import write_zarr
 
-        return write_zarr(path, self.array, self.affine, name=self.geometry.series, chunks=chunks)
+        return write_zarr(path, self.array, self.affine, name=self.geometry.series, chunks=chunks,
+                          rgb=self.is_rgb)  # fmt: skip
 
     def to_npz(self, path: str | os.PathLike[str]) -> str:
         """Write ``array`` and ``affine_lps`` (``(slice, row, column)`` -> LPS) to an ``.npz``, atomically."""
@@ -133,7 +142,7 @@ def _volume_from(array: np.ndarray, affine: np.ndarray, name: str, meta: dict[st
     row_dir, col_dir = unit[:, 2], unit[:, 1]
     normal = np.cross(row_dir, col_dir)
     plane, obliquity = orientation_label(row_dir, col_dir, normal)
-    n = array.shape[-3]
+    n = array.shape[-4] if meta.get("channels") == "RGB" else array.shape[-3]
     distances = (affine[:3, 3] + np.outer(np.arange(n), affine[:3, 0])) @ normal
     step = spacing[0]
     report = GeometryReport(
@@ -154,7 +163,8 @@ def from_nifti(path: str | os.PathLike[str]) -> Volume:
     and affine. Any NIfTI file is read the same way (its ``(i, j, k)`` become ``(column, row,
     slice)``), so its geometry report says what the affine says and nothing more. ``meta``
     holds the header's ``qform_code``, ``sform_code``, ``xyzt_units``, ``pixdim`` and
-    ``descrip``, and ``source`` (the path).
+    ``descrip``, and ``source`` (the path). A colour file (RGB24, as dcm2niix writes it) gives
+    ``(..., slice, row, column, 3)`` uint8 with ``meta["channels"] == "RGB"``.
     """
     from .nifti import read_nifti
 
@@ -169,4 +179,7 @@ def from_zarr(path: str | os.PathLike[str]) -> Volume:
 
     array, affine, attrs = read_zarr(path)
     name = str(attrs.get("ome", {}).get("multiscales", [{}])[0].get("name") or os.path.basename(os.fspath(path)))
-    return _volume_from(array, affine, name, {"source": os.fspath(path)})
+    meta: dict[str, Any] = {"source": os.fspath(path)}
+    if attrs.get("fastvol", {}).get("channels") == "RGB":
+        meta["channels"] = "RGB"
+    return _volume_from(array, affine, name, meta)

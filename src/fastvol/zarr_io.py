@@ -7,6 +7,9 @@ beside the target, then renamed into place):
   slices are OME's ``z``), chunked per group of slices (whole rows and columns, so reading a
   slice range touches only its chunks), compressed with Blosc LZ4 + byte shuffle (fast to
   decode, about as small as zlib on CT).
+- colour (``rgb=True``, :attr:`Volume.is_rgb`): ``0`` holds ``(..., 3, slice, row, column)``,
+  OME axes ``(t,) c, z, y, x`` (OME-Zarr puts the channel axis before the spatial ones), and
+  ``fastvol.channels`` is ``"RGB"``; :func:`read_zarr` moves the colour axis back last.
 - group attributes ``ome``: OME-Zarr 0.5 ``multiscales`` (one scale): axes with units
   (millimetre), ``scale`` (the spacing) and ``translation`` (the origin). OME-Zarr cannot say
   rotation, so a reader that wants the orientation reads ``fastvol.affine_lps`` (4x4, ``(slice,
@@ -54,13 +57,15 @@ def slice_chunk(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return (1,) * (len(shape) - 3) + (k, shape[-2], shape[-1])
 
 
-def _ome(shape: tuple[int, ...], affine: np.ndarray, name: str) -> dict[str, Any]:
+def _ome(shape: tuple[int, ...], affine: np.ndarray, name: str, rgb: bool = False) -> dict[str, Any]:
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     # OME has no rotation: the translation is the origin along each (unit) grid axis, so
     # scale and translation give positions in the grid's own rotated frame, in mm.
     origin = affine[:3, :3].T @ affine[:3, 3] / np.where(spacing > 0, spacing, 1.0)
     lead = len(shape) - 3
     axes = [{"name": "t" if i == 0 else f"v{i}", "type": "time" if i == 0 else "custom"} for i in range(lead)]
+    if rgb:
+        axes[-1] = {"name": "c", "type": "channel"}
     axes += [{"name": n, "type": "space", "unit": "millimeter"} for n in ("z", "y", "x")]
     transforms = [
         {"type": "scale", "scale": [1.0] * lead + [float(s) for s in spacing]},
@@ -70,14 +75,14 @@ def _ome(shape: tuple[int, ...], affine: np.ndarray, name: str) -> dict[str, Any
             "datasets": [{"path": "0", "coordinateTransformations": transforms}]}]}  # fmt: skip
 
 
-def _nifti_header(array: np.ndarray, affine_lps: np.ndarray) -> np.ndarray | None:
+def _nifti_header(array: np.ndarray, affine_lps: np.ndarray, rgb: bool = False) -> np.ndarray | None:
     try:
         import nibabel as nib
     except ImportError:
         return None
-    from .nifti import SCANNER, nifti_layout
+    from .nifti import SCANNER, nifti_layout, to_rgb24
 
-    data, affine_ras = nifti_layout(array, affine_lps)
+    data, affine_ras = nifti_layout(to_rgb24(array) if rgb else array, affine_lps)
     header = nib.Nifti1Header()
     header.set_data_shape(data.shape)
     header.set_data_dtype(data.dtype)
@@ -118,11 +123,15 @@ def write_zarr(
     *,
     name: str = "",
     chunks: tuple[int, ...] | None = None,
+    rgb: bool = False,
 ) -> str:
     """Write ``array`` (``(..., slice, row, column)``) and its LPS affine as an OME-Zarr store.
 
     Parameters
     ----------
+    rgb
+        ``array`` is colour, ``(..., slice, row, column, 3)`` uint8: stored channel first,
+        ``(..., 3, slice, row, column)`` (OME axes ``c, z, y, x``).
     name
         Image name in the OME metadata (e.g. the series id).
     chunks
@@ -140,15 +149,21 @@ def write_zarr(
     if array.ndim < 3:
         raise InputError(f"{target}: a volume has at least 3 axes, got shape {array.shape}", files=[target])
     affine = np.asarray(affine_lps, dtype=np.float64)
+    header = _nifti_header(array, affine, rgb)  # checks a colour array's shape and dtype
+    if rgb:
+        array = np.moveaxis(array, -1, -4)  # (..., 3, slice, row, column): OME's c before z, y, x
     chunk = chunks or slice_chunk(array.shape, array.dtype.itemsize)
-    header = _nifti_header(array, affine)
     with _atomic_folder(target) as tmp, map_exceptions(f"{target}: writing Zarr", files=[target]):
-        attrs = {"ome": _ome(array.shape, affine, name),
-                 "fastvol": {"affine_lps": affine.tolist(), "axes": ["slice", "row", "column"]}}  # fmt: skip
+        fastvol = {"affine_lps": affine.tolist(), "axes": ["slice", "row", "column"]}
+        if rgb:
+            fastvol.update(channels="RGB", axes=["channel", "slice", "row", "column"])
+        attrs = {"ome": _ome(array.shape, affine, name, rgb), "fastvol": fastvol}
         group = zarr.open_group(tmp, mode="w", zarr_format=3, attributes=attrs)
         dims = [f"v{i}" for i in range(array.ndim - 3)] + ["z", "y", "x"]
         if dims and array.ndim > 3:
             dims[0] = "t"
+        if rgb:
+            dims[-4] = "c"
         out = group.create_array("0", shape=array.shape, dtype=array.dtype, chunks=chunk,
                                  compressors=[BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")],
                                  dimension_names=dims, fill_value=0)  # fmt: skip
@@ -159,7 +174,10 @@ def write_zarr(
 
 
 def read_zarr(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Read a store :func:`write_zarr` wrote: ``(array (..., slice, row, column), LPS affine, attrs)``."""
+    """Read a store :func:`write_zarr` wrote: ``(array (..., slice, row, column), LPS affine, attrs)``.
+
+    Colour (``attrs["fastvol"]["channels"] == "RGB"``): ``(..., slice, row, column, 3)``.
+    """
     target = os.fspath(path)
     zarr = _zarr()
     if not os.path.exists(target):
@@ -171,5 +189,7 @@ def read_zarr(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, dic
             raise InputError(f"{target}: not a Zarr store written by fastvol (no 'fastvol' "
                              f"attribute with the affine)", files=[target])  # fmt: skip
         array = np.asarray(group["0"][...])
+        if attrs["fastvol"].get("channels") == "RGB":
+            array = np.ascontiguousarray(np.moveaxis(array, -4, -1))
         affine = np.array(attrs["fastvol"]["affine_lps"], dtype=np.float64)
     return array, affine, attrs
