@@ -98,7 +98,8 @@ class FastvolReader(ImageReader):
 
     def get_data(self, img: Volume | Sequence[Volume]) -> tuple[np.ndarray, dict]:
         """Array and meta dict of one Volume, or of several stacked as channels (as ITKReader)."""
-        arrays, meta = [], {}
+        arrays: list[np.ndarray] = []
+        meta: dict[str, Any] = {}
         for vol in ensure_tuple(img):
             array, header = self._one(vol)
             arrays.append(array)

@@ -68,8 +68,9 @@ def from_rgb24(array: np.ndarray) -> np.ndarray:
 
 def is_rgb24(dtype: np.dtype) -> bool:
     """Whether a structured dtype is NIfTI's RGB24 (three uint8 fields R, G, B)."""
-    return dtype.names is not None and tuple(dtype.names) == ("R", "G", "B") and \
-        all(dtype.fields[n][0] == np.uint8 for n in dtype.names)  # fmt: skip
+    fields = dtype.fields
+    return fields is not None and tuple(fields) == ("R", "G", "B") and \
+        all(fields[n][0] == np.uint8 for n in fields)  # fmt: skip
 
 
 def nifti_layout(array: np.ndarray, affine_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,8 +174,8 @@ def write_nifti(
     image.set_qform(affine_ras, code=SCANNER) if qform_exact(affine_ras) else image.set_qform(None, code=0)
     image.set_sform(affine_ras, code=SCANNER)
     header.set_xyzt_units("mm", "sec")
-    known = repetition_time_s is not None and np.isfinite(repetition_time_s) and repetition_time_s > 0
-    header["pixdim"][4] = float(repetition_time_s) if known else 0.0  # 0: not known (not 1 s)
+    tr = repetition_time_s
+    header["pixdim"][4] = float(tr) if tr is not None and np.isfinite(tr) and tr > 0 else 0.0  # 0: not known (not 1 s)
     if description:
         header["descrip"] = description.encode("ascii", "replace")[:79]
     with atomic_path(target) as tmp:

@@ -384,7 +384,7 @@ def execute(
     assert out is not None
     frame_axes = 3 if plan.pixel.is_colour else 2  # (row, column[, channel]) of one slot
     flat = out.reshape((-1,) + out.shape[-frame_axes:])
-    filled = np.zeros(flat.shape[0], dtype=bool)
+    filled = np.zeros(len(flat), dtype=np.bool_)
     filled[[s.slot for s in plan.sources]] = True
     missing = np.flatnonzero(~filled)
     kernels = pixel_kernels(flat.size)

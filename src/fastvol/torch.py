@@ -222,7 +222,7 @@ class SeriesDataset(Dataset):
         if isinstance(item, Series):
             files, selector = list(item.files), item.id
         else:
-            path, selector = (item if isinstance(item, tuple) else (item, None))
+            path, selector = (item if isinstance(item, tuple) else (item, None))  # type: ignore[assignment]
             if isinstance(selector, Series):
                 selector = selector.id
             if not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path):

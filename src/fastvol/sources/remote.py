@@ -237,7 +237,7 @@ def translate(exc: BaseException, url: str, what: str, attempts: int = 1) -> Fas
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, FileNotFoundError) or _status(exc) == 404:
         return PathNotFoundError(f"{url}: no such object ({what}: {text})", files=[url])
-    if isinstance(exc, PermissionError) or _status(exc) in (401, 403):
+    if isinstance(exc, PermissionError) or _status(exc) in (401, 403) or "Credentials" in type(exc).__name__:
         return UnreadableError(f"{url}: access denied ({what}: {text}); check storage_options "
                                "(credentials, anon=True for public buckets)", files=[url])  # fmt: skip
     return UnreadableError(f"{url}: {what} failed{tried} ({text})", files=[url], attempts=attempts)
