@@ -480,3 +480,18 @@ def test_absurd_number_of_frames_refused_before_expanding(tmp_path):
     with pytest.raises(fastvol.CorruptFileError, match="NumberOfFrames") as info:
         _load(tmp_path)
     assert w.paths[0] in info.value.files
+
+
+def test_series_as_the_listing_spells_it(tmp_path):
+    # The listing prints "[i] ... #N": "[i]" picks by index, "#N" and "N" by SeriesNumber.
+    fx.write_series(tmp_path / "a", n=3, seed=1, extra={"SeriesNumber": 7})
+    fx.write_series(tmp_path / "b", n=4, seed=2, extra={"SeriesNumber": 3})
+    found = fastvol.scan(tmp_path)
+    assert [s.number for s in found] == [3, 7]
+    assert fastvol.load(tmp_path, series="#7").shape[0] == 3
+    assert fastvol.load(tmp_path, series="7").shape[0] == 3
+    assert fastvol.load(tmp_path, series="[1]").shape[0] == 3
+    assert fastvol.load(tmp_path, series=1).shape[0] == 3
+    assert fastvol.load(tmp_path, series="[0]").shape[0] == 4
+    with pytest.raises(fastvol.SeriesSelectionError, match="'#N'"):
+        fastvol.load(tmp_path, series="#9")

@@ -157,6 +157,12 @@ def _candidates(found: ScanResult, series: str | int | None, where: str) -> list
     elif series is not None and not isinstance(series, str):
         raise SeriesSelectionError(f"{where}: series={series!r}: expected an index, a Series, a "
                                    f"Series.id/SeriesInstanceUID or a SeriesNumber string")  # fmt: skip
+    if isinstance(series, str):  # the listing's own spellings: "[2]" an index, "#8" a SeriesNumber
+        inner = series.strip()[1:-1].strip() if series.strip()[:1] + series.strip()[-1:] == "[]" else ""
+        if inner.lstrip("-").isdecimal():
+            series = int(inner)
+        elif series.startswith("#") and series[1:].strip().lstrip("-").isdecimal():
+            series = series[1:].strip()
     if isinstance(series, int):
         if not -len(found) <= series < len(found):
             raise SeriesSelectionError(f"{where}: series={series} but {len(found)} series found:\n"
@@ -166,8 +172,8 @@ def _candidates(found: ScanResult, series: str | int | None, where: str) -> list
         chosen = [s for s in found if series in (s.id, s.uid, str(s.number))]
         if not chosen:
             raise SeriesSelectionError(f"{where}: no series has {series!r} as Series.id, "
-                                       f"SeriesInstanceUID or SeriesNumber (#N below; an index "
-                                       f"[N] is an int, or '[N]' on the command line); found:\n"
+                                       f"SeriesInstanceUID or SeriesNumber (#N below, also as '#N'; "
+                                       f"an index [N] is an int or '[N]'); found:\n"
                                        f"{_listing(found)}")  # fmt: skip
         return chosen
     return list(found)
