@@ -453,3 +453,30 @@ def test_what_names_no_file_is_an_input_error(tmp_path: Path, kind: str) -> None
     finally:
         if hasattr(given, "close"):
             given.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="zombies are told from /proc")
+def test_temporary_of_a_zombie_writer_is_stale(tmp_path: Path) -> None:
+    # A writer killed while its parent was gone can stay a zombie where PID 1 does not reap:
+    # it exists for kill(0) but will never finish its temporary.
+    from fastvol.atomic import _host_tag
+
+    pid = os.fork()
+    if pid == 0:  # the writer: waits to be killed
+        time.sleep(60)
+        os._exit(0)
+    target = tmp_path / "out.nii.gz"
+    leftover = tmp_path / f".out.nii.gz{TMP_MARK}{_host_tag()}-{pid}-abcd.nii.gz"
+    leftover.touch()
+    try:
+        assert remove_stale(target) == []  # alive: kept
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # a zombie until reaped below
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+            time.sleep(0.01)
+        assert remove_stale(target) == [str(leftover)]
+    finally:
+        os.kill(pid, signal.SIGKILL)  # a zombie takes it too
+        os.waitpid(pid, 0)

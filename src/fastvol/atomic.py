@@ -46,7 +46,14 @@ def _pid_alive(pid: int) -> bool:
         return False
     except (PermissionError, OverflowError, ValueError):
         return True  # exists under another user, or not a pid we can judge: keep the file
-    return True
+    # A killed writer whose parent died first can stay a zombie (a PID 1 that never reaps, as in
+    # containers): it exists for kill(0) but will never finish its temporary.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fp:  # not an input
+            state = fp.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): kill(0) is all we know
+    return state not in ("Z", "X")
 
 
 def _is_stale(path: str, rest: str, host: str, now: float) -> bool:
