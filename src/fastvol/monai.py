@@ -130,15 +130,7 @@ class FastvolReader(ImageReader):
             space, channel = SpaceKeys.LPS, float("nan") if spatial else 0
             shape = np.asarray(array.shape[-3:])
             spacing = np.asarray(vol.spacing)
-        meta: dict[str, Any] = {
-            "spacing": spacing,
-            MetaKeys.ORIGINAL_AFFINE: affine.copy(),
-            MetaKeys.AFFINE: affine.copy(),
-            MetaKeys.SPATIAL_SHAPE: shape,
-            MetaKeys.SPACE: space,
-            MetaKeys.ORIGINAL_CHANNEL_DIM: channel,
-        }
-        return np.ascontiguousarray(array), meta
+        return np.ascontiguousarray(array), _meta(spacing, affine, shape, space, channel)
 
     def _one_rgb(self, vol: Volume) -> tuple[np.ndarray, dict[str, Any]]:
         """Colour, ``(slice, row, column, 3)``: the colour axis stays last (channel dim -1)."""
@@ -151,12 +143,17 @@ class FastvolReader(ImageReader):
         else:
             data, affine = vol.array, vol.affine
             space, shape, spacing = SpaceKeys.LPS, np.asarray(data.shape[:3]), np.asarray(vol.spacing)
-        meta: dict[str, Any] = {
-            "spacing": spacing,
-            MetaKeys.ORIGINAL_AFFINE: affine.copy(),
-            MetaKeys.AFFINE: affine.copy(),
-            MetaKeys.SPATIAL_SHAPE: shape,
-            MetaKeys.SPACE: space,
-            MetaKeys.ORIGINAL_CHANNEL_DIM: -1,
-        }
-        return np.ascontiguousarray(data), meta
+        return np.ascontiguousarray(data), _meta(spacing, affine, shape, space, -1)
+
+
+def _meta(spacing: np.ndarray, affine: np.ndarray, shape: np.ndarray, space: Any,
+          channel: float) -> dict[str, Any]:  # fmt: skip
+    """The meta keys ITKReader's get_data fills, for one volume."""
+    return {
+        "spacing": spacing,
+        MetaKeys.ORIGINAL_AFFINE: affine.copy(),
+        MetaKeys.AFFINE: affine.copy(),
+        MetaKeys.SPATIAL_SHAPE: shape,
+        MetaKeys.SPACE: space,
+        MetaKeys.ORIGINAL_CHANNEL_DIM: channel,
+    }

@@ -50,8 +50,9 @@ class Progress:
             if self.bytes_total and self.nbytes:
                 left = f", {elapsed * (self.bytes_total - self.nbytes) / self.nbytes:.0f} s left"
             outs = ", ".join(line.get("outputs", ())) or line.get("error") or line.get("reason", "")
-            print(f"[{self.done}/{self.total}] {line['status']} {line['series']}: {outs} "
-                  f"({rates}{left})", file=self.stream, flush=True)  # fmt: skip
+            self.stream.write(f"[{self.done}/{self.total}] {line['status']} {line['series']}: "
+                              f"{outs} ({rates}{left})\n")  # fmt: skip
+            self.stream.flush()
 
     def close(self) -> None:
         if self._bar is not None:

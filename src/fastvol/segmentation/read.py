@@ -20,6 +20,7 @@ from ..dicom import TS, HeaderRecord
 from ..errors import CorruptFileError, FastvolError, UnsupportedError
 from ..headers import read_header
 from ..headers.convert import _float, _floats, _int, _text
+from ..headers.multiframe import _item, _lookup
 from ..headers.references import LABEL_MAP_SEG_SOP_CLASS, SEG_SOP_CLASS
 
 #: Label Map Segmentation Storage (DICOM 2024): pixel values are segment numbers.
@@ -76,19 +77,6 @@ class SegFile:
     def n_frames(self) -> int:
         """Frames stored."""
         return int(self.segment_numbers.shape[0])
-
-
-def _item(ds: Any, keyword: str) -> Any:
-    seq = ds.get(keyword) if ds is not None else None
-    return seq[0] if seq else None
-
-
-def _lookup(groups: tuple[Any, ...], sequence: str, keyword: str) -> Any:
-    for group in groups:
-        item = _item(group, sequence)
-        if item is not None and keyword in item:
-            return item.get(keyword)
-    return None
 
 
 def _code(ds: Any, keyword: str) -> dict[str, str] | None:
