@@ -166,6 +166,9 @@ class Candidate:
         Whether decoding runs without the GIL, as measured by the GIL benchmark.
     crash_safe
         False when fuzzing crashed the interpreter: then never used as a fallback.
+    native
+        For fastvol's own C kernels: the extension's name in :mod:`fastvol._ckernels`, usable
+        when it was built and ``FASTVOL_NATIVE`` is not ``0``.
     """
 
     name: str
@@ -174,9 +177,14 @@ class Candidate:
     releases_gil: bool
     codec_attr: str = ""
     crash_safe: bool = True
+    native: str = ""
 
     def is_available(self) -> bool:
-        """Whether the packages are installed (and the imagecodecs codec built)."""
+        """Whether the packages are installed (and the imagecodecs codec or C kernel built)."""
+        if self.native:
+            from . import _ckernels
+
+            return _ckernels.available(self.native)
         return _modules_available(self.modules, self.codec_attr)
 
 
@@ -201,6 +209,9 @@ _IMAGECODECS = ("imagecodecs",)
 # releases_gil, per candidate: the 2-thread speed-up of ``test_decode_threads`` (table above) or,
 # where it is lost in per-task overhead, what the code does. False sends a series' frames through
 # the calling thread (fastvol.stack): a pool only adds overhead to a decoder holding the GIL.
+# fastvol's C port of the numba kernel, built at install (optional): no numba import, no compile;
+# decodes with the GIL released.
+_RLE_C = Candidate("fastvol.rle-c", (), (), True, native="_rle")
 # numba kernel compiled nogil=True (x1.6-1.8 on 2048 x 2048 frames; x0.92 at 512 x 512).
 _RLE_NUMBA = Candidate("fastvol.rle", ("numba",), ("numba",), True)
 # imagecodecs C code, called with the GIL released (as every imagecodecs codec here).
@@ -231,7 +242,7 @@ _PYJPEGLS = Candidate("pyjpegls", ("pyjpegls",), ("jpeg_ls",), False)
 
 #: Candidates per transfer syntax, preferred first.
 REGISTRY: dict[str, tuple[Candidate, ...]] = {
-    UID.RLE_LOSSLESS: (_RLE_NUMBA, _RLE_PYLIBJPEG, _RLE_PYDICOM, _RLE_IMAGECODECS),
+    UID.RLE_LOSSLESS: (_RLE_C, _RLE_NUMBA, _RLE_PYLIBJPEG, _RLE_PYDICOM, _RLE_IMAGECODECS),
     UID.JPEG_BASELINE: (_JPEG8, _LIBJPEG),
     UID.JPEG_EXTENDED: (_JPEG8, _LIBJPEG),
     UID.JPEG_LOSSLESS: (_JPEG8, _LIBJPEG, _LJPEG),
@@ -264,7 +275,8 @@ _CANDIDATES: dict[str, Candidate] = {c.name: c for cs in REGISTRY.values() for c
 
 
 def _install_hint(transfer_syntax: str) -> str:
-    candidates = REGISTRY[transfer_syntax]
+    # Candidates without packages (fastvol's own C kernels) have nothing to install.
+    candidates = [c for c in REGISTRY[transfer_syntax] if c.packages]
     first = candidates[0]
     others = [c for c in candidates[1:] if c.packages != first.packages]
     hint = f"pip install {' '.join(first.packages)}"
@@ -603,17 +615,36 @@ def _as_stored(
 # Each returns the codec's own array; _as_stored fixes dtype and checks the size.
 
 
+def _rle_c(
+    data: Buffer, rows: int, columns: int, samples: int, bits_allocated: int, photometric: str
+) -> np.ndarray:
+    from ._ckernels._rle import rle_decode_frame  # type: ignore[import-not-found]
+
+    return _rle_kernel(rle_decode_frame, data, rows, columns, samples, bits_allocated)
+
+
 def _rle_numba(
     data: Buffer, rows: int, columns: int, samples: int, bits_allocated: int, photometric: str
 ) -> np.ndarray:
-    from ._kernels.rle import RLE_OK, RLE_STATUS_MESSAGES, rle_decode_frame
+    from ._kernels.rle import rle_decode_frame
 
+    return _rle_kernel(rle_decode_frame, data, rows, columns, samples, bits_allocated)
+
+
+def _rle_kernel(
+    kernel: Callable[..., int], data: Buffer, rows: int, columns: int, samples: int,
+    bits_allocated: int,
+) -> np.ndarray:
+    """Run fastvol's RLE kernel (C or numba: same signature and statuses) on one frame."""
     bytes_per_sample = bits_allocated // 8
     src = np.frombuffer(data, dtype=np.uint8)
     out = np.empty(rows * columns * samples * bytes_per_sample, dtype=np.uint8)
-    status = rle_decode_frame(src, out, rows, columns, bytes_per_sample, samples)
-    if status != RLE_OK:
-        raise _Refused(RLE_STATUS_MESSAGES.get(int(status), f"status {status}"))
+    status = int(kernel(src, out, rows, columns, bytes_per_sample, samples))
+    if status != 0:  # RLE_OK
+        # The statuses' messages, from the kernel's source run as plain Python (no numba).
+        from ._pykernels.rle import RLE_STATUS_MESSAGES
+
+        raise _Refused(RLE_STATUS_MESSAGES.get(status, f"status {status}"))
     return out.view(f"<u{bytes_per_sample}")
 
 
@@ -738,6 +769,7 @@ def _pyjpegls(
 
 
 _IMPLEMENTATIONS: dict[str, Callable[[Any, int, int, int, int, str], np.ndarray]] = {
+    _RLE_C.name: _rle_c,
     _RLE_NUMBA.name: _rle_numba,
     _RLE_IMAGECODECS.name: _rle_imagecodecs,
     _RLE_PYLIBJPEG.name: _rle_pylibjpeg,

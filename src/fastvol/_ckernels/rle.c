@@ -1,0 +1,214 @@
+/* DICOM RLE Lossless (PS3.5 Annex G) frame decoder: a C port of fastvol._kernels.rle.
+ *
+ * Built as fastvol._ckernels._rle (setup.py, optional): the first RLE series of a process then
+ * needs neither numba nor a compile. rle_decode_frame has the numba kernel's signature, status
+ * codes and output, byte for byte (tests/test_rle_c.py compares them, and both with pydicom):
+ * every index is checked before use, so any input bytes give a status code, never a crash. The
+ * GIL is released while decoding. C99, no numpy C API: buffers come through the buffer protocol.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+/* Statuses: the same numbers as fastvol._kernels.rle (a test checks they agree). */
+enum {
+    RLE_OK = 0,
+    RLE_SHORT_HEADER = 1,  /* fewer than 64 bytes */
+    RLE_SEGMENT_COUNT = 2, /* header count is not samples x bytes per sample, or > 15 */
+    RLE_BAD_OFFSET = 3,    /* offset inside the header, past the end, or out of order */
+    RLE_SHORT_SEGMENT = 4, /* a segment does not decode to exactly rows x columns bytes */
+    RLE_BAD_OUTPUT = 5     /* out has the wrong size, or the sizes are negative */
+};
+
+#define HEADER_BYTES 64
+#define MAX_SEGMENTS 15
+/* Bytes a segment may hold after its last run: the pad byte to an even length (PS3.5 G.3.1). */
+#define SEGMENT_SLACK 1
+
+static int64_t read_u32(const uint8_t *src, int64_t pos)
+{
+    return (int64_t)src[pos] | ((int64_t)src[pos + 1] << 8) | ((int64_t)src[pos + 2] << 16) |
+           ((int64_t)src[pos + 3] << 24);
+}
+
+/* PackBits-decode src[start:end] into out[first::stride], count bytes.
+ *
+ * Returns the bytes written (< count when the segment runs out), or -1 when the runs reach count
+ * with more than one byte of the segment left over, or with a literal run reaching past the
+ * segment's end. Bytes a final replicate run decodes past count are dropped, as pydicom does.
+ * Callers guarantee 0 <= start <= end <= len(src), 0 <= first < stride and
+ * count * stride <= len(out), so every read is below end and every write below count * stride. */
+static int64_t decode_segment(const uint8_t *src, int64_t start, int64_t end, uint8_t *out,
+                              int64_t first, int64_t stride, int64_t count)
+{
+    int64_t written = 0;
+    int64_t pos = start;
+    uint8_t *dst = out + first;
+    while (written < count && pos < end) {
+        int64_t header = src[pos];
+        pos += 1;
+        if (header < 128) {
+            /* Literal run: copy the next header + 1 bytes. */
+            int64_t run = header + 1;
+            if (run > end - pos)
+                run = end - pos;
+            if (run > count - written)
+                run = count - written;
+            if (stride == 1) {
+                memmove(dst, src + pos, (size_t)run); /* memmove: out may alias src */
+                dst += run;
+            } else {
+                for (int64_t k = 0; k < run; k++) {
+                    *dst = src[pos + k];
+                    dst += stride;
+                }
+            }
+            pos += header + 1;
+            written += run;
+        } else if (header > 128) {
+            /* Replicate run: the next byte 257 - header times (-N as int8: N + 1 copies). */
+            if (pos >= end)
+                break;
+            uint8_t value = src[pos];
+            pos += 1;
+            int64_t run = 257 - header;
+            if (run > count - written)
+                run = count - written;
+            if (stride == 1) {
+                memset(dst, value, (size_t)run);
+                dst += run;
+            } else {
+                for (int64_t k = 0; k < run; k++) {
+                    *dst = value;
+                    dst += stride;
+                }
+            }
+            written += run;
+        }
+        /* header == 128 (-128) is a no-op by definition. */
+    }
+    if (written == count && !(0 <= end - pos && end - pos <= SEGMENT_SLACK))
+        return -1;
+    return written;
+}
+
+/* a * b into *product, or 0 when it would not fit an int64 (both non-negative). */
+static int mul_fits(int64_t a, int64_t b, int64_t *product)
+{
+    if (a != 0 && b > INT64_MAX / a)
+        return 0;
+    *product = a * b;
+    return 1;
+}
+
+static int decode_frame(const uint8_t *src, int64_t n_src, uint8_t *out, int64_t n_out,
+                        int64_t rows, int64_t columns, int64_t bytes_per_sample, int64_t samples)
+{
+    int64_t pixels, stride, size;
+    if (rows < 0 || columns < 0 || bytes_per_sample < 1 || samples < 1)
+        return RLE_BAD_OUTPUT;
+    /* The numba kernel's int64 products wrap; sizes that overflow cannot match any buffer. */
+    if (!mul_fits(rows, columns, &pixels) || !mul_fits(bytes_per_sample, samples, &stride) ||
+        !mul_fits(pixels, stride, &size) || size != n_out)
+        return RLE_BAD_OUTPUT;
+    if (n_src < HEADER_BYTES)
+        return RLE_SHORT_HEADER;
+    int64_t n_segments = read_u32(src, 0);
+    if (n_segments != stride || n_segments > MAX_SEGMENTS)
+        return RLE_SEGMENT_COUNT;
+
+    for (int64_t segment = 0; segment < n_segments; segment++) {
+        int64_t start = read_u32(src, 4 + 4 * segment);
+        int64_t end = segment + 1 < n_segments ? read_u32(src, 8 + 4 * segment) : n_src;
+        if (start < HEADER_BYTES || start > end || end > n_src)
+            return RLE_BAD_OFFSET;
+        int64_t sample = segment / bytes_per_sample;
+        /* Segments run MSB first; little-endian output puts the MSB at the highest address. */
+        int64_t byte_in_sample = bytes_per_sample - 1 - segment % bytes_per_sample;
+        int64_t first = sample * bytes_per_sample + byte_in_sample;
+        if (decode_segment(src, start, end, out, first, stride, pixels) < pixels)
+            return RLE_SHORT_SEGMENT;
+    }
+    return RLE_OK;
+}
+
+PyDoc_STRVAR(rle_decode_frame_doc,
+"rle_decode_frame(src, out, rows, columns, bytes_per_sample, samples)\n"
+"--\n\n"
+"Decode one RLE Lossless frame into ``out``; the status as an int.\n\n"
+"``src``: the frame's bytes (any C-contiguous bytes-like object). ``out``: a writable\n"
+"C-contiguous buffer of single bytes (a 1-D uint8 array), rows x columns x bytes_per_sample x\n"
+"samples long; receives little-endian samples, colour-by-pixel. Returns RLE_OK (0) or one of\n"
+"the RLE_* codes of fastvol._kernels.rle, exactly as its numba kernel does.");
+
+static PyObject *rle_decode_frame(PyObject *module, PyObject *args)
+{
+    Py_buffer src, out;
+    Py_ssize_t rows, columns, bytes_per_sample, samples;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*w*nnnn:rle_decode_frame", &src, &out, &rows, &columns,
+                          &bytes_per_sample, &samples))
+        return NULL;
+    if (out.itemsize != 1) {
+        PyBuffer_Release(&src);
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_TypeError, "rle_decode_frame: out must hold single bytes (uint8)");
+        return NULL;
+    }
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = decode_frame((const uint8_t *)src.buf, (int64_t)src.len, (uint8_t *)out.buf,
+                          (int64_t)out.len, (int64_t)rows, (int64_t)columns,
+                          (int64_t)bytes_per_sample, (int64_t)samples);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&out);
+    return PyLong_FromLong(status);
+}
+
+static PyMethodDef methods[] = {
+    {"rle_decode_frame", rle_decode_frame, METH_VARARGS, rle_decode_frame_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int exec_module(PyObject *module)
+{
+    if (PyModule_AddIntConstant(module, "RLE_OK", RLE_OK) < 0 ||
+        PyModule_AddIntConstant(module, "RLE_SHORT_HEADER", RLE_SHORT_HEADER) < 0 ||
+        PyModule_AddIntConstant(module, "RLE_SEGMENT_COUNT", RLE_SEGMENT_COUNT) < 0 ||
+        PyModule_AddIntConstant(module, "RLE_BAD_OFFSET", RLE_BAD_OFFSET) < 0 ||
+        PyModule_AddIntConstant(module, "RLE_SHORT_SEGMENT", RLE_SHORT_SEGMENT) < 0 ||
+        PyModule_AddIntConstant(module, "RLE_BAD_OUTPUT", RLE_BAD_OUTPUT) < 0)
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, (void *)exec_module},
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT,
+    "fastvol._ckernels._rle",
+    "DICOM RLE Lossless frame decoder: the C port of fastvol._kernels.rle.rle_decode_frame.",
+    0,
+    methods,
+    slots,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__rle(void)
+{
+    return PyModuleDef_Init(&moduledef);
+}
