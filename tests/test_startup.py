@@ -24,6 +24,20 @@ def test_small_load_in_a_fresh_process_imports_neither_numba_nor_pydicom(tmp_pat
     assert out.stdout.strip() == "(4, 16, 12) []"
 
 
+def test_small_rle_load_in_a_fresh_process_imports_no_numba(tmp_path):
+    # The C kernel decodes RLE (fastvol._ckernels._rle); numba would cost an import, or a compile.
+    pytest.importorskip("fastvol._ckernels._rle", reason="C kernels not built")
+    fx.require(fx.RLELossless)
+    fx.write_series(tmp_path, n=4, transfer_syntax=fx.RLELossless)
+    code = ("import sys, fastvol; from fastvol.decode import get_decoder; "
+            "v = fastvol.load(sys.argv[1]); print(v.shape, get_decoder('1.2.840.10008.1.2.5').name, "
+            "sorted({'numba', 'fastvol._kernels'} & set(sys.modules)))")  # fmt: skip
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("FASTVOL_JIT", "FASTVOL_NATIVE")}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, check=True, env=env)  # fmt: skip
+    assert out.stdout.strip() == "(4, 16, 12) fastvol.rle-c []"
+
+
 @pytest.mark.parametrize("syntax", ["explicit", "implicit", "big", "rle"])
 @pytest.mark.parametrize("bits", [(16, 12, 1), (16, 16, 0), (8, 8, 0)])
 def test_compile_free_and_compiled_loads_agree(tmp_path, monkeypatch, syntax, bits):
