@@ -1,0 +1,108 @@
+"""RLE Lossless per-frame decode: fastvol's C kernel against its numba kernel and the other decoders.
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/rle_kernels.py [--rounds 7]
+
+Frames: the CT-like int16 image of ``benchmarks/test_decode.py`` (air, a noisy water disc, bone)
+at 512 x 512 and 2048 x 2048, RLE-encoded by pydicom. Each decoder is called the way fastvol calls
+it (a :class:`fastvol.decode.Decoder`: header check, output allocation, colour-by-plane
+decoders interleaved), and fastvol's two kernels also alone into a preallocated buffer. Times
+are the best of ``--rounds`` rounds, decoders interleaved within each round so a busy machine
+slows them alike: ms per frame on one thread, and the speed-up of a 2-thread pool over one
+thread on the same frames (~2 when the GIL is released and two cores are free).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_decode import ct_image, encode
+
+from fastvol.decode import REGISTRY, Decoder
+
+RLE = "1.2.840.10008.1.2.5"
+DECODERS = ("fastvol.rle-c", "fastvol.rle", "pylibjpeg-rle", "imagecodecs.dicomrle")
+
+
+def kernels(data: bytes, size: int) -> dict[str, Callable[[], Any]]:
+    """fastvol's kernels alone: decode into one preallocated buffer."""
+    out = np.empty(size * size * 2, np.uint8)
+    src = np.frombuffer(data, np.uint8)
+    found: dict[str, Callable[[], Any]] = {}
+    try:
+        from fastvol._ckernels._rle import rle_decode_frame as c_kernel
+
+        found["C kernel, preallocated"] = lambda: c_kernel(src, out, size, size, 2, 1)
+    except ImportError:
+        pass
+    from fastvol._kernels.rle import rle_decode_frame as numba_kernel
+
+    numba_kernel(src, out, size, size, 2, 1)  # compile or load from the cache first
+    found["numba kernel, preallocated"] = lambda: numba_kernel(src, out, size, size, 2, 1)
+    return found
+
+
+def best(fn: Callable[[], Any], repeat: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+def measure(size: int, rounds: int) -> None:
+    image = ct_image(size)
+    data, kwargs = encode("rle", image)
+    candidates = {c.name: c for c in REGISTRY[RLE]}
+    calls: dict[str, Callable[[], Any]] = {}
+    for name in DECODERS:
+        if not candidates[name].is_available():
+            print(f"  {name}: not installed")
+            continue
+        decoder = Decoder(name, RLE, candidates[name].releases_gil)
+        np.testing.assert_array_equal(decoder(data, **kwargs), image)
+        calls[name] = lambda decoder=decoder: decoder(data, **kwargs)
+    calls.update(kernels(data, size))
+    frames = 64 if size <= 512 else 8
+    per_call = 20 if size <= 512 else 2
+    single: dict[str, list[float]] = {n: [] for n in calls}
+    one: dict[str, list[float]] = {n: [] for n in calls}
+    two: dict[str, list[float]] = {n: [] for n in calls}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda _: None, range(4)))  # threads started
+        for _ in range(rounds):
+            for name, call in calls.items():
+                single[name].append(best(call, per_call))
+                one[name].append(best(lambda call=call: [call() for _ in range(frames)], 1))
+                two[name].append(best(lambda call=call: list(pool.map(lambda _: call(), range(frames))), 1))
+    print(f"{size} x {size} int16 CT-like, {len(data) / 1024:.0f} KiB RLE "
+          f"({image.nbytes / len(data):.1f}:1), best of {rounds} rounds:")  # fmt: skip
+    base = min(single["fastvol.rle-c"]) if "fastvol.rle-c" in single else None
+    for name in calls:
+        ms = min(single[name]) * 1e3
+        ratio = f"  {min(single[name]) / base:4.2f}x C" if base else ""
+        speedup = min(one[name]) / min(two[name])
+        print(f"  {name:28s} {ms:8.3f} ms/frame{ratio}   2 threads x{speedup:.2f} "
+              f"({frames} frames: {min(one[name]) * 1e3:.1f} -> {min(two[name]) * 1e3:.1f} ms)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
+    args = parser.parse_args()
+    for size in args.sizes:
+        measure(size, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
