@@ -69,13 +69,17 @@ def test_valid_frames_equal_numba_and_pydicom(case: tuple[np.ndarray, int]) -> N
     np.testing.assert_array_equal(out.view(f"<u{bits // 8}"), image.reshape(-1))
 
 
-def test_large_ct_frame() -> None:
+@pytest.mark.parametrize("size", [512, 1449])  # 1449: a scratch of over 4 MiB (huge pages)
+def test_large_ct_frame(size: int) -> None:
     rng = np.random.default_rng(3)
-    image = np.where(rng.random((512, 512)) < 0.5, -1000, rng.normal(40, 20, (512, 512))).astype(np.int16)
+    noise = rng.normal(40, 20, (size, size))
+    image = np.where(rng.random((size, size)) < 0.5, -1000, noise).astype(np.int16)
     data = rle_encode(image.view(np.uint16), 16)
-    status, out = both(data, 512, 512, 2, 1, image.nbytes)
+    status, out = both(data, size, size, 2, 1, image.nbytes)
     assert status == ckernel.RLE_OK
-    np.testing.assert_array_equal(out.view(np.int16).reshape(512, 512), image)
+    np.testing.assert_array_equal(out.view(np.int16).reshape(size, size), image)
+    cut = data[: len(data) - 1000]  # the LSB segment runs out: MSB plane in place, LSB partly
+    assert both(cut, size, size, 2, 1, image.nbytes)[0] == ckernel.RLE_SHORT_SEGMENT
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
