@@ -16,8 +16,9 @@ whether the GIL is released (~2) or held (<= 1):
 =====================  ==============================================================
 syntax                 candidates in order: ms per frame (2-thread speed-up)
 =====================  ==============================================================
-RLE Lossless           numba kernel 0.21 (x0.92 *), pylibjpeg-rle 0.22 (x0.90),
-                       pydicom pure Python 1.68 (x0.98), [imagecodecs.dicomrle 0.19]
+RLE Lossless           fastvol C kernel (**), numba kernel 0.21 (x0.92 *), pylibjpeg-rle
+                       0.22 (x0.90), pydicom pure Python 1.68 (x0.98),
+                       [imagecodecs.dicomrle 0.19]
 JPEG baseline/ext.     imagecodecs.jpeg8 0.46 (x0.99), pylibjpeg-libjpeg 2.67 (x0.97)
 JPEG lossless 14/SV1   imagecodecs.jpeg8 1.10 (x1.89), pylibjpeg-libjpeg 5.82 (x0.98),
                        [imagecodecs.ljpeg 1.68 (x1.81)]
@@ -32,13 +33,25 @@ HTJ2K                  imagecodecs.jpeg2k 1.59 (x1.95), pylibjpeg-openjpeg 1.67 
 preallocated buffers), but at 0.2 ms per 512 x 512 frame the pool's per-task overhead and the
 512 KiB output allocation dominate; every RLE decoder measures ~x0.9 there.
 
+(**) :mod:`fastvol._ckernels` ``_rle``, built at install (optional; ``FASTVOL_NATIVE=0`` turns it
+off): the numba kernel ported to C, equal byte for byte and status for status, GIL released. It
+spares a process numba's import and cached-kernel load (about 0.5-1 s) or, after install, its
+compile (about 2.5 s): ``fastvol FOLDER`` on 8 RLE slices of 512 x 512 took 1.29 s against
+5.14 s (numba, cache warm) and 8.66 s (cache empty), ``python -c 'import numpy'`` 0.61 s.
+Per frame it decodes into contiguous planes and interleaves once: 512 x 512 CT-like frames 0.22
+ms (thread CPU time 0.19) against numba 0.93 (0.73), pylibjpeg-rle 1.03 (0.52) and
+imagecodecs.dicomrle 0.94 (0.48); 2048 x 2048: 9.2 (8.6) against 11.0 (10.2), 25.4 (22.9) and
+8.2 (8.0); the kernels alone into a preallocated buffer: 0.19 vs 1.15 ms and 4.2 vs 8.8 ms
+(``benchmarks/rle_kernels.py``, all in one run, 2026-12-02, the 2-core machine shared at load
+5-6: absolute times are inflated and 2-thread speed-ups were not measurable that day).
+
 Candidates in brackets crashed the interpreter (segmentation fault) when fed corrupted
 codestreams in fuzzing (imagecodecs 2026.3.6), so they are marked ``crash_safe=False``: they
 come last, are used only when nothing else is installed, and are never tried as fallbacks
 (a fallback runs exactly when a frame is likely corrupt). RLE: the numba kernel and
 imagecodecs' ``dicomrle`` are within 10 % (0.21 vs 0.19 ms on CT-like data, 24 vs 20 ms on a
 2048 x 2048 noise frame), but ``dicomrle`` segfaults on corrupted segment offsets while the
-kernel checks every index. HTJ2K: OpenJPH is ~2x faster than OpenJPEG but segfaults on
+kernel (and its C port) checks every index. HTJ2K: OpenJPH is ~2x faster than OpenJPEG but segfaults on
 corrupted streams. CharLS (JPEG-LS) does not crash but can take seconds on truncated streams.
 
 Before any decoder runs, the frame's own codestream header (JPEG SOFn / JPEG-LS SOF55, J2K and
@@ -48,14 +61,15 @@ end-of-image / end-of-codestream marker: a codec allocates what the codestream c
 64 x 64 frame claiming 65535 x 65535 would cost gigabytes and minutes. A mismatch is a
 :class:`CorruptFrameError` (a :class:`~fastvol.errors.CorruptFileError` and a
 :class:`~fastvol.errors.DecodeError`) naming the file and frame, and is never retried on another
-candidate; nor is a frame the RLE kernel refuses (it checks every segment's length).
+candidate; nor is a frame the RLE kernels refuse (they check every segment's length).
 
 When the preferred decoder raises on a frame whose header passed, the other available
 candidates are tried before :class:`~fastvol.errors.DecodeError` is raised (codecs disagree on
 edge cases, e.g. 12-bit JPEG extended). The returned array holds the *stored* bits in the dtype of BitsAllocated and
 PixelRepresentation; masking to BitsStored, sign extension and rescaling happen later.
 
-No codec (nor numba) is imported until a decoder is resolved or called.
+No codec (nor numba) is imported until a decoder is resolved or called; an RLE series decoded
+by the C kernel never imports numba.
 """
 
 from __future__ import annotations
