@@ -1,4 +1,4 @@
-"""Which kernels run: C (:mod:`fastvol._ckernels`), numba (:mod:`fastvol._kernels`) or compile-free (:mod:`fastvol._pykernels`).
+"""Which kernels run: C (:mod:`fastvol._ckernels`), numba (:mod:`fastvol._kernels`) or plain Python.
 
 The header scanner runs in C whenever its extension was built at install (``setup.py``; an
 install without a C compiler leaves it out): it needs no compile and no numba, so a fresh process
@@ -6,12 +6,14 @@ scans at compiled speed from its first file.
 
 Otherwise, and for the pixel kernels: importing numba and loading its cached machine code costs
 a fresh process about a second; a small series needs milliseconds of kernel work. So a process
-starts compile-free (the header scanner's own source run as Python, numpy twins of the pixel
-kernels) and switches to the compiled kernels for good once numba is imported anyway or the
-work done so far passes :data:`COMPILE_AFTER` (then the second costs less than the first would
-go on costing). ``FASTVOL_JIT=1`` always compiles (numba, the C scanner too is left out),
-``FASTVOL_JIT=0`` never does (plain Python, the C scanner too); ``FASTVOL_NATIVE=0`` leaves out
-the C scanner only.
+starts compile-free (:mod:`fastvol._pykernels`: the header scanner's own source run as Python,
+numpy twins of the pixel kernels) and switches to the numba kernels for good once numba is
+imported anyway or the work done so far passes :data:`COMPILE_AFTER` (then the second costs less
+than the first would go on costing). The numpy twins of the pixel kernels are as fast as numba
+on a whole frame (both run at memory speed), so a one-off load loses nothing by them.
+
+``FASTVOL_JIT=1`` always runs numba, ``FASTVOL_JIT=0`` always plain Python (the C scanner is
+left out under either); ``FASTVOL_NATIVE=0`` leaves out only the C scanner.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ __all__ = ["COMPILE_AFTER", "compiled", "native_scan", "pixel_kernels", "scan_bu
 
 #: Work units (files scanned x 1000, or thousands of pixels converted) a process does
 #: compile-free before it switches to numba for good: about what importing numba and
-#: loading its kernels costs (0.5-0.9 s). A one-off 300-slice CT (about 380,000) stays
-#: compile-free: as a whole process that measured 1.0 s against 1.45 s compiled
-#: (benchmarks/test_startup.py); a process that goes on loading switches during its second.
+#: loading its kernels costs (0.5-0.9 s). A one-off 300-slice CT (about 80,000 of pixels,
+#: plus 300,000 when the C scanner is not built) stays compile-free: as a whole process that
+#: measured 1.0 s against 1.45 s compiled (benchmarks/test_startup.py, before the C scanner);
+#: a process that goes on loading switches during its second (without the C scanner) or sixth.
+#: Headers scanned in C count nothing: they cost no more than in numba.
 COMPILE_AFTER = 500_000
 #: Cost of scanning one file's header in plain Python, in work units (about 1.5 ms).
 SCAN_FILE_WORK = 1_000
