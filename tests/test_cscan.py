@@ -207,6 +207,38 @@ def test_mutated_and_truncated_files_agree(cscan, numba_scan, base, flips, edits
     _agree([cscan.scan_buffers, numba_scan, pyscan.scan_buffers], buf, starts, sizes, [whole, False])
 
 
+def _structured_file() -> bytes:
+    """Explicit VR data set with the structures the walk handles: an empty item, items of defined
+    and undefined length, an implicit-VR item in an explicit sequence, a private implicit value."""
+    empty_item = b"\xfe\xff\x00\xe0\x00\x00\x00\x00"
+    code = b"\x08\x00\x00\x01SH\x02\x00T1"
+    defined_item = b"\xfe\xff\x00\xe0" + len(code).to_bytes(4, "little") + code
+    implicit_el = b"\x08\x00\x00\x01\x02\x00\x00\x00T2"
+    undefined_item = b"\xfe\xff\x00\xe0\xff\xff\xff\xff" + implicit_el + b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
+    seq = (b"\x08\x00\x15\x11SQ\x00\x00\xff\xff\xff\xff" + empty_item + defined_item + undefined_item
+           + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")  # fmt: skip
+    meta_value = b"1.2.840.10008.1.2.1\x00"
+    meta = b"\x02\x00\x10\x00UI" + len(meta_value).to_bytes(2, "little") + meta_value
+    return (bytes(128) + b"DICM" + meta + b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100" + seq
+            + b"\x28\x00\x10\x00US\x02\x00\x00\x02"
+            + b"\x29\x00\x10\x10UN\x00\x00\xff\xff\xff\xff" + empty_item + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+            + b"\xe0\x7f\x10\x00OW\x00\x00\x04\x00\x00\x00abcd")  # fmt: skip
+
+
+def test_every_truncation_agrees(cscan, numba_scan):
+    """Each prefix of a structured file and of real files, as the whole file and as a first block
+    (the plain-Python kernel, slow, on the structured file only)."""
+    for i, data in enumerate([_structured_file()] + [b[:1500] for b in _BASES]):
+        buf = np.frombuffer(data, dtype=np.uint8)
+        cuts = np.arange(len(data) + 1)
+        kernels_ = [cscan.scan_buffers, numba_scan] + ([pyscan.scan_buffers] if i == 0 else [])
+        for whole in (True, False):
+            info = _agree(kernels_, buf, np.zeros_like(cuts), cuts, np.full(len(cuts), whole))
+    full = _agree([cscan.scan_buffers, pyscan.scan_buffers], *_pack([_structured_file()]), [True])
+    assert full[0, pyscan.INFO_STATUS] == pyscan.OK and full[0, pyscan.INFO_PIXEL_LENGTH] == 4
+    assert info[-1, pyscan.INFO_STATUS] in (pyscan.OK, pyscan.NEED_MORE)
+
+
 def test_deep_nesting_agrees(cscan, numba_scan):
     # Undefined-length sequences of undefined-length items, nested past MAX_DEPTH frames.
     item = b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
