@@ -340,3 +340,22 @@ def test_bytes_and_empty_inputs_are_accepted(cscan):
     args[0] = bytes(200)
     cscan.scan_buffers(*args)
     assert args[9][0, pyscan.INFO_STATUS] == pyscan.COMMAND_SET  # group 0000 first
+
+
+def test_scanning_past_compile_after_imports_no_numba(tmp_path, cscan):
+    """With the C scanner, header work never makes a process import numba (plain Python would
+    switch after COMPILE_AFTER / SCAN_FILE_WORK files)."""
+    import subprocess
+    import sys
+
+    fx.write_series(tmp_path, n=4)
+    rounds = kernels.COMPILE_AFTER // kernels.SCAN_FILE_WORK // 4 + 2
+    code = ("import sys; from fastvol.find import find_sources; from fastvol.headers.scan import scan_headers\n"
+            f"sources = find_sources(sys.argv[1])\nfor _ in range({rounds}): assert None not in scan_headers(sources)\n"
+            "print(sorted({'numba', 'pydicom'} & set(sys.modules)))")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("FASTVOL_JIT", "FASTVOL_NATIVE")}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "[]"
+    env["FASTVOL_NATIVE"] = "0"  # the same work without it switches: the test can fail
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "['numba']"
