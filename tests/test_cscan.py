@@ -22,8 +22,8 @@ from fastvol import kernels
 from fastvol._pykernels import scan as pyscan
 from fastvol.headers import scan as header_scan
 
-pytestmark = pytest.mark.kernels
-
+# Not marked ``kernels``: under NUMBA_DISABLE_JIT=1 the numba kernel is the plain-Python one,
+# which these tests already compare with (and the Python-speed runs would be slow).
 INT64_MAX = np.iinfo(np.int64).max
 
 
