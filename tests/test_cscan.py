@@ -359,3 +359,20 @@ def test_scanning_past_compile_after_imports_no_numba(tmp_path, cscan):
     env["FASTVOL_NATIVE"] = "0"  # the same work without it switches: the test can fail
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "['numba']"
+
+
+def test_threads_scan_at_once_and_agree(cscan):
+    """The kernel runs without the GIL on buffers pinned for the call: threads sharing the input
+    buffer, each with its own outputs, all get the single-threaded tables."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    datas = [_structured_file()] + _BASES
+    buf, starts, sizes = _pack(datas * 50)
+    whole = [True] * len(starts)
+    sq_tags = header_scan._sq_tags()
+    expected = _tables(cscan.scan_buffers, buf, starts, sizes, whole, sq_tags)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: _tables(cscan.scan_buffers, buf, starts, sizes, whole, sq_tags), range(16)))
+    for fields, info in results:
+        np.testing.assert_array_equal(fields, expected[0])
+        np.testing.assert_array_equal(info, expected[1])
