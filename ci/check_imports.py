@@ -35,7 +35,7 @@ LAYERS: list[set[str]] = [
     {"headers", "sample"},
     {"find"},
     {"kernels"},
-    {"_kernels", "_pykernels"},
+    {"_kernels", "_pykernels", "_ckernels"},
     {"sources", "report", "atomic"},
     {"dicom", "options", "errors", "pixels", "colour", "numeric"},
 ]
