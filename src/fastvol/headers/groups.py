@@ -32,6 +32,7 @@ _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b
 _SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
                         b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"})  # fmt: skip
 _EXPLICIT = struct.Struct("<HH2sH")
+_IMPLICIT = struct.Struct("<HHI")
 _U32 = struct.Struct("<I")
 _TWO_U32 = struct.Struct("<II")
 
@@ -82,7 +83,8 @@ class Walker:
         Unparsed
             Any structure the walk does not expect.
         """
-        return _elements(data, start, end, self.implicit, self.wanted)[0]
+        elements = _implicit_elements if self.implicit else _explicit_elements
+        return elements(data, start, end, self.wanted, {})[0]
 
     def items(self, value: bytes) -> list[Item]:
         """The items of a sequence's whole value ``value`` (defined length)."""
@@ -135,10 +137,20 @@ def value(item: Item, tag: int) -> bytes | None:
     raise Unparsed(f"{tag:08X} holds a sequence or an unexpected VR")
 
 
-def _items(data: bytes, pos: int, end: int, implicit: bool, wanted: Mapping[int, bytes]) -> tuple[list[Item], int]:
+#: Per walk: tag -> (bytes, items) of the last sequence of undefined length walked with that
+#: tag. Frames repeat most of their groups byte for byte: a sequence whose bytes equal the last
+#: one's is not walked again (the walk of a value depends on its bytes alone).
+_Memo = dict[int, tuple[bytes, list[Item]]]
+
+
+def _items(data: bytes, pos: int, end: int, implicit: bool, wanted: Mapping[int, bytes],
+           memo: _Memo | None = None) -> tuple[list[Item], int]:  # fmt: skip
     """Items from ``pos`` up to ``end`` (defined length) or the sequence delimiter (``end`` < 0)."""
     items: list[Item] = []
     limit = len(data) if end < 0 else end
+    elements = _implicit_elements if implicit else _explicit_elements
+    if memo is None:
+        memo = {}
     while pos < limit:
         if pos + 8 > limit:
             raise Unparsed("truncated item header")
@@ -146,11 +158,11 @@ def _items(data: bytes, pos: int, end: int, implicit: bool, wanted: Mapping[int,
         pos += 8
         if tag == _ITEM:
             if length == _UNDEFINED:
-                item, pos = _elements(data, pos, -1, implicit, wanted)
+                item, pos = elements(data, pos, -1, wanted, memo)
             else:
                 if pos + length > limit:
                     raise Unparsed("item runs past its sequence")
-                item, pos = _elements(data, pos, pos + length, implicit, wanted)
+                item, pos = elements(data, pos, pos + length, wanted, memo)
             items.append(item)
         elif tag == _SEQ_END and end < 0:
             return items, pos
@@ -161,56 +173,101 @@ def _items(data: bytes, pos: int, end: int, implicit: bool, wanted: Mapping[int,
     return items, pos
 
 
-def _elements(data: bytes, pos: int, end: int, implicit: bool, wanted: Mapping[int, bytes]) -> tuple[Item, int]:
-    """One item's elements from ``pos`` up to ``end`` or the item delimiter (``end`` < 0)."""
+def _undefined_sequence(data: bytes, pos: int, tag: int, implicit: bool, wanted: Mapping[int, bytes],
+                        memo: _Memo) -> tuple[list[Item], int]:  # fmt: skip
+    """The items of sequence ``tag`` of undefined length whose value starts at ``pos``."""
+    last = memo.get(tag)
+    if last is not None and data.startswith(last[0], pos):
+        return last[1], pos + len(last[0])
+    items, stop = _items(data, pos, -1, implicit, wanted, memo)
+    memo[tag] = (data[pos:stop], items)
+    return items, stop
+
+
+def _explicit_elements(data: bytes, pos: int, end: int, wanted: Mapping[int, bytes],
+                       memo: _Memo) -> tuple[Item, int]:  # fmt: skip
+    """One item's elements (explicit VR) from ``pos`` up to ``end`` or the item delimiter
+    (``end`` < 0)."""
     out: Item = {}
     limit = len(data) if end < 0 else end
     get = wanted.get
+    unpack = _EXPLICIT.unpack_from
     while pos < limit:
         if pos + 8 > limit:
             raise Unparsed("truncated element header")
-        group, element, vr, length = _EXPLICIT.unpack_from(data, pos)
+        group, element, vr, length = unpack(data, pos)
+        if vr in _SHORT_VRS:
+            pos += 8
+        elif group == 0xFFFE:
+            if element == 0xE00D and end < 0:
+                return out, pos + 8
+            raise Unparsed(f"item tag (FFFE,{element:04X}) among elements")
+        elif vr in _LONG_VRS:
+            if pos + 12 > limit:
+                raise Unparsed("truncated element header")
+            length = _U32.unpack_from(data, pos + 8)[0]
+            pos += 12
+            if length == _UNDEFINED:
+                if vr != b"SQ":  # UN of undefined length: pydicom guesses its encoding
+                    raise Unparsed(f"value of undefined length in ({group:04X},{element:04X})")
+                tag = group << 16 | element
+                items, pos = _undefined_sequence(data, pos, tag, False, wanted, memo)
+                want = get(tag)
+                if want is not None:
+                    out[tag] = items if want == b"SQ" else BAD_VR
+                continue
+        else:
+            raise Unparsed(f"unknown VR {vr!r} in ({group:04X},{element:04X})")
+        if group == 0xFFFE:
+            raise Unparsed(f"item tag (FFFE,{element:04X}) among elements")
+        stop = pos + length
+        if stop > limit:
+            raise Unparsed(f"value of ({group:04X},{element:04X}) runs past its item")
+        tag = group << 16 | element
+        want = get(tag)
+        if want is not None:
+            if vr == want or (vr == b"UN" and want != b"SQ" and length < 0xFFFF):
+                out[tag] = data[pos:stop]  # (pydicom reads a short UN value by the dictionary's VR)
+            else:
+                out[tag] = BAD_VR
+        pos = stop
+    if end < 0:
+        raise Unparsed("item of undefined length without its delimiter")
+    return out, pos
+
+
+def _implicit_elements(data: bytes, pos: int, end: int, wanted: Mapping[int, bytes],
+                       memo: _Memo) -> tuple[Item, int]:  # fmt: skip
+    """One item's elements (implicit VR) from ``pos`` up to ``end`` or the item delimiter
+    (``end`` < 0)."""
+    out: Item = {}
+    limit = len(data) if end < 0 else end
+    get = wanted.get
+    unpack = _IMPLICIT.unpack_from
+    while pos < limit:
+        if pos + 8 > limit:
+            raise Unparsed("truncated element header")
+        group, element, length = unpack(data, pos)
         if group == 0xFFFE:
             if element == 0xE00D and end < 0:
                 return out, pos + 8
             raise Unparsed(f"item tag (FFFE,{element:04X}) among elements")
         tag = group << 16 | element
         want = get(tag)
-        if implicit:
-            length = _U32.unpack_from(data, pos + 4)[0]
-            pos += 8
-            if length == _UNDEFINED:
-                # pydicom reads an undefined length as a sequence for SQ (and unknown) tags.
-                if want is not None and want != b"SQ":
-                    raise Unparsed(f"value of undefined length in {tag:08X}")
-                items, pos = _items(data, pos, -1, True, wanted)
-                if want is not None:
-                    out[tag] = items
-                continue
-        else:
-            if vr in _SHORT_VRS:
-                pos += 8
-            elif vr in _LONG_VRS:
-                if pos + 12 > limit:
-                    raise Unparsed("truncated element header")
-                length = _U32.unpack_from(data, pos + 8)[0]
-                pos += 12
-                if length == _UNDEFINED:
-                    if vr != b"SQ":  # UN of undefined length: pydicom guesses its encoding
-                        raise Unparsed(f"value of undefined length in {tag:08X}")
-                    items, pos = _items(data, pos, -1, False, wanted)
-                    if want is not None:
-                        out[tag] = items if want == b"SQ" else BAD_VR
-                    continue
-            else:
-                raise Unparsed(f"unknown VR {vr!r} in {tag:08X}")
-            if want is not None and vr != want:
-                want = BAD_VR
+        pos += 8
+        if length == _UNDEFINED:
+            # pydicom reads an undefined length as a sequence for SQ (and unknown) tags.
+            if want is not None and want != b"SQ":
+                raise Unparsed(f"value of undefined length in ({group:04X},{element:04X})")
+            items, pos = _undefined_sequence(data, pos, tag, True, wanted, memo)
+            if want is not None:
+                out[tag] = items
+            continue
         stop = pos + length
         if stop > limit:
-            raise Unparsed(f"value of {tag:08X} runs past its item")
+            raise Unparsed(f"value of ({group:04X},{element:04X}) runs past its item")
         if want is not None:
-            out[tag] = BAD_VR if want is BAD_VR else data[pos:stop]
+            out[tag] = data[pos:stop]
         pos = stop
     if end < 0:
         raise Unparsed("item of undefined length without its delimiter")
