@@ -19,12 +19,19 @@ path never raises a :class:`~fastvol.errors.FastvolError` itself.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable
 
 from ..dicom import PIXEL_DATA_TAGS, TS, HeaderRecord
 from .convert import LATIN1_CHARSETS, RAW_CONVERTERS, ds_values, ui
-from .frame_records import extended_offsets, grid_frames, replace, replacer, unplaced_frames
+from .frame_records import (
+    extended_offsets,
+    grid_frames,
+    replace,
+    replacer,
+    unplaced_frames,
+)
 from .groups import Item, Unparsed, Walker, value
 
 __all__ = ["WANTED", "expand_raw"]
@@ -115,7 +122,7 @@ def _fd3(raw: bytes | None) -> tuple[float, float, float] | None:
     if len(raw) != 24:
         return None
     out: tuple[float, float, float] = struct.unpack("<3d", raw)
-    return None if any(v != v for v in out) else out
+    return None if any(math.isnan(v) for v in out) else out
 
 
 def _data_set(record: HeaderRecord, data: bytes) -> tuple[Walker, Item]:
