@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable
+from typing import Any
 
 from ..dicom import PIXEL_DATA_TAGS, TS, HeaderRecord
 from .convert import LATIN1_CHARSETS, RAW_CONVERTERS, ds_values, ui
@@ -75,10 +75,6 @@ WANTED: dict[int, bytes] = {
     REAL_WORLD: b"SQ", UNITS_CODE: b"SQ", CODE_VALUE: b"SH", CODE_MEANING: b"LO",
     REAL_WORLD_SLOPE: b"FD", REAL_WORLD_INTERCEPT: b"FD",
 }  # fmt: skip
-
-#: The functional groups read (each frame's own, else the shared one).
-_GROUPS = (PLANE_POSITION, PLANE_ORIENTATION, PIXEL_MEASURES, TRANSFORMATION, FRAME_CONTENT, DIFFUSION,
-           CARDIAC, ECHO, UNASSIGNED_PER_FRAME, UNASSIGNED_SHARED, REAL_WORLD)  # fmt: skip
 
 _EXPLICIT = struct.Struct("<HH2sH")
 _U32 = struct.Struct("<I")
@@ -204,9 +200,8 @@ def expand_raw(record: HeaderRecord, data: bytes) -> list[HeaderRecord]:
         shared = walker.first(top, SHARED)
         if shared is not None and CHARSET in shared:
             raise Unparsed("character set inside the functional groups")
-        common = _Shared(shared, walker)
-        make, latin1 = replacer(record), _latin1(top)
-        return [_enhanced_frame(record, make, i, frame, common, walker, latin1) for i, frame in enumerate(per_frame)]
+        reader = _FrameReader(record, shared, walker, _latin1(top))
+        return [reader.frame(i, frame) for i, frame in enumerate(per_frame)]
     offsets = value(top, GRID_OFFSETS)
     if offsets and record.image_position and record.image_orientation:  # b"": None to pydicom
         values = ds_values(offsets)
@@ -218,144 +213,176 @@ def expand_raw(record: HeaderRecord, data: bytes) -> list[HeaderRecord]:
     return unplaced_frames(record)
 
 
-class _Shared:
-    """The first item of each functional group of the shared groups, found once per file."""
+#: Attributes read from each functional group, in the order :meth:`_FrameReader._group` gives them.
+_CONVERTED = (TEMPORAL_ID, TRIGGER_TIME, ACQUISITION_NUMBER, ACQUISITION_TIME, INSTANCE_NUMBER, ECHO_NUMBERS,
+              ECHO_TIME, B_VALUE)  # fmt: skip
+_READ: dict[int, tuple[int, ...]] = {
+    PLANE_POSITION: (POSITION,),
+    PLANE_ORIENTATION: (ORIENTATION,),
+    PIXEL_MEASURES: (SPACING, THICKNESS, BETWEEN),
+    TRANSFORMATION: (SLOPE, INTERCEPT),
+    FRAME_CONTENT: (TEMPORAL_INDEX, FRAME_ACQUISITION_NUMBER, FRAME_ACQUISITION_DATETIME, DIMENSION_INDEX, STACK_ID),
+    CARDIAC: (TRIGGER_DELAY,),
+    ECHO: (EFFECTIVE_ECHO_TIME,),
+    DIFFUSION: (B_VALUE,),
+    UNASSIGNED_PER_FRAME: _CONVERTED,
+    UNASSIGNED_SHARED: _CONVERTED,
+}
+#: SH/LO attributes: decoded by the character set, which no item on their way may set.
+_TEXT_TAGS = frozenset({STACK_ID})
 
-    __slots__ = ("group", "items")
 
-    def __init__(self, group: Item | None, walker: Walker) -> None:
-        self.group = group
-        self.items: dict[int, Item | None] = {}
-        if group is not None:
-            for tag in _GROUPS:
-                self.items[tag] = walker.first(group, tag)
-
-
-def _enhanced_frame(record: HeaderRecord, make: Callable[..., HeaderRecord], index: int, frame: Item,
-                    shared: _Shared, walker: Walker, latin1: bool) -> HeaderRecord:  # fmt: skip
+class _FrameReader:
     """:func:`multiframe._enhanced_frame` from raw items: the same lookups and fallbacks.
 
-    A lookup gives the value bytes of the first group (the frame's, then the shared) whose
-    sequence's first item holds the attribute, even an empty one (``b""``), which pydicom reads
-    as ``None`` for numbers (so the next candidate is taken) and ``""`` for text.
+    A lookup of (group, attribute) gives the value bytes from the first item of that group
+    sequence, the frame's own when it holds the attribute (even empty, ``b""``), else the
+    shared one's; ``None`` when neither does. pydicom reads an empty value as ``None`` for
+    numbers (the next candidate of a chain is then taken) and ``""`` for text.
+
+    Frames repeat most groups byte for byte, and the walk gives repeated groups as one object:
+    each group's lookups are made once per distinct item (by identity; the items stay alive
+    in the per-frame list while frames are read).
     """
-    groups = (frame, shared.group) if shared.group is not None else (frame,)
-    first = walker.first
-    common = shared.items.get
-    if CHARSET in frame:
-        raise Unparsed("character set inside the functional groups")
 
-    def get(sequence: int, tag: int) -> bytes | None:
-        item = first(frame, sequence)
-        if item is None or tag not in item:
-            item = common(sequence)
-            if item is None or tag not in item:
-                return None
-        return value(item, tag)
+    def __init__(self, record: HeaderRecord, shared: Item | None, walker: Walker, latin1: bool) -> None:
+        self.record, self.walker, self.latin1 = record, walker, latin1
+        self.make = replacer(record)
+        self.shared = shared
+        self.shared_items = {seq: walker.first(shared, seq) for seq in (*_READ, REAL_WORLD)}
+        self.cache: dict[tuple[int, int], Any] = {}
 
-    def text(sequence: int, tag: int) -> str:
-        """_text of an SH/LO value (decoded by the character set: none may be set inside)."""
-        item = first(frame, sequence)
-        if item is None or tag not in item:
-            item = common(sequence)
-            if item is None or tag not in item:
-                return ""
-        if CHARSET in item:
-            raise Unparsed("character set inside an item")
-        return _LO(value(item, tag), latin1)  # type: ignore[no-any-return]
+    def _group(self, frame: Item, seq: int) -> tuple[bytes | None, ...]:
+        """The lookups of group ``seq``'s attributes (:data:`_READ`) for ``frame``."""
+        own = self.walker.first(frame, seq)
+        key = (seq, id(own))
+        got = self.cache.get(key)
+        if got is None:
+            common = self.shared_items[seq]
+            values = []
+            for tag in _READ[seq]:
+                item = own if own is not None and tag in own else common
+                if item is None or tag not in item:
+                    values.append(None)
+                    continue
+                if tag in _TEXT_TAGS and CHARSET in item:
+                    raise Unparsed("character set inside an item")
+                values.append(value(item, tag))
+            got = self.cache[key] = (own, tuple(values))  # (keeps ``own`` alive: its id is the key)
+        return got[1]  # type: ignore[no-any-return]
 
-    def unassigned(tag: int, is_text: bool = False) -> bytes | None:
-        raw = get(UNASSIGNED_PER_FRAME, tag)
-        return raw if raw is not None and (is_text or raw) else get(UNASSIGNED_SHARED, tag)
+    def frame(self, index: int, frame: Item) -> HeaderRecord:
+        if CHARSET in frame:
+            raise Unparsed("character set inside the functional groups")
+        group = self._group
+        record = self.record
+        (position,) = group(frame, PLANE_POSITION)
+        (orientation,) = group(frame, PLANE_ORIENTATION)
+        spacing, thickness, between = group(frame, PIXEL_MEASURES)
+        slope, intercept = group(frame, TRANSFORMATION)
+        temporal, number, acquired, dims, stack = group(frame, FRAME_CONTENT)
+        (trigger,) = group(frame, CARDIAC)
+        (echo,) = group(frame, ECHO)
+        (b_value,) = group(frame, DIFFUSION)
+        own = group(frame, UNASSIGNED_PER_FRAME)
+        common = group(frame, UNASSIGNED_SHARED)
 
-    position = get(PLANE_POSITION, POSITION)
-    orientation = get(PLANE_ORIENTATION, ORIENTATION)
-    spacing = get(PIXEL_MEASURES, SPACING)
-    thickness = get(PIXEL_MEASURES, THICKNESS)
-    between = get(PIXEL_MEASURES, BETWEEN)
-    slope = get(TRANSFORMATION, SLOPE)
-    intercept = get(TRANSFORMATION, INTERCEPT)
-    iop = _FLOATS6(orientation) if orientation is not None else None
-    pixel_spacing = _FLOATS2(spacing) if spacing is not None else None
-    slope_value = _DS(slope) if slope else None
-    intercept_value = _DS(intercept) if intercept else None
+        def unassigned(k: int, is_text: bool = False) -> bytes | None:
+            raw = own[k]
+            return raw if raw is not None and (is_text or raw) else common[k]
 
-    temporal = get(FRAME_CONTENT, TEMPORAL_INDEX)
-    if temporal:
-        temporal_id = _first_number(temporal, 4, "<I")
-    else:
-        raw = unassigned(TEMPORAL_ID)
-        temporal_id = _IS(raw) if raw else None
-    trigger = get(CARDIAC, TRIGGER_DELAY)
-    if trigger:
-        trigger_time = _FD(trigger)
-    else:
-        raw = unassigned(TRIGGER_TIME)
-        trigger_time = _DS(raw) if raw else record.trigger_time
-    number = get(FRAME_CONTENT, FRAME_ACQUISITION_NUMBER)
-    if number:
-        acquisition_number = _first_number(number, 2, "<H")
-    else:
-        raw = unassigned(ACQUISITION_NUMBER)
-        acquisition_number = _IS(raw) if raw else None
-    acquired = get(FRAME_CONTENT, FRAME_ACQUISITION_DATETIME)
-    if acquired is not None:
-        acquisition_time = _TEXT(acquired)
-    else:
-        raw = unassigned(ACQUISITION_TIME, is_text=True)
-        acquisition_time = _TEXT(raw) if raw is not None else record.acquisition_time
-    raw = unassigned(INSTANCE_NUMBER)
-    instance_number = _IS(raw) if raw else record.instance_number
-    raw = unassigned(ECHO_NUMBERS)
-    echo_number = _IS(raw) if raw else None
-    raw = get(ECHO, EFFECTIVE_ECHO_TIME)
-    if raw:
-        echo_time = _FD(raw)
-    else:
-        raw = unassigned(ECHO_TIME)
-        echo_time = _DS(raw) if raw else None
-    raw = get(DIFFUSION, B_VALUE)
-    if raw:
-        b_value = _FD(raw)
-    else:
-        raw = unassigned(B_VALUE)
-        b_value = _FD(raw) if raw else None
-    gradient = None
-    for group in groups:
-        diffusion = first(group, DIFFUSION)
-        item = first(diffusion, GRADIENT_SEQUENCE)
-        if item is not None and GRADIENT in item:
-            gradient = _fd3(value(item, GRADIENT))
-            break
-    units = _real_world_units(groups, walker, latin1)
-    return make(
-        frame=index,
-        image_position=_FLOATS3(position) if position is not None else None,
-        image_orientation=iop if iop is not None else record.image_orientation,
-        pixel_spacing=pixel_spacing if pixel_spacing is not None else record.pixel_spacing,
-        slice_thickness=(_DS(thickness) if thickness else None) or record.slice_thickness,
-        spacing_between_slices=(_DS(between) if between else None) or record.spacing_between_slices,
-        rescale_slope=slope_value if slope_value is not None else record.rescale_slope,
-        rescale_intercept=intercept_value if intercept_value is not None else record.rescale_intercept,
-        temporal_position_identifier=temporal_id,
-        trigger_time=trigger_time,
-        acquisition_number=acquisition_number,
-        acquisition_time=acquisition_time,
-        instance_number=instance_number,
-        echo_number=echo_number,
-        echo_time=echo_time,
-        diffusion_b_value=b_value,
-        diffusion_gradient=gradient,
-        dimension_index=_unsigned_all(get(FRAME_CONTENT, DIMENSION_INDEX)),
-        stack_id=text(FRAME_CONTENT, STACK_ID),
-        units=units if units is not None else record.units,
-    )
+        iop = _FLOATS6(orientation) if orientation is not None else None
+        pixel_spacing = _FLOATS2(spacing) if spacing is not None else None
+        slope_value = _DS(slope) if slope else None
+        intercept_value = _DS(intercept) if intercept else None
+        if temporal:
+            temporal_id = _first_number(temporal, 4, "<I")
+        else:
+            raw = unassigned(0)
+            temporal_id = _IS(raw) if raw else None
+        if trigger:
+            trigger_time = _FD(trigger)
+        else:
+            raw = unassigned(1)
+            trigger_time = _DS(raw) if raw else record.trigger_time
+        if number:
+            acquisition_number = _first_number(number, 2, "<H")
+        else:
+            raw = unassigned(2)
+            acquisition_number = _IS(raw) if raw else None
+        if acquired is not None:
+            acquisition_time = _TEXT(acquired)
+        else:
+            raw = unassigned(3, is_text=True)
+            acquisition_time = _TEXT(raw) if raw is not None else record.acquisition_time
+        raw = unassigned(4)
+        instance_number = _IS(raw) if raw else record.instance_number
+        raw = unassigned(5)
+        echo_number = _IS(raw) if raw else None
+        if echo:
+            echo_time = _FD(echo)
+        else:
+            raw = unassigned(6)
+            echo_time = _DS(raw) if raw else None
+        if b_value:
+            b = _FD(b_value)
+        else:
+            raw = unassigned(7)
+            b = _FD(raw) if raw else None
+        units = self._units(frame)
+        return self.make(  # type: ignore[no-any-return]
+            frame=index,
+            image_position=_FLOATS3(position) if position is not None else None,
+            image_orientation=iop if iop is not None else record.image_orientation,
+            pixel_spacing=pixel_spacing if pixel_spacing is not None else record.pixel_spacing,
+            slice_thickness=(_DS(thickness) if thickness else None) or record.slice_thickness,
+            spacing_between_slices=(_DS(between) if between else None) or record.spacing_between_slices,
+            rescale_slope=slope_value if slope_value is not None else record.rescale_slope,
+            rescale_intercept=intercept_value if intercept_value is not None else record.rescale_intercept,
+            temporal_position_identifier=temporal_id,
+            trigger_time=trigger_time,
+            acquisition_number=acquisition_number,
+            acquisition_time=acquisition_time,
+            instance_number=instance_number,
+            echo_number=echo_number,
+            echo_time=echo_time,
+            diffusion_b_value=b,
+            diffusion_gradient=self._gradient(frame),
+            dimension_index=_unsigned_all(dims),
+            stack_id=_LO(stack, self.latin1) if stack is not None else "",
+            units=units if units is not None else record.units,
+        )
+
+    def _gradient(self, frame: Item) -> tuple[float, float, float] | None:
+        """DiffusionGradientOrientation of the first MR Diffusion item (the frame's, then the
+        shared) whose gradient direction item holds it."""
+        own = self.walker.first(frame, DIFFUSION)
+        key = (GRADIENT, id(own))
+        got = self.cache.get(key)
+        if got is None:
+            gradient = None
+            for diffusion in (own, self.shared_items[DIFFUSION]):
+                item = self.walker.first(diffusion, GRADIENT_SEQUENCE)
+                if item is not None and GRADIENT in item:
+                    gradient = _fd3(value(item, GRADIENT))
+                    break
+            got = self.cache[key] = (own, gradient)
+        return got[1]  # type: ignore[no-any-return]
+
+    def _units(self, frame: Item) -> tuple[str, str, float | None, float | None] | None:
+        """:func:`multiframe._real_world_units`: the first RealWorldValueMapping item's (the
+        frame's, then the shared) unit code, meaning, slope and intercept."""
+        own = self.walker.first(frame, REAL_WORLD)
+        key = (REAL_WORLD, id(own))
+        got = self.cache.get(key)
+        if got is None:
+            mapping = own if own is not None else self.shared_items[REAL_WORLD]
+            got = self.cache[key] = (own, _mapping_units(mapping, self.walker, self.latin1))
+        return got[1]  # type: ignore[no-any-return]
 
 
-def _real_world_units(groups: tuple[Item, ...], walker: Walker,
-                      latin1: bool) -> tuple[str, str, float | None, float | None] | None:  # fmt: skip
-    """:func:`multiframe._real_world_units` from raw items."""
-    mapping = next((m for m in (walker.first(g, REAL_WORLD) for g in groups) if m is not None), None)
+def _mapping_units(mapping: Item | None, walker: Walker,
+                   latin1: bool) -> tuple[str, str, float | None, float | None] | None:  # fmt: skip
     if mapping is None:
         return None
     code = walker.first(mapping, UNITS_CODE)
