@@ -14,7 +14,10 @@ their end and are parsed as met.
 The walk is strict: anything pydicom might read differently (a length past its container, a
 VR unknown or not the dictionary's for a wanted attribute, a value of undefined length that is
 not a sequence, an item that switches encoding) raises :class:`Unparsed`, and the caller reads
-the same facts through pydicom. The readers' tests compare both paths.
+the same facts through pydicom. The readers' tests compare both paths. One liberty: in implicit
+VR a value of undefined length is walked as a sequence, as pydicom reads sequences and private
+attributes; pydicom would scan a public non-sequence attribute of undefined length (which no
+writer puts before the pixel data) for its delimiter instead.
 """
 
 from __future__ import annotations
@@ -69,11 +72,20 @@ class Walker:
         Tag -> dictionary VR (``b"SQ"`` for sequences) of the attributes to keep.
     """
 
-    __slots__ = ("implicit", "wanted")
+    __slots__ = ("_parsed", "implicit", "wanted")
 
     def __init__(self, implicit: bool, wanted: Mapping[int, bytes]) -> None:
         self.implicit = implicit
         self.wanted = wanted
+        # Sequence values parsed on first use, by their bytes: frames repeat most groups byte
+        # for byte, and equal bytes give one list of items (readers cache by its identity).
+        self._parsed: dict[bytes, list[Item]] = {}
+
+    def _parse(self, value: bytes) -> list[Item]:
+        items = self._parsed.get(value)
+        if items is None:
+            items = self._parsed[value] = _items(value, 0, len(value), self.implicit, self.wanted)[0]
+        return items
 
     def dataset(self, data: bytes, start: int, end: int) -> Item:
         """The elements of ``data[start:end]`` (a data set's top level, ending exactly at ``end``).
@@ -105,7 +117,7 @@ class Walker:
             return value
         if value is BAD_VR:
             raise Unparsed(f"{tag:08X} is not a sequence")
-        value = item[tag] = _items(value, 0, len(value), self.implicit, self.wanted)[0]
+        value = item[tag] = self._parse(value)
         return value
 
     def first(self, item: Item | None, tag: int) -> Item | None:
@@ -119,7 +131,7 @@ class Walker:
         if value.__class__ is not list:
             if value is BAD_VR:
                 raise Unparsed(f"{tag:08X} is not a sequence")
-            value = item[tag] = _items(value, 0, len(value), self.implicit, self.wanted)[0]
+            value = item[tag] = self._parse(value)
         return value[0] if value else None
 
 

@@ -259,7 +259,7 @@ class _FrameReader:
         got = self.cache.get(key)
         if got is None:
             common = self.shared_items[seq]
-            values = []
+            values: list[bytes | None] = []
             for tag in _READ[seq]:
                 item = own if own is not None and tag in own else common
                 if item is None or tag not in item:
@@ -295,6 +295,8 @@ class _FrameReader:
         pixel_spacing = _FLOATS2(spacing) if spacing is not None else None
         slope_value = _DS(slope) if slope else None
         intercept_value = _DS(intercept) if intercept else None
+        temporal_id: int | None
+        acquisition_number: int | None
         if temporal:
             temporal_id = _first_number(temporal, 4, "<I")
         else:
