@@ -8,9 +8,10 @@ Otherwise, and for the pixel kernels: importing numba and loading its cached mac
 a fresh process about a second; a small series needs milliseconds of kernel work. So a process
 starts compile-free (:mod:`fastvol._pykernels`: the header scanner's own source run as Python,
 numpy twins of the pixel kernels) and switches to the numba kernels for good once numba is
-imported anyway or the work done so far passes :data:`COMPILE_AFTER` (then the second costs less
-than the first would go on costing). The numpy twins of the pixel kernels are as fast as numba
-on a whole frame (both run at memory speed), so a one-off load loses nothing by them.
+imported anyway or the headers scanned in Python so far pass :data:`COMPILE_AFTER` (then the
+second costs less than the first would go on costing). The numpy twins of the pixel kernels run
+at memory speed like numba's, so pixel work alone never switches: with the C scanner built, an
+uncompressed load never imports numba, in any process.
 
 ``FASTVOL_JIT=1`` always runs numba, ``FASTVOL_JIT=0`` always plain Python (the C scanner is
 left out under either); ``FASTVOL_NATIVE=0`` leaves out only the C scanner.
@@ -28,13 +29,12 @@ from typing import Any
 
 __all__ = ["COMPILE_AFTER", "compiled", "native_scan", "pixel_kernels", "scan_buffers"]
 
-#: Work units (files scanned x 1000, or thousands of pixels converted) a process does
-#: compile-free before it switches to numba for good: about what importing numba and
-#: loading its kernels costs (0.5-0.9 s). A one-off 300-slice CT (about 80,000 of pixels,
-#: plus 300,000 when the C scanner is not built) stays compile-free: as a whole process that
-#: measured 1.0 s against 1.45 s compiled (benchmarks/test_startup.py, before the C scanner);
-#: a process that goes on loading switches during its second (without the C scanner) or sixth.
-#: Headers scanned in C count nothing: they cost no more than in numba.
+#: Work units (files scanned in plain Python x 1000) a process does compile-free before it
+#: switches to numba for good: about what importing numba and loading its kernels costs
+#: (0.5-0.9 s). Only without the C scanner: headers scanned in C count nothing (they cost no
+#: more than in numba), and neither does pixel work (see :func:`pixel_kernels`). A one-off
+#: 300-slice CT (300,000) stays compile-free; a process that goes on loading switches during
+#: its second.
 COMPILE_AFTER = 500_000
 #: Cost of scanning one file's header in plain Python, in work units (about 1.5 ms).
 SCAN_FILE_WORK = 1_000
@@ -105,7 +105,14 @@ def scan_buffers(*args: Any, n_files: int) -> None:
 
 def pixel_kernels(n_pixels: int) -> ModuleType:
     """The pixel kernels (``store_frame``, ``store_frame_in_place``, ``fill_slots``) for a load
-    of ``n_pixels`` output samples: chosen once per load, not per frame."""
-    if compiled(n_pixels // 1000):
+    of ``n_pixels`` output samples: chosen once per load, not per frame.
+
+    Pixel work never makes a process switch to numba: the numpy twins run at memory speed too
+    (300 frames of 512 x 512 to int16 in place: 31 ms against numba's 32; to int32 about 1.5x
+    numba's time), far less than the second that importing numba costs each DataLoader worker
+    or converter process. numba's kernels run when the process uses numba anyway.
+    """
+    del n_pixels  # kept in the signature: callers state the size of the work
+    if compiled(0):
         return _module("pixels", fast=True)
     return _module("vector", fast=False)
