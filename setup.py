@@ -1,18 +1,28 @@
-"""Build the optional C kernels; everything else is in pyproject.toml.
+"""Build of the optional C extensions; the package's metadata lives in pyproject.toml.
 
-Each extension is ``optional=True``: without a compiler the install still succeeds and fastvol
-falls back to its numba kernels (``fastvol._ckernels.available`` says which were built).
+Each extension is ``optional=True``: where no C compiler is found the install goes on without it
+and fastvol runs the numba (or plain-Python) kernel it was ported from instead;
+``fastvol._ckernels.available`` says which were built.
+
+- ``fastvol._ckernels._scan``: the header scanner (``fastvol._kernels.scan``) in C.
+- ``fastvol._ckernels._rle``: the RLE Lossless frame decoder (``fastvol._kernels.rle``) in C.
 """
 
 import sys
 
 from setuptools import Extension, setup
 
-# gcc/clang flags; MSVC takes its defaults (/O2 in release builds).
-_CFLAGS = [] if sys.platform == "win32" else ["-O2", "-std=c99", "-Wall", "-Wextra"]
+# C99, plain Python C API (buffer protocol, no numpy headers), so no build dependency. gcc/clang
+# flags; MSVC takes its defaults (/O2 in release builds).
+_CFLAGS = [] if sys.platform == "win32" else ["-std=c99", "-O2", "-Wall"]
 
-#: C99, plain Python C API (buffer protocol, no numpy headers), so no build dependency.
 EXTENSIONS = [
+    Extension(
+        "fastvol._ckernels._scan",
+        sources=["src/fastvol/_ckernels/scan.c"],
+        extra_compile_args=_CFLAGS,
+        optional=True,
+    ),
     Extension(
         "fastvol._ckernels._rle",
         sources=["src/fastvol/_ckernels/rle.c"],

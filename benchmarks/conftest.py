@@ -89,6 +89,7 @@ class BenchSeries:
     columns: int
     syntax: str
     plain: bool
+    wide: bool = False
 
     @property
     def file_bytes(self) -> int:
@@ -97,12 +98,12 @@ class BenchSeries:
 
     @property
     def output_bytes(self) -> int:
-        """Bytes of the int16 volume a loader returns."""
-        return self.n * self.rows * self.columns * 2
+        """Bytes of the volume a loader returns (int16, or int32 when ``wide``)."""
+        return self.n * self.rows * self.columns * (4 if self.wide else 2)
 
     @property
     def label(self) -> str:
-        return f"{self.n}x{self.rows}x{self.columns} {self.syntax}"
+        return f"{self.n}x{self.rows}x{self.columns} {self.syntax}{' int32' if self.wide else ''}"
 
 
 def _ct_slice_base(rows: int, columns: int) -> np.ndarray:
@@ -146,12 +147,13 @@ def _bench_header(seed: int) -> dict[str, Any]:
 
 def write_ct_series(
     folder: str, n: int, rows: int, columns: int, *, syntax: str = "explicit",
-    plain: bool = False, seed: int = 0,
+    plain: bool = False, seed: int = 0, wide: bool = False,
 ) -> list[str]:  # fmt: skip
     """Write an axial CT series (files ``IM0001``... along +z, 1 mm apart) and return the paths.
 
     ``plain``: signed 16-bit stored values, slope 1, intercept 0 (else 12 bits stored unsigned,
-    intercept -1024). ``syntax``: a key of :data:`SYNTAXES`. Headers and files come from
+    intercept -1024). ``wide``: the same values declared 16 bits stored, so the rescaled range
+    (-1024 to 64511) needs int32 output. ``syntax``: a key of :data:`SYNTAXES`. Headers and files come from
     :func:`fastvol.sample.write_ct_series`, compressed frames from ``factory.encode_frame``.
     """
     import factory
@@ -178,7 +180,7 @@ def write_ct_series(
         slice_thickness=1,
         transfer_syntax=SYNTAXES[syntax],
         encode=factory.encode_frame,
-        bits_stored=16 if plain else BITS_STORED,
+        bits_stored=16 if plain or wide else BITS_STORED,
         intercept=0 if plain else INTERCEPT,
         uid_entropy=("fastvol bench", str(seed)),
         series_number=2 + seed,
@@ -218,15 +220,17 @@ def _cached(root: Path, key: str, write: Callable[[str], object]) -> str:
 
 @pytest.fixture(scope="session")
 def ct_series(bench_data_root: Path) -> Callable[..., BenchSeries]:
-    """Callable ``(n, rows, columns, *, syntax="explicit", plain=False, seed=0) -> BenchSeries``."""
+    """Callable ``(n, rows, columns, *, syntax="explicit", plain=False, seed=0, wide=False)
+    -> BenchSeries`` (see :func:`write_ct_series`)."""
 
     def get(n: int, rows: int = 512, columns: int = 512, *, syntax: str = "explicit",
-            plain: bool = False, seed: int = 0) -> BenchSeries:  # fmt: skip
-        key = f"ct-{n}x{rows}x{columns}-{syntax}-{'plain' if plain else 'ct12'}-s{seed}"
+            plain: bool = False, seed: int = 0, wide: bool = False) -> BenchSeries:  # fmt: skip
+        kind = "plain" if plain else "u16" if wide else "ct12"
+        key = f"ct-{n}x{rows}x{columns}-{syntax}-{kind}-s{seed}"
         folder = _cached(bench_data_root, key, lambda tmp: write_ct_series(
-            tmp, n, rows, columns, syntax=syntax, plain=plain, seed=seed))  # fmt: skip
+            tmp, n, rows, columns, syntax=syntax, plain=plain, seed=seed, wide=wide))  # fmt: skip
         paths = tuple(sorted(os.path.join(folder, f) for f in os.listdir(folder)))
-        return BenchSeries(folder, paths, n, rows, columns, syntax, plain)
+        return BenchSeries(folder, paths, n, rows, columns, syntax, plain, wide)
 
     return get
 

@@ -31,7 +31,9 @@ pytestmark = pytest.mark.benchmark(group="end-to-end")
 SIZES = (75, 150, 300, 600)
 COMPRESSED = ("j2k", "htj2k", "jpeg-ls", "jpeg-lossless", "rle")
 COMPRESSED_SLICES = 64
-CASES = [("explicit", n) for n in SIZES] + [(s, COMPRESSED_SLICES) for s in COMPRESSED]
+#: "explicit-int32": the 300-slice CT declared 16 bits stored (intercept -1024): int32 output.
+CASES = ([("explicit", n) for n in SIZES] + [("explicit-int32", 300)]
+         + [(s, COMPRESSED_SLICES) for s in COMPRESSED])  # fmt: skip
 PEERS = ("pydicom", "pydicom-prealloc", "highdicom", "simpleitk", "dicom-numpy", "dicomsdl",
          "dcm2niix")
 LOADERS = ("fastvol", "fastvol-serial", "fastvol-cli", "floor", *PEERS)
@@ -146,11 +148,14 @@ def test_load(benchmark: Any, ct_series: Callable[..., Any], bench_size: Callabl
               timed_median: Callable[..., float], tmp_path: Path,
               syntax: str, n: int, loader: str) -> None:  # fmt: skip
     """Time ``loader`` on one series; fastvol rows also record their ratio to the floor."""
-    if loader == "fastvol-serial" and syntax == "explicit" and n != 300:
+    if loader == "fastvol-serial" and syntax.startswith("explicit") and n != 300:
         pytest.skip("one thread vs the pool: compressed series and the 300-slice case only")
     if loader == "fastvol-cli" and (syntax != "explicit" or (benchmark.disabled and n != 300)):
         pytest.skip("process start to first volume: uncompressed series only (300 when not timing)")
-    series = ct_series(*bench_size(n), syntax=syntax)
+    wide = syntax == "explicit-int32"
+    if wide and benchmark.disabled and loader not in ("fastvol", "dicomsdl"):
+        pytest.skip("not timing: the int32 case runs for fastvol and dicomsdl only")
+    series = ct_series(*bench_size(n), syntax="explicit" if wide else syntax, wide=wide)
     fn = _loader(loader, exe, floor, tmp_path)
     if loader not in ("fastvol", "fastvol-serial", "fastvol-cli", "floor"):
         try:  # a peer that cannot read this syntax is skipped, not failed
@@ -164,6 +169,8 @@ def test_load(benchmark: Any, ct_series: Callable[..., Any], bench_size: Callabl
 
     if isinstance(result, np.ndarray):
         assert sorted(result.shape) == sorted((series.n, series.rows, series.columns))
+        if wide and loader.startswith("fastvol"):
+            assert result.dtype == np.int32
     if loader == "fastvol-cli":
         benchmark.extra_info["start_to_volume_ms"] = round(float(result) * 1000, 1)
     if benchmark.disabled or not loader.startswith("fastvol") or loader == "fastvol-cli":

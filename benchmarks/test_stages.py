@@ -10,6 +10,14 @@ stack         stack.execute on a ready plan: uncompressed (rescaled 12-bit and p
 memory        peak RSS above baseline (and tracemalloc's peak) of one load in a fresh process,
               over the output's bytes, in ``extra_info``; the time is the whole process's.
 series-count  scan + load of every series in a folder of 1, 4 and 16 small series.
+enhanced-headers
+              the header pass of one enhanced MR file of 384 frames (64x64; per-frame groups as
+              Siemens XA writes them: undefined lengths, a private group per frame; and the same
+              with defined lengths, pydicom's default): ``read_records`` (header scan + one
+              record per frame, functional groups read from raw bytes) with the compiled scanner
+              and compile-free, the old pydicom path (``FASTVOL_SCANNER=0``), against
+              ``pydicom.dcmread`` of the file, dcmread up to the pixels plus a read of every
+              frame's groups, and the floor (read the file). ``x_dcmread`` in extra_info.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -241,3 +250,121 @@ def test_series_count(benchmark: Any, ct_study: Callable[..., str], bench_size: 
     assert len(volumes) == n_series
     if not benchmark.disabled:
         benchmark.extra_info["ms_per_series"] = round(benchmark.stats.stats.median * 1000 / n_series, 3)
+
+
+# --------------------------------------------------------------------------- enhanced headers
+
+ENHANCED_SLICES, ENHANCED_VOLUMES = 96, 4
+
+
+def _siemens_like(i: int, item: Any) -> None:
+    """Per-frame groups Siemens XA adds: the frame type and a private group of ~30 values."""
+    from pydicom.dataset import Dataset
+
+    frame_type = Dataset()
+    frame_type.FrameType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+    frame_type.PixelPresentation, frame_type.VolumetricProperties = "MONOCHROME", "VOLUME"
+    frame_type.ComplexImageComponent, frame_type.AcquisitionContrast = "MAGNITUDE", "UNKNOWN"
+    item.MRImageFrameTypeSequence = [frame_type]
+    item.FrameVOILUTSequence = [Dataset()]
+    item.FrameVOILUTSequence[0].WindowCenter, item.FrameVOILUTSequence[0].WindowWidth = "515", "1039"
+    private = Dataset()
+    block = private.private_block(0x0021, "SIEMENS MR SDI 02", create=True)
+    for k in range(28):
+        block.add_new(0x03 + k, "DS" if k % 3 else "LO", f"{i * 0.5 + k:.3f}" if k % 3 else f"X_{i}_{k}")
+    outer = item.private_block(0x0021, "SIEMENS MR SDI 02", create=True)
+    outer.add_new(0xFE, "SQ", [private])
+
+
+@pytest.fixture(scope="module")
+def enhanced_file(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """Path of the enhanced MR file, by lengths (``undefined`` or ``defined``), written once."""
+    import factory_enhanced as fe
+
+    disabled = request.config.getoption("benchmark_disable", False)
+    n_slices, n_volumes = (4, 2) if disabled else (ENHANCED_SLICES, ENHANCED_VOLUMES)
+    paths: dict[str, str] = {}
+
+    def get(lengths: str) -> str:
+        if lengths not in paths:
+            w = fe.write_enhanced(tmp_path_factory.mktemp(f"enhanced-{lengths}"), n_slices=n_slices,
+                                  n_volumes=n_volumes, rows=64, columns=64, dimension="TemporalPositionIndex",
+                                  undefined_lengths=lengths == "undefined", edit_frame=_siemens_like)  # fmt: skip
+            paths[lengths] = w.paths[0]
+        return paths[lengths]
+
+    return get
+
+
+def _dcmread_groups(path: str) -> int:
+    """dcmread up to the pixels, then every frame's groups (defined lengths parse on access)."""
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    return len(shared) + sum(len(group.value[0]) for frame in ds.PerFrameFunctionalGroupsSequence
+                             for group in frame if group.VR == "SQ" and len(group.value))  # fmt: skip
+
+
+def _dcmread(path: str) -> Any:
+    import pydicom
+
+    return pydicom.dcmread(path)
+
+
+def _records(path: str) -> int:
+    from fastvol.headers import read_records
+
+    records, skipped, _ = read_records([LocalFile(path)])
+    assert not skipped
+    return len(records)
+
+
+#: loader -> (environment, function of the path).
+ENHANCED_LOADERS: dict[str, tuple[dict[str, str], Callable[[str], Any]]] = {
+    "fastvol": ({"FASTVOL_JIT": "1"}, _records),
+    "fastvol-compile-free": ({"FASTVOL_JIT": "0"}, _records),
+    "fastvol-pydicom-path": ({"FASTVOL_SCANNER": "0"}, _records),
+    "pydicom-dcmread": ({}, _dcmread),
+    "pydicom-dcmread-groups": ({}, _dcmread_groups),
+}
+
+
+@pytest.mark.benchmark(group="enhanced-headers")
+@pytest.mark.parametrize("lengths", ["undefined", "defined"])
+@pytest.mark.parametrize("loader", [*ENHANCED_LOADERS, "floor"])
+def test_enhanced_headers(benchmark: Any, enhanced_file: Callable[[str], str], floor: Callable[[Any], int],
+                          timed_median: Callable[..., float], monkeypatch: pytest.MonkeyPatch, loader: str,
+                          lengths: str) -> None:  # fmt: skip
+    path = enhanced_file(lengths)
+    _tag(benchmark, loader, f"enhanced MR {ENHANCED_SLICES * ENHANCED_VOLUMES} frames, {lengths} lengths")
+    if loader == "floor":
+        benchmark(floor, [path])
+        return
+    env, func = ENHANCED_LOADERS[loader]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = benchmark(func, path)
+    if func is _records:
+        assert result > 1
+    if not benchmark.disabled and loader != "pydicom-dcmread":
+        with monkeypatch.context() as m:
+            for name in env:
+                m.delenv(name)
+            dcmread_s = timed_median(lambda: _dcmread(path))
+        benchmark.extra_info.update(dcmread_median_ms=round(dcmread_s * 1000, 2),
+                                    x_dcmread=round(dcmread_s / benchmark.stats.stats.median, 2))  # fmt: skip
+    if not benchmark.disabled and loader == "fastvol":
+        # On a shared machine load comes and goes between rows: also time dcmread and this row
+        # alternately, and keep the median of the paired ratios.
+        ratios = []
+        for _ in range(9):
+            t0 = time.perf_counter()
+            with monkeypatch.context() as m:
+                for name in env:
+                    m.delenv(name)
+                _dcmread(path)
+            t1 = time.perf_counter()
+            func(path)
+            ratios.append((t1 - t0) / (time.perf_counter() - t1))
+        benchmark.extra_info.update(x_dcmread_paired=round(float(np.median(ratios)), 2))

@@ -37,7 +37,7 @@ LAYERS: list[set[str]] = [
     {"kernels"},
     {"_kernels", "_pykernels", "_ckernels"},
     {"sources", "report", "atomic"},
-    {"dicom", "options", "errors", "pixels", "colour"},
+    {"dicom", "options", "errors", "pixels", "colour", "numeric"},
 ]
 #: Modules allowed to open input files for reading.
 FILE_READERS = {"sources.local"}

@@ -26,7 +26,7 @@ raises :class:`factory.FactoryUnavailable`.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,6 +289,10 @@ def write_enhanced(
     signed: bool = True,
     seed: int = 0,
     file_names: str = "EN{:04d}.dcm",
+    undefined_lengths: bool = False,
+    edit_frame: Callable[[int, Dataset], None] | None = None,
+    edit_shared: Callable[[Dataset], None] | None = None,
+    edit_dataset: Callable[[Dataset], None] | None = None,
 ) -> WrittenEnhanced:
     """Write one Enhanced MR/CT series (one multi-frame file, or one per volume).
 
@@ -340,6 +344,14 @@ def write_enhanced(
         Seeds pixel values, shuffling and UIDs.
     file_names
         ``str.format`` pattern for the file names (``k = 1, 2, ...`` in write order).
+    undefined_lengths
+        Write every sequence and item with undefined length (delimiters), as Siemens XA and
+        dcmqi do; pydicom's default is defined lengths.
+    edit_frame, edit_shared, edit_dataset
+        Called with (stored frame index within its file, per-frame group item), with the shared
+        group item, and with the data set, before the file is written: to move groups between
+        shared and per-frame, drop or empty them, add others. The ground truth does not follow
+        such edits (readers' equality tests need none).
     """
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
@@ -508,8 +520,16 @@ def write_enhanced(
                     RescaleIntercept=fx._ds(intercept_of[g]), RescaleSlope=fx._ds(slope_of[g]),
                     RescaleType=rescale_type,
                 )  # fmt: skip
+            if edit_frame is not None:
+                edit_frame(len(per_frame), item)
             per_frame.append(item)
         ds.PerFrameFunctionalGroupsSequence = per_frame
+        if edit_shared is not None:
+            edit_shared(shared)
+        if edit_dataset is not None:
+            edit_dataset(ds)
+        if undefined_lengths:
+            _undefined_lengths(ds)
 
         frames = pixels[written]
         if ts in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
@@ -546,6 +566,16 @@ def write_enhanced(
         series_uid=series_uid,
         sop_uids=sop_uids,
     )
+
+
+def _undefined_lengths(ds: Dataset) -> None:
+    """Mark every sequence and item of ``ds`` (nested ones too) to be written with undefined length."""
+    for elem in ds:
+        if elem.VR == "SQ":
+            elem.is_undefined_length = True
+            for item in elem.value:
+                item.is_undefined_length_sequence_item = True
+                _undefined_lengths(item)
 
 
 # ------------------------------------------------------------------------- legacy conversion

@@ -28,12 +28,26 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from fastvol import kernels
 from fastvol.headers.scan import scan_header, scan_headers
 from fastvol.errors import FastvolError
 from fastvol.headers import TS, read_header_pydicom
 from fastvol.sources import LocalFile
 
 pytestmark = pytest.mark.kernels
+
+
+@pytest.fixture(autouse=True, params=["c", "numba"])
+def scanner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every law holds for the C scanner (the default where built) and the numba one it ports
+    (run as plain Python under ``NUMBA_DISABLE_JIT=1``)."""
+    if request.param == "c":
+        if kernels.native_scan() is None:
+            pytest.skip("the C scanner is not built or is turned off (FASTVOL_NATIVE=0, FASTVOL_JIT)")
+    else:
+        monkeypatch.setenv("FASTVOL_JIT", "1")
+        assert kernels.native_scan() is None
+    return str(request.param)
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("FASTVOL_CORPUS", REPO.parent / "shared" / "corpus"))

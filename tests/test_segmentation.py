@@ -321,13 +321,13 @@ def test_raw_frame_facts_equal_pydicom(tmp_path: Path, corpus_or_none: Path | No
         paths += [str(p) for p in _corpus_segs(corpus_or_none)]
     for path in paths:
         record = read_header(LocalFile(path))
-        partial, items = read._dataset_split(record, LocalFile(path))
-        assert items is not None, path  # walked from raw bytes, not through pydicom
+        partial, raw_frames = read._dataset_split(record, LocalFile(path))
+        assert raw_frames is not None, path  # walked from raw bytes, not through pydicom
         assert "PerFrameFunctionalGroupsSequence" not in partial
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         n = int(ds.NumberOfFrames)
         shared = ds.SharedFunctionalGroupsSequence[0]
-        raw = read._frame_facts_raw(items, n, shared, str(path))
+        raw = read._frame_facts_raw(*raw_frames, n, shared, str(path))
         slow = read._frame_facts(ds, n, shared, str(path))
         for a, b in zip(raw[:4], slow[:4]):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))

@@ -14,14 +14,24 @@ from fastvol._pykernels import vector
 from fastvol.headers import scan as header_scan
 
 
-def test_small_load_in_a_fresh_process_imports_neither_numba_nor_pydicom(tmp_path):
+#: Modules a small local load in a fresh process must not import: numba and pydicom (about a
+#: second together), and the standard library's heavier ones that only some loads need
+#: (numpy.ma through numpy.median, a thread pool and logging, fsspec, atomic writes' helpers).
+HEAVY = ("numba", "pydicom", "numpy.ma", "concurrent.futures", "logging", "fsspec", "socket",
+         "hashlib", "tempfile", "fastvol.sources.remote")  # fmt: skip
+
+
+@pytest.mark.parametrize("cli", [False, True], ids=["api", "cli"])
+def test_small_load_in_a_fresh_process_imports_none_of_the_heavy_modules(tmp_path, cli):
     fx.write_series(tmp_path, n=4)
-    code = ("import sys, fastvol; v = fastvol.load(sys.argv[1]); "
-            "print(v.shape, sorted({'numba', 'pydicom'} & set(sys.modules)))")  # fmt: skip
+    load = ("from fastvol.cli import main; main([sys.argv[1]])" if cli
+            else "import fastvol; v = fastvol.load(sys.argv[1]); print(v.shape)")  # fmt: skip
+    code = f"import sys\n{load}\nprint('heavy', sorted(set({HEAVY!r}) & set(sys.modules)))"
     env = {k: v for k, v in __import__("os").environ.items() if k != "FASTVOL_JIT"}
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
                          text=True, check=True, env=env)  # fmt: skip
-    assert out.stdout.strip() == "(4, 16, 12) []"
+    assert "(4, 16, 12)" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "heavy []"
 
 
 def test_small_rle_load_in_a_fresh_process_imports_no_numba(tmp_path):

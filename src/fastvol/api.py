@@ -11,9 +11,8 @@ import dataclasses
 import operator
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor
 from numbers import Integral
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CorruptFileError,
@@ -30,6 +29,9 @@ from .options import Options, check_extra_tags
 from .plan import describe_series, make_plan
 from .report import GeometryReport
 from .volume import Volume
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 __all__ = ["ScanResult", "describe", "load", "load_series", "scan", "select_series"]
 

@@ -10,10 +10,7 @@ SIGTERM into an exit that removes its own. Final files get the permissions a pla
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import socket
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -36,6 +33,9 @@ def _umask() -> int:
 
 def _host_tag() -> str:
     """Short tag of this host: a pid only says whether a writer lives on the same machine."""
+    import hashlib  # here, with socket: about 15 ms of a fresh process that writes nothing
+    import socket
+
     return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 
 
@@ -114,6 +114,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     lower = name.lower()
     suffix = next((name[-len(s):] for s in (".nii.gz", ".nii", ".npz", ".json") if lower.endswith(s)), "")
     prefix = f".{name}{TMP_MARK}{_host_tag()}-{os.getpid()}-"
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
     os.close(fd)
     try:

@@ -16,13 +16,15 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .options import Options, Tolerances
+
+if TYPE_CHECKING:
+    import tempfile
 
 _T0 = time.perf_counter()
 #: Suffixes ``--out`` writes, and how.
@@ -272,6 +274,8 @@ def _main(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     paths = args.path
     try:
         if not paths:
+            import tempfile  # only here: a fresh process that loads a path never needs it
+
             from .sample import write_sample_series
 
             tmp = tempfile.TemporaryDirectory(prefix="fastvol-sample-")

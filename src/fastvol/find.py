@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from .errors import InputError, PathNotFoundError
 from .sources import ByteSource, LocalFile
-from .sources.remote import is_url, local_path
+from .sources.urls import is_url, local_path
 
 __all__ = ["Inputs", "find_sources", "locate", "walk"]
 

@@ -22,7 +22,6 @@ Encapsulated data is always little endian (PS3.5 A.4), so only that is parsed.
 
 from __future__ import annotations
 
-import logging
 import struct
 from collections.abc import Sequence
 
@@ -34,7 +33,6 @@ from .sources import ByteSource, ShortReadError
 
 __all__ = ["FrameRanges", "frame_ranges", "max_fragments", "read_frame"]
 
-logger = logging.getLogger(__name__)
 
 #: Per frame, the ``(file offset, length)`` of each fragment holding it, in order.
 FrameRanges = tuple[tuple[int, int], ...]
@@ -190,7 +188,9 @@ def _from_basic_table(
     offsets = np.frombuffer(raw, dtype="<u4").tolist()
     frames = _from_basic(offsets, items, index_of, number_of_frames)
     if frames is None:
-        logger.debug(
+        import logging  # here: logging (with traceback) costs a fresh process about 15 ms
+
+        logging.getLogger(__name__).debug(
             "%s: Basic Offset Table %s does not match the fragments; ignoring it",
             name,
             offsets[:8],

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import BadOrientationError, GeometryError, RepeatedPositionsError
+from .numeric import median
 from .options import (
     ORIENTATION_TOLERANCE,
     POSITION_RTOL,
@@ -208,7 +209,7 @@ def _same_position_tolerance(distances: np.ndarray, rtol: float) -> float:
     moving = steps[steps > SAME_POSITION_ATOL]
     if moving.size == 0:
         return SAME_POSITION_ATOL
-    return max(SAME_POSITION_ATOL, rtol * float(np.median(moving)))
+    return max(SAME_POSITION_ATOL, rtol * median(moving))
 
 
 def position_clusters(distances: np.ndarray, *, rtol: float = SAME_POSITION_RTOL) -> np.ndarray:
@@ -277,7 +278,7 @@ def analyze_stack(
     sorted_pos = pos[order]
     if kind == "irregular":
         origin, step_vector, residual, tilt = _line_through_ends(sorted_pos)
-        step = float(np.median(steps))
+        step = median(steps)
     else:
         step_vector, residual = _fitted_step(sorted_pos, slots)
         step, tilt = _along_and_tilt(step_vector, axis)

@@ -14,23 +14,26 @@ frames then travel back as arrays. Each source is closed after its last frame is
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .colour import to_rgb
 from .dicom import TS, UNDEFINED_LENGTH
 from .errors import CorruptFileError, DecodeError, FastvolError, InputError
 from .kernels import pixel_kernels
 from .options import check_threads
-from .colour import to_rgb
 from .pixels import unpack_bits
 from .plan.types import FrameSource, LoadPlan, PixelFormat
 from .sources import ByteSource, prefetch
+
+if TYPE_CHECKING:  # concurrent.futures (and logging) load only when a pool is made
+    from concurrent.futures import Executor, ThreadPoolExecutor
 
 __all__ = ["default_executor", "execute", "thread_pool"]
 
@@ -58,6 +61,8 @@ def thread_pool(threads: int | None = None) -> ThreadPoolExecutor:
         pool = _POOLS.get(threads)
         if pool is None:
             workers = threads if threads is not None else min(8, max(2, (os.cpu_count() or 2)))
+            from concurrent.futures import ThreadPoolExecutor
+
             pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastvol")
             _POOLS[threads] = pool
         return pool
@@ -296,6 +301,19 @@ class _Closer:
             self.sources[key].close()
 
 
+def _is_executor(obj: object) -> bool:
+    """Whether ``obj`` is a concurrent.futures Executor (a caller who made one imported it)."""
+    module = sys.modules.get("concurrent.futures")
+    return module is not None and isinstance(obj, module.Executor)
+
+
+def _is_process_pool(pool: Executor | None) -> bool:
+    """Whether ``pool`` is a ProcessPoolExecutor, without importing that module (a fresh
+    process that never made one would pay about 10 ms for the check)."""
+    module = sys.modules.get("concurrent.futures.process")
+    return module is not None and isinstance(pool, module.ProcessPoolExecutor)
+
+
 def _run(executor: Executor | None, fn: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
     items = list(items)
     if executor is None or len(items) <= 1:
@@ -332,6 +350,18 @@ def _holds_gil(plan: LoadPlan, decoders: dict[str, Any]) -> bool:
     return True
 
 
+#: Uncompressed loads of fewer output bytes run in the calling thread: starting a pool (and
+#: importing concurrent.futures, in a fresh process) costs more than two threads save.
+SMALL_LOAD_BYTES = 8 << 20
+
+
+def _small(plan: LoadPlan) -> bool:
+    nbytes = np.dtype(plan.dtype).itemsize * int(np.prod(plan.read_shape))
+    return nbytes < SMALL_LOAD_BYTES and all(
+        src.pixel_offset < 0 or src.transfer_syntax in TS.UNCOMPRESSED for src in plan.sources
+    )
+
+
 def _choose_executor(
     plan: LoadPlan, executor: Executor | None | str, threads: int | None, decoders: dict[str, Any]
 ) -> Executor | None:
@@ -339,6 +369,8 @@ def _choose_executor(
         return executor  # type: ignore[return-value]
     if threads == 1 or len(plan.sources) <= 1 or _holds_gil(plan, decoders):
         return None  # the calling thread: a pool only adds overhead
+    if threads is None and _small(plan):
+        return None  # an explicit threads=N is honoured even then
     return thread_pool(threads)
 
 
@@ -375,7 +407,7 @@ def execute(
     """
     check_threads(threads)
     check_out(out, plan)
-    if executor is not None and executor != "default" and not isinstance(executor, Executor):
+    if executor is not None and executor != "default" and not _is_executor(executor):
         raise InputError(f"executor={executor!r}: expected 'default', None or an Executor")
     dtype = np.dtype(plan.dtype)
     work_dtype = dtype if plan.resample is None else np.dtype(np.float32) if dtype.kind != "f" else dtype
@@ -404,7 +436,7 @@ def execute(
             # Remote sources: every frame's bytes fetched now, concurrently (local: untouched).
             prefetch(_pixel_ranges(sources, plan.pixel.frame_bytes, packed=plan.pixel.bits_allocated == 1))
         ranges = _multiframe_ranges(sources, plan.pixel.frame_bytes)
-        if isinstance(pool, ProcessPoolExecutor):
+        if _is_process_pool(pool):
             frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
             for src, stored in zip(sources, frames):
                 dst = flat[src.slot].reshape(-1)

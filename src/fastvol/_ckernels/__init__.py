@@ -1,9 +1,16 @@
-"""C kernels: compiled at install (``setup.py``, optional), so they need neither numba nor a compile.
+"""C kernels compiled at install, so no process compiles or loads numba for them.
 
-Each extension here is a faithful port of a numba kernel of :mod:`fastvol._kernels`, taking
-buffers and plain ints and releasing the GIL; the numba kernel stays as the fallback when the
-extension was not built (no compiler at install) or ``FASTVOL_NATIVE=0`` turns C kernels off
-(debugging, benchmarks of the fallback). Importing this package imports nothing heavy.
+Each extension is a numba kernel of :mod:`fastvol._kernels` ported to C: the same arguments,
+status codes and output, the arguments taken through the buffer protocol (no numpy headers
+needed to build it), every index checked, and the GIL released while it runs. ``setup.py``
+builds them as optional extensions: an install without a C compiler leaves them out and the
+numba (or plain-Python) kernel runs instead; ``FASTVOL_NATIVE=0`` turns them off (debugging,
+benchmarks of the fallback). Nothing here imports numba or numpy.
+
+- :mod:`fastvol._ckernels._scan` (``scan.c``): :func:`fastvol._kernels.scan.scan_buffers`, chosen
+  by :mod:`fastvol.kernels`.
+- :mod:`fastvol._ckernels._rle` (``rle.c``): :func:`fastvol._kernels.rle.rle_decode_frame`, the
+  first RLE candidate of :mod:`fastvol.decode`.
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ __all__ = ["available"]
 def available(name: str) -> bool:
     """Whether the C kernel ``fastvol._ckernels.<name>`` is built and allowed (``FASTVOL_NATIVE``).
 
-    Read on each call, so a test or benchmark may set the variable; callers that must decide
-    once (the codec registry) cache their own answer.
+    Read on each call, so a test or benchmark may set the variable; callers that decide once
+    (the codec registry) cache their own answer.
     """
     if os.environ.get("FASTVOL_NATIVE", "1") == "0":
         return False

@@ -38,6 +38,12 @@ def _scaled(values: np.ndarray, slope: object, intercept: object, dtype: np.dtyp
 
 def store_frame(src, dst, bits_stored, signed, mask, slope, intercept):  # type: ignore[no-untyped-def]
     """As :func:`fastvol._kernels.pixels.store_frame`."""
+    if dst.dtype.kind in "iu" and dst.dtype.itemsize >= src.dtype.itemsize and dst.flags.c_contiguous:
+        # Widen into dst, then work in place modulo 2**bits of dst: the kernel's int64 result
+        # stored into dst wraps the same way, and no int64 temporary is made.
+        np.copyto(dst, src, casting="unsafe")
+        store_frame_in_place(dst.view(f"u{dst.dtype.itemsize}"), bits_stored, signed, mask, slope, intercept)
+        return
     values = _decoded(src, bits_stored, signed, mask)
     out = _scaled(values, slope, intercept, dst.dtype)
     np.copyto(dst, out, casting="unsafe")  # integer output wraps as the kernel's store does

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptFileError, map_exceptions
+from ..numeric import median
 from ..sources import ByteSource
 
 __all__ = [
@@ -227,7 +228,7 @@ def _protocol_slice_step_cached(series_csa: bytes) -> float | None:
         return None
     points = np.array([centres[k] for k in sorted(centres)])
     gaps = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    return float(np.median(gaps))
+    return float(median(gaps))
 
 
 # --- reading ----------------------------------------------------------------------------------

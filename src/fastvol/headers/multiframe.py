@@ -8,22 +8,23 @@ into volumes by exactly the same geometry code as classic single-frame slices: f
 ordered by geometry, never by their stored order.
 
 The functional groups are read from ``record.source`` (the data set's bytes before its pixel
-data, in one read); no path is opened here.
+data, in one read); no path is opened here. They are read from the raw bytes
+(:mod:`.multiframe_raw`, equal records) whenever that can be done exactly, else, and always with
+``FASTVOL_SCANNER=0``, through pydicom (this module, the reference).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
+import os
 from typing import Any
-
-import numpy as np
 
 from ..dicom import HeaderRecord
 from ..errors import CorruptFileError, FastvolError
 from ..sources import ByteSource, LocalFile
-from .convert import _float, _floats, _int, _text
-from .pydicom_reader import inflate_dataset
+from .convert import Unsure, _float, _floats, _int, _text
+from .frame_records import extended_offsets, grid_frames, replace, unplaced_frames
+from .groups import Unparsed
 
 _RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 
@@ -54,6 +55,11 @@ def _lookup(groups: tuple[Any, ...], sequence: str, keyword: str) -> Any:
     return None
 
 
+def _raw_enabled() -> bool:
+    # FASTVOL_SCANNER=0 reads every header through pydicom, the per-frame groups included.
+    return os.environ.get("FASTVOL_SCANNER", "1") != "0"
+
+
 def expand_frames(record: HeaderRecord) -> list[HeaderRecord]:
     """One record per frame of a multi-frame file, each with that frame's geometry and values.
 
@@ -62,16 +68,23 @@ def expand_frames(record: HeaderRecord) -> list[HeaderRecord]:
     CorruptFileError
         The functional groups cannot be read or disagree with NumberOfFrames.
     """
-    import pydicom
-
     _check_declared_frames(record)
     source: ByteSource = record.source if record.source is not None else LocalFile(record.path)
     try:
         if record.pixel_offset > 0:
             # The data set up to the pixel data's value: pydicom stops at the PixelData header.
-            with io.BytesIO(source.read(0, record.pixel_offset)) as fp:
+            data = source.read(0, record.pixel_offset)
+            if _raw_enabled():
+                frames = _expand_raw(record, data)
+                if frames is not None:
+                    return frames
+            import pydicom
+
+            with io.BytesIO(data) as fp:
                 ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
         else:  # deflated: inflated in bounded chunks up to the pixel data
+            from .pydicom_reader import inflate_dataset
+
             ds = inflate_dataset(source)[0]
     except Exception as exc:
         raise CorruptFileError(f"{record.path}: cannot read its per-frame headers ({exc})",
@@ -89,14 +102,26 @@ def expand_frames(record: HeaderRecord) -> list[HeaderRecord]:
         ) from exc
 
 
+def _expand_raw(record: HeaderRecord, data: bytes) -> list[HeaderRecord] | None:
+    """:func:`.multiframe_raw.expand_raw`, or ``None`` where the pydicom path must read the file."""
+    from .multiframe_raw import expand_raw
+
+    try:
+        return expand_raw(record, data)
+    except (Unparsed, Unsure):
+        return None
+    except Exception:  # noqa: BLE001 - a file the walk misjudged: the reference path reads it
+        return None
+
+
 def _frames_of(record: HeaderRecord, ds: Any) -> list[HeaderRecord]:
     """One record per frame from the data set read up to the pixel data."""
     n = record.number_of_frames
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     shared = _item(ds, "SharedFunctionalGroupsSequence")
-    eot = _extended_offsets(ds)
+    eot = extended_offsets(ds.get("ExtendedOffsetTable"), ds.get("ExtendedOffsetTableLengths"))
     if eot is not None:
-        record = dataclasses.replace(record, extended_offsets=eot)
+        record = replace(record, extended_offsets=eot)
     if per_frame is not None:
         if len(per_frame) != n:
             raise CorruptFileError(
@@ -107,20 +132,9 @@ def _frames_of(record: HeaderRecord, ds: Any) -> list[HeaderRecord]:
     offsets = ds.get("GridFrameOffsetVector")
     if offsets is not None and record.image_position and record.image_orientation:
         values = [float(offsets)] if isinstance(offsets, (int, float, str)) else list(offsets)
-        return _grid_frames(record, ds, [float(v) for v in values])
-    if n == 1:
-        return [record]
-    # Multi-frame without per-frame geometry (NM, US cine, ...): frames share one position and
-    # must be told apart by the caller; keep them, marked by frame index.
-    return [dataclasses.replace(record, frame=i) for i in range(n)]
-
-
-def _extended_offsets(ds: Any) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """ExtendedOffsetTable and its lengths (uint64 little endian), when both are present."""
-    offsets, lengths = ds.get("ExtendedOffsetTable"), ds.get("ExtendedOffsetTableLengths")
-    if not offsets or not lengths or len(offsets) % 8 or len(offsets) != len(lengths):
-        return None
-    return (tuple(np.frombuffer(offsets, "<u8").tolist()), tuple(np.frombuffer(lengths, "<u8").tolist()))
+        return grid_frames(record, [float(v) for v in values], _float(ds.get("DoseGridScaling")),
+                            _text(ds.get("DoseUnits")))  # fmt: skip
+    return unplaced_frames(record)
 
 
 def _check_declared_frames(record: HeaderRecord) -> None:
@@ -175,7 +189,7 @@ def _enhanced_frame(record: HeaderRecord, index: int, groups: tuple[Any, ...]) -
     trigger = get("CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime")
     units = _real_world_units(groups)
     acquired = get("FrameContentSequence", "FrameAcquisitionDateTime")
-    return dataclasses.replace(
+    return replace(
         record,
         frame=index,
         image_position=position,  # type: ignore[arg-type]
@@ -221,29 +235,3 @@ def _real_world_units(groups: tuple[Any, ...]) -> tuple[str, str, float | None, 
     meaning = _text(code.get("CodeMeaning")) if code is not None else ""
     return (value, meaning, _float(mapping.get("RealWorldValueSlope")),
             _float(mapping.get("RealWorldValueIntercept")))  # fmt: skip
-
-
-def _grid_frames(record: HeaderRecord, ds: Any, offsets: list[float]) -> list[HeaderRecord]:
-    """RT Dose: frame k lies GridFrameOffsetVector[k] mm along the normal from the IPP."""
-    n = record.number_of_frames
-    if n == 1 and offsets:
-        offsets = offsets[:1]  # single-frame extracts often keep the full vector; only [0] counts
-    if len(offsets) != n:
-        raise CorruptFileError(f"{record.path}: GridFrameOffsetVector has {len(offsets)} values for "
-                               f"{n} frames", files=[record.path])  # fmt: skip
-    iop = np.asarray(record.image_orientation, dtype=np.float64)
-    normal = np.cross(iop[:3], iop[3:])
-    origin = np.asarray(record.image_position, dtype=np.float64)
-    # Relative offsets start at 0; absolute ones (first value == IPP z) are made relative.
-    base = offsets[0] if offsets[0] != 0 and abs(offsets[0] - origin @ normal) < 1e-3 else 0.0
-    scaling = _float(ds.get("DoseGridScaling"))
-    slope = record.rescale_slope if record.rescale_slope is not None else scaling
-    dose_units = _text(ds.get("DoseUnits"))
-    units = (dose_units, "", None, None) if dose_units else record.units
-    return [
-        dataclasses.replace(
-            record, frame=k, rescale_slope=slope, units=units,
-            image_position=tuple(float(v) for v in origin + (offsets[k] - base) * normal),  # type: ignore[arg-type]
-        )
-        for k in range(n)
-    ]  # fmt: skip

@@ -18,7 +18,6 @@ import numpy as np
 from .. import geometry as geo
 from ..dicom import HeaderRecord
 from ..errors import UnsupportedError
-from ..mosaic import mosaic_geometry
 from .decisions import Decision
 from .layout import Layout
 from .types import Mosaic, PixelFormat, VolumeGeometry
@@ -59,6 +58,8 @@ def detect(records: Sequence[HeaderRecord], name: str) -> Any:
 
 def mosaic_layout(info: Any, layout: Layout, fmt: PixelFormat) -> MosaicLayout:
     """The volume the tiles of each mosaic form, from the first volume's file."""
+    from ..mosaic import mosaic_geometry  # here: it brings the CSA parser, for mosaics only
+
     rec = layout.record(0, 0)
     assert rec.image_position is not None  # the layout placed every record
     orientation, spacing = layout.place.orientation, layout.place.pixel_spacing

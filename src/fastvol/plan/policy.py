@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import geometry as geo
-from ..errors import GeometryError, IrregularSpacingError, MissingSlicesError, NonCollinearError
+from ..errors import (
+    GeometryError,
+    IrregularSpacingError,
+    MissingSlicesError,
+    NonCollinearError,
+)
+from ..numeric import median
 from ..options import Options
 from .decisions import Decision
 from .layout import Layout
@@ -140,7 +146,7 @@ def _irregular(grid: Grid, layout: Layout, options: Options, *, strict: bool, na
             f"a regular grid",
             files=layout.sorted_files(), uid=uid, spacings=stack.steps,
         )  # fmt: skip
-    step = float(np.median(stack.steps))
+    step = median(stack.steps)
     extent = float(stack.distances[-1] - stack.distances[0])
     ratio = extent / step + 1.0
     if not ratio <= geo.MAX_GRID_RATIO * n_acquired:  # refused before any array of that size

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import geometry as geo
 from ..dicom import HeaderRecord
+from ..numeric import median
 from ..options import Options
 from ..report import GeometryReport
 from .decisions import Decision
@@ -59,7 +60,7 @@ def build_report(series: Series, layout: Layout, geometry: VolumeGeometry, shape
         affine=tuple(tuple(float(v) for v in r) for r in affine),
         orientation=geometry.orientation, plane=plane, obliquity=obliquity,
         slice_positions=tuple(-d for d in geometry.distances),
-        step_min=float(steps.min()), step_median=float(np.median(steps)),
+        step_min=float(steps.min()), step_median=median(steps),
         step_max=float(steps.max()), kind=geometry.kind, missing=geometry.missing,
         tilt_deg=geometry.tilt_deg, gantry_tilt_tag=layout.records[0].gantry_tilt,
         residual_mm=geometry.residual_mm,

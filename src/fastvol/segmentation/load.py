@@ -19,6 +19,7 @@ from ..errors import InputError, SeriesSelectionError, UnsupportedError, map_exc
 from ..find import Inputs, locate
 from ..group import Series
 from ..headers import read_headers
+from ..numeric import median
 from ..report import GeometryReport
 from ..sources import ByteSource
 from ..volume import Volume
@@ -88,7 +89,7 @@ def _own_report(seg: SegFile, grid: Grid, shape: tuple[int, ...]) -> GeometryRep
         affine=tuple(tuple(float(v) for v in r) for r in affine),
         orientation=tuple(seg.orientation or ()), plane=plane, obliquity=obliquity,
         slice_positions=tuple(-d for d in grid.distances),
-        step_min=float(steps.min()), step_median=float(np.median(steps)), step_max=float(steps.max()),
+        step_min=float(steps.min()), step_median=median(steps), step_max=float(steps.max()),
         kind=grid.kind, n_files=1,
         handedness="right" if np.linalg.det(affine[:3, :3]) > 0 else "left",
         decisions=(f"segmentation frames placed by {grid.placed_by} on their own grid",),

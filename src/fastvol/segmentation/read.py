@@ -20,15 +20,18 @@ from ..dicom import TS, HeaderRecord
 from ..errors import CorruptFileError, FastvolError, UnsupportedError
 from ..headers import read_header
 from ..headers.convert import _float, _floats, _int, _text
+from ..headers.groups import Unparsed, Walker, value
 from ..headers.multiframe import _item, _lookup
 from ..headers.references import LABEL_MAP_SEG_SOP_CLASS, SEG_SOP_CLASS
 
 #: Label Map Segmentation Storage (DICOM 2024): pixel values are segment numbers.
 from ..pixels import unpack_bits
 from ..sources import ByteSource
-from .groups import Unparsed, parse_items, parse_sequence
 
 __all__ = ["SEG_SOP_CLASS", "Frames", "SegFile", "read_frames", "read_seg", "referenced_series"]
+
+#: The per-frame groups' raw items and the walker that reads them further.
+RawFrames = tuple[Walker, list[dict[int, Any]]]
 
 
 
@@ -118,9 +121,10 @@ def _segment(item: Any) -> dict[str, Any]:
     }
 
 
-def _dataset_split(record: HeaderRecord, source: ByteSource) -> tuple[Any, list[dict[int, Any]] | None]:
+def _dataset_split(record: HeaderRecord, source: ByteSource) -> tuple[Any, RawFrames | None]:
     """The data set before the per-frame groups through pydicom, and the per-frame groups'
-    items walked from their raw bytes (``None`` when they cannot be, or are absent).
+    items walked from their raw bytes with their walker (``None`` when they cannot be, or are
+    absent).
 
     pydicom parses a sequence of undefined length (dcmqi writes them) as soon as it reads it, a
     Dataset per item: stopping before it and walking its bytes here keeps a SEG of thousands of
@@ -143,8 +147,9 @@ def _dataset_split(record: HeaderRecord, source: ByteSource) -> tuple[Any, list[
         length, start = _U32.unpack_from(data, pos + 8)[0], pos + 12
     else:
         return ds, None
+    walker = _walker(bool(implicit))
     try:
-        return ds, parse_sequence(data, start, length, bool(implicit), _SEQUENCES)
+        return ds, (walker, walker.sequence_at(data, start, length))
     except Unparsed:
         return ds, None
 
@@ -185,8 +190,8 @@ def read_seg(source: ByteSource) -> SegFile:
                          f"Modality {record.modality!r}); load images with fastvol.load",
                          files=[path])  # fmt: skip
     try:
-        ds, items = _dataset_split(record, source)
-        return _seg_file(record, ds, source, items)
+        ds, raw = _dataset_split(record, source)
+        return _seg_file(record, ds, source, raw)
     except FastvolError:
         raise
     except Exception as exc:  # pydicom and value conversion raise many types on garbage
@@ -196,8 +201,7 @@ def read_seg(source: ByteSource) -> SegFile:
         source.close()
 
 
-def _seg_file(record: HeaderRecord, ds: Any, source: ByteSource,
-              items: list[dict[int, Any]] | None = None) -> SegFile:  # fmt: skip
+def _seg_file(record: HeaderRecord, ds: Any, source: ByteSource, raw: RawFrames | None = None) -> SegFile:
     path = record.path
     seg_type = _text(ds.get("SegmentationType")).upper()
     if seg_type not in ("BINARY", "FRACTIONAL"):
@@ -206,9 +210,9 @@ def _seg_file(record: HeaderRecord, ds: Any, source: ByteSource,
     n = record.number_of_frames
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     try:
-        if items is None:
-            items = _raw_items(ds, _PER_FRAME)
-        numbers, positions, uids, ref_frames, first = _frame_facts_raw(items, n, shared, path)
+        if raw is None:
+            raw = _raw_items(ds, _PER_FRAME)
+        numbers, positions, uids, ref_frames, first = _frame_facts_raw(*raw, n, shared, path)
     except (Unparsed, ValueError, UnicodeDecodeError):  # the same facts through pydicom
         if "PerFrameFunctionalGroupsSequence" not in ds:
             ds = _dataset(record, source)  # read whole (the split read stopped before them)
@@ -288,33 +292,43 @@ _REFERENCED_SERIES = 0x00081115
 _SERIES_UID = 0x0020000E
 _SEGMENT_ID, _SEGMENT_NUMBER = 0x0062000A, 0x0062000B
 _PLANE_POSITION, _POSITION = 0x00209113, 0x00200032
+_PLANE_ORIENTATION, _ORIENTATION = 0x00209116, 0x00200037
+_PIXEL_MEASURES, _SPACING, _THICKNESS = 0x00289110, 0x00280030, 0x00180050
 _DERIVATION, _SOURCE_IMAGE = 0x00089124, 0x00082112
 _REF_SOP_UID, _REF_FRAME = 0x00081155, 0x00081160
-#: Sequences inside the per-frame groups of a SEG (implicit VR files name them by tag).
-_SEQUENCES = frozenset({_SEGMENT_ID, _PLANE_POSITION, _DERIVATION, _SOURCE_IMAGE, 0x00209111, 0x00209116,
-                        0x00289110, 0x00089215, 0x0040A170, 0x00209071, 0x00209228})  # fmt: skip
+#: What the raw walk keeps: tag -> dictionary VR.
+_WANTED = {
+    _SEGMENT_ID: b"SQ", _SEGMENT_NUMBER: b"US", _PLANE_POSITION: b"SQ", _POSITION: b"DS",
+    _PLANE_ORIENTATION: b"SQ", _ORIENTATION: b"DS", _PIXEL_MEASURES: b"SQ", _SPACING: b"DS",
+    _THICKNESS: b"DS", _DERIVATION: b"SQ", _SOURCE_IMAGE: b"SQ", _REF_SOP_UID: b"UI",
+    _REF_FRAME: b"IS", _REFERENCED_SERIES: b"SQ", _SERIES_UID: b"UI",
+}  # fmt: skip
 
 
-def _raw_items(ds: Any, tag: int) -> list[dict[int, Any]]:
-    """Items of top-level sequence ``tag`` walked from its raw bytes (:mod:`.groups`)."""
+def _walker(implicit: bool) -> Walker:
+    return Walker(implicit, _WANTED)
+
+
+def _raw_items(ds: Any, tag: int) -> tuple[Walker, list[dict[int, Any]]]:
+    """Items of top-level sequence ``tag`` walked from its raw bytes (:mod:`~fastvol.headers.groups`),
+    and the walker that reads them further."""
     from pydicom.dataelem import RawDataElement
 
     raw = ds._dict.get(tag) if hasattr(ds, "_dict") else None
     if not isinstance(raw, RawDataElement) or not raw.is_little_endian or raw.value is None:
         raise Unparsed("sequence already parsed, big endian, or absent")
-    return parse_items(bytes(raw.value), bool(raw.is_implicit_VR), _SEQUENCES)
+    walker = _walker(bool(raw.is_implicit_VR))
+    if not raw.is_implicit_VR and raw.VR != "SQ":
+        raise Unparsed("not a sequence")
+    return walker, walker.items(bytes(raw.value))
 
 
-def _first(item: Any, *tags: int) -> Any:
-    """The value at ``tags`` (sequence, its first item's element, ...) in nested raw items."""
-    value: Any = item
-    for tag in tags:
-        if isinstance(value, list):
-            value = value[0] if value else None
-        if not isinstance(value, dict):
-            return None
-        value = value.get(tag)
-    return value
+def _first(walker: Walker, item: dict[int, Any] | None, *tags: int) -> bytes | None:
+    """The value at ``tags`` (sequence, its first item's sequence, ..., an element's value) in
+    raw items; ``None`` where any is absent."""
+    for tag in tags[:-1]:
+        item = walker.first(item, tag)
+    return value(item, tags[-1]) if item is not None else None
 
 
 _U16 = struct.Struct("<H")
@@ -326,7 +340,7 @@ def _raw_text(value: bytes) -> str:
     return value.decode("latin-1").rstrip("\x00 ").strip()
 
 
-def _frame_facts_raw(items: list[dict[int, Any]], n: int, shared: Any, path: str) -> FrameFacts:
+def _frame_facts_raw(walker: Walker, items: list[dict[int, Any]], n: int, shared: Any, path: str) -> FrameFacts:
     """:func:`_frame_facts` from the per-frame groups walked from raw bytes (no Dataset per item)."""
     if len(items) != n:
         raise Unparsed("frame count differs: let pydicom's path say so")
@@ -337,7 +351,7 @@ def _frame_facts_raw(items: list[dict[int, Any]], n: int, shared: Any, path: str
     uids: list[str] = []
     ref_frames = np.zeros(n, dtype=np.int64)
     for i, item in enumerate(items):
-        number = _first(item, _SEGMENT_ID, _SEGMENT_NUMBER)
+        number = _first(walker, item, _SEGMENT_ID, _SEGMENT_NUMBER)
         if number is not None:
             if len(number) < 2:
                 raise Unparsed("empty segment number")
@@ -347,7 +361,7 @@ def _frame_facts_raw(items: list[dict[int, Any]], n: int, shared: Any, path: str
         else:
             raise CorruptFileError(f"{path}: frame {i + 1} names no segment "
                                    f"(ReferencedSegmentNumber)", files=[path])  # fmt: skip
-        pos = _first(item, _PLANE_POSITION, _POSITION)
+        pos = _first(walker, item, _PLANE_POSITION, _POSITION)
         if pos is not None:
             values = _raw_text(pos).split("\\")
             if len(values) != 3:
@@ -355,26 +369,26 @@ def _frame_facts_raw(items: list[dict[int, Any]], n: int, shared: Any, path: str
             positions[i] = [float(v) for v in values]
         elif shared_position is not None:
             positions[i] = shared_position
-        source = _first(item, _DERIVATION, _SOURCE_IMAGE)
-        uid = _first(source, _REF_SOP_UID) if isinstance(source, list) else None
+        source = walker.first(walker.first(item, _DERIVATION), _SOURCE_IMAGE)
+        uid = value(source, _REF_SOP_UID) if source is not None else None
         uids.append(_raw_text(uid) if uid is not None else "")
-        frame = _first(source, _REF_FRAME) if isinstance(source, list) else None
+        frame = value(source, _REF_FRAME) if source is not None else None
         if frame is not None:
             text = _raw_text(frame).split("\\")[0].strip()
             ref_frames[i] = int(text) if text else 0
-    return numbers, positions, tuple(uids), ref_frames, _plane_raw(items[0] if items else None)
+    return numbers, positions, tuple(uids), ref_frames, _plane_raw(walker, items[0] if items else None)
 
 
-def _plane_raw(item: dict[int, Any] | None) -> dict[str, Any]:
+def _plane_raw(walker: Walker, item: dict[int, Any] | None) -> dict[str, Any]:
     """Orientation, pixel spacing and thickness in one frame's raw groups (absent: None)."""
 
     def values(*tags: int) -> list[float] | None:
-        raw = _first(item, *tags)
+        raw = _first(walker, item, *tags)
         return [float(v) for v in _raw_text(raw).split("\\")] if raw else None
 
-    orientation = values(0x00209116, 0x00200037)
-    spacing = values(0x00289110, 0x00280030)
-    thickness = values(0x00289110, 0x00180050)
+    orientation = values(_PLANE_ORIENTATION, _ORIENTATION)
+    spacing = values(_PIXEL_MEASURES, _SPACING)
+    thickness = values(_PIXEL_MEASURES, _THICKNESS)
     return {
         "orientation": tuple(orientation) if orientation and len(orientation) == 6 else None,
         "spacing": tuple(spacing) if spacing and len(spacing) == 2 else None,
@@ -394,8 +408,8 @@ def _plane(group: Any) -> dict[str, Any]:
 def _referenced_series(ds: Any) -> tuple[str, ...]:
     """SeriesInstanceUIDs of ReferencedSeriesSequence (raw walk: it lists every source image)."""
     try:
-        return tuple(_raw_text(item[_SERIES_UID]) for item in _raw_items(ds, _REFERENCED_SERIES)
-                     if _SERIES_UID in item)  # fmt: skip
+        uids = (value(item, _SERIES_UID) for item in _raw_items(ds, _REFERENCED_SERIES)[1])
+        return tuple(_raw_text(uid) for uid in uids if uid is not None)
     except (Unparsed, UnicodeDecodeError, KeyError):
         return tuple(_text(item.get("SeriesInstanceUID")) for item in ds.get("ReferencedSeriesSequence") or ())
 

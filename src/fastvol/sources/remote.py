@@ -41,6 +41,7 @@ from ..errors import (
     UnreadableError,
 )
 from .base import Buffer, ByteSource
+from .urls import is_url, local_path
 
 __all__ = [
     "CONCURRENCY",
@@ -91,26 +92,6 @@ class Retry:
 
 #: The retry policy of every remote read.
 RETRY = Retry()
-
-#: Protocols fastvol reads itself, without fsspec.
-_LOCAL_PROTOCOLS = ("file", "local")
-
-
-def is_url(text: str) -> bool:
-    """Whether ``text`` is a URL (``protocol://...``), not a local path."""
-    head, sep, _ = text.partition("://")
-    return bool(sep) and len(head) > 1 and all(c.isalnum() or c in "+-._" for c in head)
-
-
-def local_path(url: str) -> str | None:
-    """The local path of a ``file://`` URL (read as a local file, without fsspec), else None."""
-    if url.partition("://")[0].lower() not in _LOCAL_PROTOCOLS:
-        return None
-    from urllib.parse import unquote, urlsplit
-
-    parts = urlsplit(url)
-    return unquote(parts.path if parts.netloc in ("", "localhost") else "//" + parts.netloc + parts.path)
-
 
 def _fsspec() -> Any:
     try:
