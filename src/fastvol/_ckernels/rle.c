@@ -154,7 +154,7 @@ static void scatter(const uint8_t *plane, int64_t n, uint8_t *out, int64_t first
 
 /* Every plane into its place in out; 16-bit greyscale (the common case) in one pass. */
 VECTORIZE static void interleave(const uint8_t *planes, int64_t pixels, int64_t n_segments,
-                       int64_t bytes_per_sample, uint8_t *out)
+                                 int64_t bytes_per_sample, uint8_t *out)
 {
     if (n_segments == 2 && bytes_per_sample == 2) {
         const uint8_t *msb = planes, *lsb = planes + pixels;
