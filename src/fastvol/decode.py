@@ -36,8 +36,9 @@ preallocated buffers), but at 0.2 ms per 512 x 512 frame the pool's per-task ove
 (**) :mod:`fastvol._ckernels` ``_rle``, built at install (optional; ``FASTVOL_NATIVE=0`` turns it
 off): the numba kernel ported to C, equal byte for byte and status for status, GIL released. It
 spares a process numba's import and cached-kernel load (about 0.5-1 s) or, after install, its
-compile (about 2.5 s): ``fastvol FOLDER`` on 8 RLE slices of 512 x 512 took 1.29 s against
-5.14 s (numba, cache warm) and 8.66 s (cache empty), ``python -c 'import numpy'`` 0.61 s.
+compile (about 2.5 s): ``fastvol FOLDER`` on 8 RLE slices of 512 x 512 took 0.48 s against
+2.40 s (numba, cache warm) and 3.91 s (cache empty), ``python -c 'import numpy'`` 0.31 s
+(medians of 7 whole processes, one run).
 Per frame it decodes into contiguous planes and interleaves once: 512 x 512 CT-like frames 0.22
 ms (thread CPU time 0.19) against numba 0.93 (0.73), pylibjpeg-rle 1.03 (0.52) and
 imagecodecs.dicomrle 0.94 (0.48); 2048 x 2048: 9.2 (8.6) against 11.0 (10.2), 25.4 (22.9) and
