@@ -57,6 +57,15 @@
 #define SQ_ (('S' << 8) | 'Q')
 #define US_ (('U' << 8) | 'S')
 #define UN_ (('U' << 8) | 'N')
+/* Numeric VRs by bytes per value (pydicom fails to convert a value whose length is no multiple). */
+#define SS_ (('S' << 8) | 'S')
+#define UL_ (('U' << 8) | 'L')
+#define SL_ (('S' << 8) | 'L')
+#define FL_ (('F' << 8) | 'L')
+#define AT_ (('A' << 8) | 'T')
+#define FD_ (('F' << 8) | 'D')
+#define SV_ (('S' << 8) | 'V')
+#define UV_ (('U' << 8) | 'V')
 #define ITEM 0xFFFEE000LL
 #define ITEM_DELIMITER 0xFFFEE00DLL
 #define SEQUENCE_DELIMITER 0xFFFEE0DDLL
@@ -140,6 +149,20 @@ static int record_value(const Scan *s, const uint8_t *buf, Py_ssize_t k, int64_t
 }
 
 /* Header size of the explicit VR element at pos: 8, 12, 0 (not a DICOM VR) or -1 (passes n). */
+/* Bytes per value of a numeric VR, 0 for any other VR. */
+static inline int64_t numeric_size(int64_t vr) {
+    if (vr == US_ || vr == SS_) {
+        return 2;
+    }
+    if (vr == UL_ || vr == SL_ || vr == FL_ || vr == AT_) {
+        return 4;
+    }
+    if (vr == FD_ || vr == SV_ || vr == UV_) {
+        return 8;
+    }
+    return 0;
+}
+
 static inline int64_t explicit_element(const uint8_t *buf, int64_t pos, int64_t n,
                                        const int8_t *vr_table) {
     int64_t kind = vr_kind(vr_table, buf[pos + 4], buf[pos + 5]);
@@ -163,7 +186,7 @@ static int scan_one(Scan *s, const uint8_t *buf, int64_t n, int whole, int64_t o
     /* A read past n is a truncated file when n is the whole file, else a request for more. */
     int short_ = whole ? EOF_ : NEED_MORE;
     int64_t pos = 0;
-    int64_t header, length, group, element, tag, vr;
+    int64_t header, length, group, element, tag, vr, size;
     Py_ssize_t k;
     int status;
 
@@ -203,9 +226,15 @@ static int scan_one(Scan *s, const uint8_t *buf, int64_t n, int whole, int64_t o
             if (pos + header + length > n) {
                 return short_;
             }
+            vr = ((int64_t)buf[pos + 4] << 8) | buf[pos + 5];
+            size = numeric_size(vr);
+            if (size > 0 && length % size != 0) {
+                /* pydicom converts the first file meta element and the group length as it
+                   reads, and fails on such a value: leave every such file to it. */
+                return BAD_STRUCTURE;
+            }
             k = find(s->wanted, s->n_wanted, tag_at(buf, pos));
             if (k >= 0) {
-                vr = ((int64_t)buf[pos + 4] << 8) | buf[pos + 5];
                 status = record_value(s, buf, k, pos + header, length, vr, offset, fields);
                 if (status != OK) {
                     return status;

@@ -98,6 +98,15 @@ MAX_DEPTH = 64
 _SQ = (ord("S") << 8) | ord("Q")
 _US = (ord("U") << 8) | ord("S")
 _UN = (ord("U") << 8) | ord("N")
+# Numeric VRs by bytes per value (pydicom fails to convert a value whose length is no multiple).
+_SS = (ord("S") << 8) | ord("S")
+_UL = (ord("U") << 8) | ord("L")
+_SL = (ord("S") << 8) | ord("L")
+_FL = (ord("F") << 8) | ord("L")
+_AT = (ord("A") << 8) | ord("T")
+_FD = (ord("F") << 8) | ord("D")
+_SV = (ord("S") << 8) | ord("V")
+_UV = (ord("U") << 8) | ord("V")
 _ITEM = 0xFFFEE000
 _ITEM_DELIMITER = 0xFFFEE00D
 _SEQUENCE_DELIMITER = 0xFFFEE0DD
@@ -218,6 +227,18 @@ def _record_value(
 
 
 @jit
+def _numeric_size(vr: int) -> int:
+    """Bytes per value of a numeric VR, 0 for any other VR."""
+    if vr == _US or vr == _SS:
+        return 2
+    if vr == _UL or vr == _SL or vr == _FL or vr == _AT:
+        return 4
+    if vr == _FD or vr == _SV or vr == _UV:
+        return 8
+    return 0
+
+
+@jit
 def _explicit_element(buf: np.ndarray, pos: int, n: int, vr_table: np.ndarray) -> int:
     """Header size of the explicit VR element at ``pos``: 8 (2-byte length) or 12 (2 reserved
     bytes, 4-byte length); 0 for a VR that is not a DICOM VR, -1 when the header passes ``n``.
@@ -286,9 +307,14 @@ def _scan_one(
                 return UNDEFINED_VALUE
             if pos + header + length > n:
                 return short
+            vr = (np.int64(buf[pos + 4]) << 8) | buf[pos + 5]
+            size = _numeric_size(vr)
+            if size > 0 and length % size != 0:
+                # pydicom converts the first file meta element and the group length as it
+                # reads, and fails on such a value: leave every such file to it.
+                return BAD_STRUCTURE
             k = _find(wanted, _tag(buf, pos))
             if k >= 0:
-                vr = (np.int64(buf[pos + 4]) << 8) | buf[pos + 5]
                 status = _record_value(
                     buf, k, pos + header, length, vr, expected_vr, offset, fields
                 )
