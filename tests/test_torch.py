@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ def _with_threads(sample: dict) -> dict:
     """A transform run in the worker: records the decode threads a load there gets."""
     sample["threads"] = decode_threads(None)
     sample["pid"] = os.getpid()
+    sample["numba"] = "numba" in sys.modules  # compiled kernels switched on in this worker
     return sample
 
 
@@ -64,6 +66,27 @@ def test_dataloader_two_workers_yields_what_load_gives(cohort, method):
         assert all(int(t) * 2 <= max(2, _cores()) for t in batch["threads"])
         pids.update(int(p) for p in batch["pid"])
     assert os.getpid() not in pids
+    if method == "spawn" and os.environ.get("FASTVOL_JIT", "") != "1":
+        # two 5-file series per worker: far less work than numba's import, so none
+        assert not any(bool(x) for batch in batches for x in batch["numba"])
+
+
+@pytest.mark.skipif(os.environ.get("FASTVOL_JIT", "") in ("0", "1"), reason="FASTVOL_JIT decides instead")
+@pytest.mark.parametrize("copies", [4, 60])
+def test_spawn_worker_compiles_when_its_share_pays(cohort, copies):
+    """Items of 5 files each, half per worker: 8 per worker are far less scan work than numba's
+    import (COMPILE_AFTER), so no numba; 120 per worker pass it, so each worker imports numba
+    before its first item (every sample of the epoch sees it)."""
+    pytest.importorskip("numba")
+    from fastvol.kernels import COMPILE_AFTER, SCAN_FILE_WORK
+
+    items = cohort * copies
+    busy = len(items) // 2 * 5 * SCAN_FILE_WORK > COMPILE_AFTER
+    assert busy == (copies == 60)
+    loader = DataLoader(SeriesDataset(items, transform=_with_threads), batch_size=8, num_workers=2,
+                        multiprocessing_context="spawn")  # fmt: skip
+    seen = [bool(x) for batch in loader for x in batch["numba"]]
+    assert len(seen) == len(items) and seen == [busy] * len(items)
 
 
 def test_items_of_every_kind_dtype_and_4d(tmp_path):

@@ -27,6 +27,7 @@ from .api import load, load_series
 from .atomic import atomic_path
 from .errors import InputError
 from .group import Series
+from .kernels import COMPILE_AFTER, SCAN_FILE_WORK
 from .options import OUTPUT_DTYPES, Options
 from .volume import Volume
 
@@ -63,28 +64,59 @@ def decode_threads(requested: int | None = None) -> int | None:
     return share if requested is None else max(1, min(requested, share))
 
 
-#: Items per worker from which a worker runs the compiled kernels from its first item on.
-COMPILED_FROM_ITEMS = 4
+#: Work units (:mod:`fastvol.kernels`) of the items this process has loaded, and how many.
+_done = {"items": 0, "work": 0}
 
 
-def _compiled_in_busy_worker(n_items: int) -> None:
-    """In a DataLoader worker with several items to load, switch to numba's kernels at once.
+def _item_work(item: Item) -> int:
+    """Compile-free work units a load of ``item`` is expected to cost, before loading it.
 
-    A fresh process starts compile-free and switches only after about five 100-slice series
-    (:data:`fastvol.kernels.COMPILE_AFTER`), running the header scanner as plain Python until
-    then; a worker about to load many series is better off paying numba's import (about a
-    second, its machine code cached on disk) first: 1.85 s instead of 2.5 s for its first ten
-    96-slice series, measured. The switch is numba being imported (``fastvol.kernels``).
+    Paths: their files, each scanned (:data:`fastvol.kernels.SCAN_FILE_WORK`); a scanned
+    Series: its pixels (its headers are read already). 0 when it cannot be told cheaply (URLs).
+    """
+    if isinstance(item, Series):
+        first = item.records[0]
+        return item.n_frames * first.rows * first.columns // 1000
+    path = item[0] if isinstance(item, tuple) and len(item) == 2 else item
+    if not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path):
+        return 0
+    try:
+        return len(_files_under(os.fspath(path))) * SCAN_FILE_WORK
+    except OSError:
+        return 0  # the load reports it
+
+
+def _compile_if_worth_it(item: Item, n_items: int) -> None:
+    """In a DataLoader worker, switch to numba's kernels when this worker's share pays for it.
+
+    A fresh process runs compile-free (the header scanner as plain Python, numpy pixel twins)
+    and switches only once its own work passes :data:`fastvol.kernels.COMPILE_AFTER`, about
+    what numba's import and cached kernels cost. A worker knows more: the items left in its
+    share of the epoch (``n_items / num_workers``). When their expected work (the mean of the
+    items loaded here, else this item's files) passes ``COMPILE_AFTER``, it imports numba now,
+    before the item, so the whole share runs compiled: ten 96-slice series per worker pay
+    for it, a few small ones do not. ``FASTVOL_JIT`` (``0``/``1``) overrides as everywhere.
     """
     info = get_worker_info()
-    if info is None or "numba" in sys.modules or n_items < COMPILED_FROM_ITEMS * info.num_workers:
+    if info is None or "numba" in sys.modules or os.environ.get("FASTVOL_JIT", "") == "0":
         return
-    if os.environ.get("FASTVOL_JIT", "") == "0":
+    share = -(-n_items // max(1, info.num_workers))
+    left = share - _done["items"] % share  # this item and those after it, this epoch
+    per_item = _done["work"] // _done["items"] if _done["items"] else _item_work(item)
+    if left * per_item <= COMPILE_AFTER:
         return
     try:
-        import numba  # noqa: F401
+        import numba  # noqa: F401  (fastvol.kernels runs compiled from now on)
     except ImportError:  # compile-free kernels still work
         pass
+
+
+def _count_work(item: Item, vol: Volume) -> None:
+    """Add a load's work in compile-free units (files scanned, thousands of pixels) to :data:`_done`."""
+    files = vol.meta.get("files")
+    scanned = 0 if isinstance(item, Series) else len(set(files)) if isinstance(files, (list, tuple)) else 1
+    _done["items"] += 1
+    _done["work"] += scanned * SCAN_FILE_WORK + vol.array.size // 1000
 
 
 def _torch_dtype(dtype: Any) -> tuple[np.dtype, torch.dtype] | None:
@@ -172,7 +204,7 @@ class SeriesDataset(Dataset):
     # -------------------------------------------------------------------------- loading
 
     def _load(self, item: Item) -> Volume:
-        _compiled_in_busy_worker(len(self.items))
+        _compile_if_worth_it(item, len(self.items))
         opts = self.options.replace(threads=decode_threads(self.options.threads))
         if self._dtypes is not None and self.options.dtype is None and self._dtypes[0].name in OUTPUT_DTYPES:
             # The load writes out_dtype itself (rescale into it): no second copy of the volume.
@@ -189,6 +221,7 @@ class SeriesDataset(Dataset):
 
     def _loaded(self, item: Item) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
         vol = self._load(item)
+        _count_work(item, vol)
         array = vol.array
         if self._dtypes is not None and array.dtype != self._dtypes[0]:
             array = array.astype(self._dtypes[0])
