@@ -72,17 +72,23 @@ def test_dataloader_two_workers_yields_what_load_gives(cohort, method):
 
 
 @pytest.mark.skipif(os.environ.get("FASTVOL_JIT", "") in ("0", "1"), reason="FASTVOL_JIT decides instead")
+@pytest.mark.parametrize("native", [True, False], ids=["c-scanner", "no-c-scanner"])
 @pytest.mark.parametrize("copies", [4, 60])
-def test_spawn_worker_compiles_when_its_share_pays(cohort, copies):
-    """Items of 5 files each, half per worker: 8 per worker are far less scan work than numba's
-    import (COMPILE_AFTER), so no numba; 120 per worker pass it, so each worker imports numba
-    before its first item (every sample of the epoch sees it)."""
+def test_spawn_worker_compiles_when_its_share_pays(cohort, copies, native, monkeypatch):
+    """Items of 5 files each, half per worker. Without the C scanner, 8 per worker are far less
+    scan work than numba's import (COMPILE_AFTER), so no numba; 120 per worker pass it, so each
+    worker imports numba before its first item (every sample of the epoch sees it). With the C
+    scanner no worker ever imports numba: nothing it does would run faster compiled."""
     pytest.importorskip("numba")
-    from fastvol.kernels import COMPILE_AFTER, SCAN_FILE_WORK
+    from fastvol.kernels import COMPILE_AFTER, SCAN_FILE_WORK, native_scan
 
+    if native and native_scan() is None:
+        pytest.skip("the C scanner is not built in this install")
+    if not native:
+        monkeypatch.setenv("FASTVOL_NATIVE", "0")  # inherited by the spawned workers
     items = cohort * copies
-    busy = len(items) // 2 * 5 * SCAN_FILE_WORK > COMPILE_AFTER
-    assert busy == (copies == 60)
+    busy = not native and len(items) // 2 * 5 * SCAN_FILE_WORK > COMPILE_AFTER
+    assert busy == (not native and copies == 60)
     loader = DataLoader(SeriesDataset(items, transform=_with_threads), batch_size=8, num_workers=2,
                         multiprocessing_context="spawn")  # fmt: skip
     seen = [bool(x) for batch in loader for x in batch["numba"]]

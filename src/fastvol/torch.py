@@ -27,7 +27,7 @@ from .api import load, load_series
 from .atomic import atomic_path
 from .errors import InputError
 from .group import Series
-from .kernels import COMPILE_AFTER, SCAN_FILE_WORK
+from .kernels import COMPILE_AFTER, SCAN_FILE_WORK, native_scan
 from .options import OUTPUT_DTYPES, Options
 from .volume import Volume
 
@@ -71,12 +71,13 @@ _done = {"items": 0, "work": 0}
 def _item_work(item: Item) -> int:
     """Compile-free work units a load of ``item`` is expected to cost, before loading it.
 
-    Paths: their files, each scanned (:data:`fastvol.kernels.SCAN_FILE_WORK`); a scanned
-    Series: its pixels (its headers are read already). 0 when it cannot be told cheaply (URLs).
+    Only headers scanned in plain Python count (:mod:`fastvol.kernels`: pixel work never
+    switches a process, and headers scanned by the C scanner cost no more than numba's): so
+    paths, when the C scanner is not built, count their files (:data:`SCAN_FILE_WORK` each);
+    everything else counts 0, as do URLs (their files cannot be told cheaply).
     """
-    if isinstance(item, Series):
-        first = item.records[0]
-        return item.n_frames * first.rows * first.columns // 1000
+    if isinstance(item, Series) or native_scan() is not None:
+        return 0
     path = item[0] if isinstance(item, tuple) and len(item) == 2 else item
     if not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path):
         return 0
@@ -94,8 +95,9 @@ def _compile_if_worth_it(item: Item, n_items: int) -> None:
     what numba's import and cached kernels cost. A worker knows more: the items left in its
     share of the epoch (``n_items / num_workers``). When their expected work (the mean of the
     items loaded here, else this item's files) passes ``COMPILE_AFTER``, it imports numba now,
-    before the item, so the whole share runs compiled: ten 96-slice series per worker pay
-    for it, a few small ones do not. ``FASTVOL_JIT`` (``0``/``1``) overrides as everywhere.
+    before the item, so the whole share runs compiled. With the C scanner built that work is
+    always 0: uncompressed series never need numba. ``FASTVOL_JIT`` (``0``/``1``) overrides
+    as everywhere.
     """
     info = get_worker_info()
     if info is None or "numba" in sys.modules or os.environ.get("FASTVOL_JIT", "") == "0":
@@ -112,11 +114,11 @@ def _compile_if_worth_it(item: Item, n_items: int) -> None:
 
 
 def _count_work(item: Item, vol: Volume) -> None:
-    """Add a load's work in compile-free units (files scanned, thousands of pixels) to :data:`_done`."""
+    """Add a load's work in compile-free units (files scanned in plain Python) to :data:`_done`."""
     files = vol.meta.get("files")
     scanned = 0 if isinstance(item, Series) else len(set(files)) if isinstance(files, (list, tuple)) else 1
     _done["items"] += 1
-    _done["work"] += scanned * SCAN_FILE_WORK + vol.array.size // 1000
+    _done["work"] += 0 if native_scan() is not None else scanned * SCAN_FILE_WORK
 
 
 def _torch_dtype(dtype: Any) -> tuple[np.dtype, torch.dtype] | None:
