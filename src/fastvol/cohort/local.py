@@ -42,7 +42,7 @@ def _worker_init(parent: int) -> None:
 #: Imported by each worker as it starts (while the main process scans), so no series pays
 #: for them; the compiled kernels too: a worker converts many series, so numba pays for
 #: itself (fastvol.kernels runs the compiled kernels once numba is imported).
-_PRELOAD = ("fastvol.api", "fastvol.stack", "fastvol.decode", "fastvol.cohort.tasks",
+_PRELOAD = ("fastvol.api", "fastvol.stack", "fastvol.decode", "fastvol.cohort.tasks", "fastvol.headers.scan",
             "fastvol.cohort.sidecar", "nibabel", "fastvol._kernels.pixels", "fastvol._kernels.rle")  # fmt: skip
 
 
