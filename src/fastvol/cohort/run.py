@@ -1,8 +1,9 @@
 """``fastvol.convert``: a cohort of DICOM folders to one file per series, with a report.
 
-Reads like the job: scan every input once (headers only) -> one task per series found (name,
-outputs, options) -> skip what an earlier run finished -> convert the rest here, in worker
-processes or on Dask -> remove debris -> write the report in plan order.
+Reads like the job: scan every input once (headers only; with ``jobs`` > 1 the worker processes
+read the headers, in parts, see :mod:`.scanning`) -> one task per series found (name, outputs,
+options) -> skip what an earlier run finished -> convert the rest here, in worker processes or
+on Dask -> remove debris -> write the report in plan order.
 """
 
 from __future__ import annotations
