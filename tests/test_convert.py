@@ -449,3 +449,26 @@ def test_nii_gz_streamed_is_the_nii_compressed(tmp_path: Path) -> None:
     assert _write_nifti_gz(vol, str(tmp_path / "b.nii.gz"))
     assert (tmp_path / "b.nii.gz").read_bytes() == expected.getvalue()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii", "b.nii.gz"]
+
+
+def test_workers_dead_before_the_conversion_are_replaced(tmp_path: Path) -> None:
+    """A worker killed before the tasks are handed out (while it read headers): the run starts
+    fresh workers instead of failing every series."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from fastvol.cohort.local import run_local, start_pool
+    from fastvol.cohort.run import plan_tasks
+
+    big_cohort(tmp_path / "in", 3, n_slices=4)
+    found = fastvol.scan(tmp_path / "in")
+    tasks, _ = plan_tasks(found, str(tmp_path / "o"), fastvol.Options(threads=1), pattern="%s",
+                          fmt="nifti", compress=True, sidecar="n", ignore_derived=False, clash=2,
+                          version="0", ours=set())  # fmt: skip
+    pool = start_pool(2)
+    next(iter(pool._processes.values())).kill()
+    with pytest.raises(BrokenProcessPool):  # the pool notices the death
+        pool.submit(os.getpid).result(timeout=60)
+    lines: list[dict] = []
+    run_local(tasks, 2, lines.append, pool=pool)
+    assert sorted(line["status"] for line in lines) == ["converted"] * 3
+    pool.shutdown()

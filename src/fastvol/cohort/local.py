@@ -90,7 +90,11 @@ def run_local(tasks: Sequence[SeriesTask], jobs: int, on_done: Callable[[dict[st
     from concurrent.futures.process import BrokenProcessPool
 
     pool = pool if pool is not None else start_pool(jobs)
-    pending = {pool.submit(convert_one, task): task for task in order}
+    try:
+        pending = {pool.submit(convert_one, task): task for task in order}
+    except BrokenProcessPool:  # a worker died before (reading headers, importing): fresh ones
+        pool = start_pool(jobs)
+        pending = {pool.submit(convert_one, task): task for task in order}
     try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
