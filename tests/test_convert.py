@@ -387,3 +387,88 @@ def test_progress_bar_on_a_terminal_lines_otherwise(tmp_path: Path) -> None:
     code = cli.main(["convert", str(tmp_path), "-o", str(tmp_path / "o3"), "-q"], stdout=io.StringIO(),
                     stderr=quiet)  # fmt: skip
     assert code == 0 and quiet.getvalue() == ""
+
+
+def test_scan_in_workers_matches_one_scan(tmp_path: Path) -> None:
+    """``-j 2`` reads the headers in its workers, in parts: the same series, skipped files,
+    errors, report and outputs as one scan in one process."""
+    from fastvol.cohort.local import start_pool
+    from fastvol.cohort.run import _depth_limited
+    from fastvol.cohort.scanning import MIN_PART, scan_in_pool
+    from fastvol.cohort.sidecar import SIDECAR_TAGS
+
+    big_cohort(tmp_path / "in", 6)
+    cohort(tmp_path / "in" / "mixed")
+    fx.write_non_dicom(tmp_path / "in" / "s03", "junk.txt")
+    first = sorted((tmp_path / "in" / "s04").iterdir())[0]
+    (tmp_path / "in" / "s04" / "cut").write_bytes(first.read_bytes()[:300])  # a header cut short
+    files = _depth_limited(str(tmp_path / "in"), 99)
+    assert len(files) >= 2 * MIN_PART  # enough to be read in parts
+    pool = start_pool(2)
+    try:
+        split = scan_in_pool(str(tmp_path / "in"), pool, 2, SIDECAR_TAGS)
+    finally:
+        pool.shutdown()
+    whole = fastvol.scan(tmp_path / "in", extra_tags=SIDECAR_TAGS)
+    assert split is not None and list(split) == list(whole)
+    assert split.skipped == whole.skipped and split.errors == whole.errors
+    assert whole.skipped["not DICOM"] and len(whole.skipped) >= 2, whole.skipped.keys()
+
+    one = fastvol.convert(tmp_path / "in", tmp_path / "one", jobs=1)
+    two = fastvol.convert(tmp_path / "in", tmp_path / "two", jobs=2)
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
+
+    def same(line: dict) -> dict:
+        return {k: v for k, v in line.items() if k not in ("timings", "worker", "outputs", "planned", "key")}
+
+    assert [same(line) for line in read_lines(str(tmp_path / "one" / REPORT_NAME))] == \
+        [same(line) for line in read_lines(str(tmp_path / "two" / REPORT_NAME))]  # fmt: skip
+    assert one.exit_code == two.exit_code == 1
+
+
+def test_nii_gz_streamed_is_the_nii_compressed(tmp_path: Path) -> None:
+    """The .nii.gz a task writes is the .nii's bytes through ISA-L in 8 MiB pieces, as when it
+    compressed a written .nii (identical bytes across versions), with no .nii on disk."""
+    igzip = pytest.importorskip("isal.igzip")
+    from fastvol.cohort.tasks import _GZIP_CHUNK, _write_nifti_gz
+
+    fx.write_series(tmp_path / "in", n=5, rows=700, columns=1300, seed=3)  # 9 MB: two pieces
+    vol = fastvol.load(tmp_path / "in")
+    assert vol.array.nbytes > _GZIP_CHUNK
+    tmp_path = tmp_path / "out"
+    tmp_path.mkdir()
+    vol.to_nifti(str(tmp_path / "a.nii"))
+    raw = (tmp_path / "a.nii").read_bytes()
+    stream = io.BytesIO()
+    vol.to_nifti(stream)
+    assert stream.getvalue() == raw
+    expected = io.BytesIO()
+    with igzip.IGzipFile(filename="", mode="wb", fileobj=expected, compresslevel=1, mtime=0) as gz:
+        for start in range(0, len(raw), _GZIP_CHUNK):
+            gz.write(raw[start : start + _GZIP_CHUNK])
+    assert _write_nifti_gz(vol, str(tmp_path / "b.nii.gz"))
+    assert (tmp_path / "b.nii.gz").read_bytes() == expected.getvalue()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii", "b.nii.gz"]
+
+
+def test_workers_dead_before_the_conversion_are_replaced(tmp_path: Path) -> None:
+    """A worker killed before the tasks are handed out (while it read headers): the run starts
+    fresh workers instead of failing every series."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from fastvol.cohort.local import run_local, start_pool
+    from fastvol.cohort.run import plan_tasks
+
+    big_cohort(tmp_path / "in", 3, n_slices=4)
+    found = fastvol.scan(tmp_path / "in")
+    tasks, _ = plan_tasks(found, str(tmp_path / "o"), fastvol.Options(threads=1), pattern="%s",
+                          fmt="nifti", compress=True, sidecar="n", ignore_derived=False, clash=2,
+                          version="0", ours=set())  # fmt: skip
+    pool = start_pool(2)
+    next(iter(pool._processes.values())).kill()
+    with pytest.raises(BrokenProcessPool):  # the pool notices the death
+        pool.submit(os.getpid).result(timeout=60)
+    lines: list[dict] = []
+    run_local(tasks, 2, lines.append, pool=pool)
+    assert sorted(line["status"] for line in lines) == ["converted"] * 3
+    pool.shutdown()

@@ -25,7 +25,7 @@ Functions here take and return plain arrays, so :class:`~fastvol.Volume` and the
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -134,18 +134,22 @@ def _check_name(path: str) -> None:
 
 
 def write_nifti(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | BinaryIO,
     array: np.ndarray,
     affine_lps: np.ndarray,
     *,
     repetition_time_s: float | None = None,
     description: str = "",
     rgb: bool = False,
-) -> str:
+) -> str | BinaryIO:
     """Write ``array`` (``(..., slice, row, column)``) with its LPS affine as NIfTI-1, atomically.
 
     Parameters
     ----------
+    path
+        A file name (``.nii`` or ``.nii.gz``), written atomically; or a binary stream open for
+        writing (a gzip stream, a socket), which gets the bytes of an uncompressed ``.nii``
+        from its current position, header first (it is asked where it is, never to move).
     rgb
         ``array`` is colour, ``(..., slice, row, column, 3)`` uint8: written as dcm2niix writes
         colour, datatype RGB24 (128) with the three spatial axes ``(column, row, slice, ...)``.
@@ -156,11 +160,12 @@ def write_nifti(
 
     Returns
     -------
-    str
+    str or stream
         ``path``.
     """
-    target = os.fspath(path)
-    _check_name(target)
+    target: str | BinaryIO = path if not isinstance(path, (str, os.PathLike)) else os.fspath(path)
+    if isinstance(target, str):
+        _check_name(target)
     nib = _nibabel()
     data, affine_ras = nifti_layout(to_rgb24(array) if rgb else array, affine_lps)
     if data.dtype == np.bool_:
@@ -178,6 +183,10 @@ def write_nifti(
     header["pixdim"][4] = float(tr) if tr is not None and np.isfinite(tr) and tr > 0 else 0.0  # 0: not known (not 1 s)
     if description:
         header["descrip"] = description.encode("ascii", "replace")[:79]
+    if not isinstance(target, str):
+        # The same bytes nib.save writes to a .nii file, into the caller's stream.
+        image.to_file_map(image.make_file_map({"image": target}))
+        return target
     with atomic_path(target) as tmp:
         nib.save(image, tmp)
     return target

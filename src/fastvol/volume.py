@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -76,8 +76,12 @@ class Volume:
         """3x3 unit vectors (columns) of the ``(slice, row, column)`` axes in LPS."""
         return self.affine[:3, :3] / np.array(self.spacing)
 
-    def to_nifti(self, path: str | os.PathLike[str], *, repetition_time_s: float | None = None) -> str:
+    def to_nifti(self, path: str | os.PathLike[str] | BinaryIO, *,
+                 repetition_time_s: float | None = None) -> str | BinaryIO:  # fmt: skip
         """Write a NIfTI-1 file (needs the ``nifti`` extra: nibabel), atomically.
+
+        ``path`` may also be a binary stream open for writing: it gets the bytes of the
+        uncompressed ``.nii`` (e.g. into a gzip stream of the caller's choice).
 
         The NIfTI array is ``(column, row, slice, ...)`` with the RAS affine of that order in
         both qform and sform (code 1, scanner), units mm and seconds; see :mod:`fastvol.nifti`

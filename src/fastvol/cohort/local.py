@@ -39,10 +39,11 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
 
 
-#: Imported by each worker as it starts (while the main process scans), so no series pays
-#: for them; the compiled kernels too: a worker converts many series, so numba pays for
-#: itself (fastvol.kernels runs the compiled kernels once numba is imported).
-_PRELOAD = ("fastvol.api", "fastvol.stack", "fastvol.decode", "fastvol.cohort.tasks",
+#: Imported by each worker as it starts (while the main process lists the files), so no
+#: series pays for them; the header scanner and the compiled kernels too: a worker reads part
+#: of the headers, then converts many series, so numba pays for itself (fastvol.kernels runs
+#: the compiled kernels once numba is imported).
+_PRELOAD = ("fastvol.api", "fastvol.stack", "fastvol.decode", "fastvol.cohort.tasks", "fastvol.headers.scan",
             "fastvol.cohort.sidecar", "nibabel", "fastvol._kernels.pixels", "fastvol._kernels.rle")  # fmt: skip
 
 
@@ -58,7 +59,7 @@ def _warm() -> int:
 
 
 def start_pool(jobs: int) -> Any:
-    """``jobs`` worker processes, started now and importing the loader while the caller scans.
+    """``jobs`` worker processes, started now and importing the loader while the caller lists files.
 
     Spawned, not forked from a server: each worker's parent is this process, so
     ``PR_SET_PDEATHSIG`` ends it when this process dies, SIGKILL included (a fork server's
@@ -89,7 +90,11 @@ def run_local(tasks: Sequence[SeriesTask], jobs: int, on_done: Callable[[dict[st
     from concurrent.futures.process import BrokenProcessPool
 
     pool = pool if pool is not None else start_pool(jobs)
-    pending = {pool.submit(convert_one, task): task for task in order}
+    try:
+        pending = {pool.submit(convert_one, task): task for task in order}
+    except BrokenProcessPool:  # a worker died before (reading headers, importing): fresh ones
+        pool = start_pool(jobs)
+        pending = {pool.submit(convert_one, task): task for task in order}
     try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -1,8 +1,9 @@
 """``fastvol.convert``: a cohort of DICOM folders to one file per series, with a report.
 
-Reads like the job: scan every input once (headers only) -> one task per series found (name,
-outputs, options) -> skip what an earlier run finished -> convert the rest here, in worker
-processes or on Dask -> remove debris -> write the report in plan order.
+Reads like the job: scan every input once (headers only; with ``jobs`` > 1 the worker processes
+read the headers, in parts, see :mod:`.scanning`) -> one task per series found (name, outputs,
+options) -> skip what an earlier run finished -> convert the rest here, in worker processes or
+on Dask -> remove debris -> write the report in plan order.
 """
 
 from __future__ import annotations
@@ -321,8 +322,14 @@ def _run(inputs: Any, output: Output, opts: Options, *, path: str, previous: lis
                                                               *line.get("planned", ()))}  # fmt: skip
     by_key = {line["key"]: line for line in previous if line.get("kind") == "series" and "key" in line}
     tags = tuple(dict.fromkeys((*opts.extra_tags, *NAME_TAGS, *SIDECAR_TAGS)))
-    found = scan(inputs if depth is None else _depth_limited(inputs, depth), extra_tags=tags,
-                 storage_options=output.storage_options or None)  # fmt: skip
+    listed = inputs if depth is None else _depth_limited(inputs, depth)
+    found = None
+    if pool is not None:  # local inputs: the workers read the headers
+        from .scanning import scan_in_pool
+
+        found = scan_in_pool(listed, pool, jobs, tags)
+    if found is None:
+        found = scan(listed, extra_tags=tags, storage_options=output.storage_options or None)
     if found.unreadable and opts.unreadable == "raise":
         raise _unreadable(found, ", ".join(map(str, inputs)) if isinstance(inputs, list) else str(inputs))
     tasks, skipped_lines = plan_tasks(found, output.root, opts, pattern=pattern, fmt=format, compress=compress,

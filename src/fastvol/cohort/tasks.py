@@ -9,8 +9,10 @@ hidden temporaries that the next write of the same target removes.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -94,38 +96,82 @@ def series_fields(series: Series) -> dict[str, Any]:
     }
 
 
-#: Chunk in which an uncompressed NIfTI is streamed into ISA-L's gzip.
+#: Pieces in which the NIfTI's bytes go into ISA-L's deflate: its output depends on how the
+#: input is cut, so the cut is fixed (runs and versions give identical bytes).
 _GZIP_CHUNK = 8 << 20
+
+
+_buffers = threading.local()
+
+
+class _Chunked(io.RawIOBase):
+    """A write-only stream handing ``sink`` exactly ``_GZIP_CHUNK`` bytes a call; :meth:`finish`
+    hands it the rest. The pieces are gathered in one buffer per thread, reused (a growing
+    buffer for every file costs more in page faults than the copy)."""
+
+    def __init__(self, sink: Any):
+        super().__init__()
+        self._sink = sink
+        buf = getattr(_buffers, "buf", None)
+        if buf is None:
+            buf = _buffers.buf = bytearray(_GZIP_CHUNK)
+        self._view = memoryview(buf)
+        self._fill = 0
+        self._pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        with memoryview(data) as whole, whole.cast("B") as src:
+            n = len(src)
+            done = 0
+            while done < n:
+                k = min(n - done, _GZIP_CHUNK - self._fill)
+                self._view[self._fill : self._fill + k] = src[done : done + k]
+                self._fill += k
+                done += k
+                if self._fill == _GZIP_CHUNK:
+                    self._sink.write(self._view)
+                    self._fill = 0
+        self._pos += n
+        return n
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        # nibabel seeks to where it is before writing; a stream cannot go anywhere else.
+        target = offset if whence == io.SEEK_SET else self._pos + offset if whence == io.SEEK_CUR else -1
+        if target != self._pos:
+            raise io.UnsupportedOperation("a gzip stream is written front to back")
+        return self._pos
+
+    def finish(self) -> None:
+        if self._fill:
+            self._sink.write(self._view[: self._fill])
+            self._fill = 0
 
 
 def _write_nifti_gz(vol: Volume, path: str) -> bool:
     """``.nii.gz`` through ISA-L's deflate (the ``isal`` package: about 10x zlib's speed, the
     same gzip format, mtime 0 so runs give identical bytes); False when isal is not installed.
 
-    ``Volume.to_nifti`` writes the uncompressed file as a hidden temporary beside the target
-    (named as :mod:`fastvol.atomic` names its temporaries, so a killed run's copy is swept),
-    which is streamed into the compressed one: the NIfTI itself is still to_nifti's.
+    ``Volume.to_nifti`` writes the NIfTI's bytes straight into the gzip stream (no
+    uncompressed copy on disk), which goes into a hidden temporary renamed into place.
     """
     try:
         from isal import igzip
     except ImportError:
         return False
     from ..atomic import atomic_path
-    from ..sources import LocalFile
 
-    with atomic_path(path) as tmp:
-        raw = tmp[: -len(".gz")]
-        try:
-            vol.to_nifti(raw)
-            # No file name in the gzip header (it would be the temporary's): identical bytes.
-            with LocalFile(raw) as source, open(tmp, "wb") as fp, \
-                    igzip.IGzipFile(filename="", mode="wb", fileobj=fp, compresslevel=1, mtime=0) as gz:  # fmt: skip
-                size = source.size()
-                for offset in range(0, size, _GZIP_CHUNK):
-                    gz.write(source.read(offset, min(_GZIP_CHUNK, size - offset)))
-        finally:
-            if os.path.exists(raw):
-                os.unlink(raw)
+    # No file name in the gzip header (it would be the temporary's): identical bytes.
+    with atomic_path(path) as tmp, open(tmp, "wb") as fp, \
+            igzip.IGzipFile(filename="", mode="wb", fileobj=fp, compresslevel=1, mtime=0) as gz:  # fmt: skip
+        chunked = _Chunked(gz)
+        vol.to_nifti(chunked)  # type: ignore[arg-type]
+        chunked.finish()
     return True
 
 
