@@ -40,17 +40,22 @@ def _worker_init(parent: int) -> None:
 
 
 #: Imported by each worker as it starts (while the main process lists the files), so no
-#: series pays for them; the header scanner and the compiled kernels too: a worker reads part
-#: of the headers, then converts many series, so numba pays for itself (fastvol.kernels runs
-#: the compiled kernels once numba is imported).
+#: series pays for them.
 _PRELOAD = ("fastvol.api", "fastvol.stack", "fastvol.decode", "fastvol.cohort.tasks", "fastvol.headers.scan",
-            "fastvol.cohort.sidecar", "nibabel", "fastvol._kernels.pixels", "fastvol._kernels.rle")  # fmt: skip
+            "fastvol.cohort.sidecar", "nibabel")  # fmt: skip
+#: Only where the C scanner was not built: a worker reads part of the headers, then converts
+#: many series, so numba pays for itself (fastvol.kernels runs compiled once it is imported).
+#: With the C kernels nothing a worker does runs faster under numba, whose import (with
+#: scipy.linalg) would cost each worker about a second.
+_PRELOAD_NUMBA = ("fastvol._kernels.pixels", "fastvol._kernels.rle")
 
 
 def _warm() -> int:
     import importlib
 
-    for name in _PRELOAD:
+    from ..kernels import native_scan
+
+    for name in _PRELOAD + (_PRELOAD_NUMBA if native_scan() is None else ()):
         try:
             importlib.import_module(name)
         except ImportError:  # an optional one (nibabel): the task says so when it needs it
