@@ -98,3 +98,15 @@ def test_cli_help_is_instant():
 def test_cli_series_argument(value, expected):
     # A number is a SeriesNumber (the listing shows it as #8); [N] is the listing's index.
     assert cli._series_arg(value) == expected
+
+
+def test_load_takes_a_scanned_series(tmp_path):
+    """``load(scan(folder)[0])`` loads that series (as ``load_series``); ``series=`` with it is
+    a contradiction and says so."""
+    written = fx.write_series(tmp_path, n=4)
+    found = fastvol.scan(tmp_path)
+    vol = fastvol.load(found[0])
+    np.testing.assert_array_equal(vol.array, written.volume(rescaled=True))
+    np.testing.assert_array_equal(vol.affine, fastvol.load(tmp_path).affine)
+    with pytest.raises(fastvol.InputError, match="give one of them"):
+        fastvol.load(found[0], series=0)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CorruptFileError,
+    InputError,
     MixedGeometryError,
     NotDicomError,
     SeriesSelectionError,
@@ -257,7 +258,7 @@ def _unreadable(found: ScanResult, where: str) -> UnreadableError:
 
 
 def load(
-    path: Inputs,
+    path: Inputs | Series,
     options: Options | None = None,
     *,
     series: Series | str | int | None = None,
@@ -273,7 +274,8 @@ def load(
     ----------
     path
         Folder (walked recursively), file, files, URLs, file objects or
-        :class:`~fastvol.sources.ByteSource` (see :func:`scan`).
+        :class:`~fastvol.sources.ByteSource` (see :func:`scan`); or a
+        :class:`~fastvol.group.Series` from :func:`scan` (as :func:`load_series`).
     options
         A :class:`~fastvol.Options` (defaults raise on gaps, uneven spacing and ambiguous
         repeats). ``**overrides`` change single fields of it, tolerances included, e.g.
@@ -333,6 +335,10 @@ def load(
         Missing paths; unreadable, truncated or unsupported files.
     """
     opts = Options.resolve(options, overrides)  # bad options fail before any file is read
+    if isinstance(path, Series):  # one already scanned: load(scan(folder)[0]) as one expects
+        if series is not None:
+            raise InputError(f"series={series!r} with a Series given as path: give one of them")
+        return load_series(path, opts, executor=executor, out=out)
     found = scan(path, extra_tags=opts.extra_tags, storage_options=storage_options, cache=cache)
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
     if found.unreadable and opts.unreadable == "raise":
