@@ -269,3 +269,15 @@ def test_asked_dtype_is_not_explained_as_a_rescale(tmp_path):
     fx.write_series(tmp_path, n=3)
     vol = fastvol.load(tmp_path, dtype="float32")
     assert not any(d.code == "rescale_float" for d in vol.geometry.decisions)
+
+
+def test_integer_dtype_with_a_fractional_rescale_is_refused_not_truncated(tmp_path):
+    """A slope of 1.29 must not become 1 in an integer output (a new-user trial found the stored
+    values returned silently); float output and stored values still load."""
+    w = fx.write_series(tmp_path, n=3, slopes=1.29, intercepts=0.0)
+    for dtype in ("int16", "int32"):
+        with pytest.raises(fastvol.InputError, match="not whole"):
+            fastvol.load(tmp_path, dtype=dtype)
+    np.testing.assert_allclose(fastvol.load(tmp_path, dtype="float64").array,
+                               w.volume(rescaled=True), rtol=1e-12)  # fmt: skip
+    assert fastvol.load(tmp_path, dtype="int32", rescale=False).array.dtype == np.int32

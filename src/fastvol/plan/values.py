@@ -193,6 +193,14 @@ def _checked_dtype(dtype: np.dtype, fmt: PixelFormat, slopes: np.ndarray, interc
     """An explicit integer dtype must hold every value the series can have: never wrap silently."""
     if dtype.kind not in "iu":
         return dtype
+    if options.rescale and len(slopes):
+        fractional = [v for v in np.unique(np.concatenate([slopes, intercepts])) if v != np.round(v)]
+        if fractional:  # integer output would truncate the slope: values silently wrong
+            raise InputError(
+                f"dtype={dtype.name}: this series' rescale is not whole (RescaleSlope/Intercept "
+                f"{', '.join(f'{v:g}' for v in fractional[:3])}), so integers cannot hold the "
+                f"rescaled values; pass a float dtype, or rescale=False for the stored values"
+            )
     vmin, vmax = _value_range(fmt, slopes, intercepts, options.rescale)
     info = np.iinfo(dtype)
     if vmin < info.min or vmax > info.max:
