@@ -20,7 +20,7 @@ def test_exported_members_are_pinned():
         "AlignmentError", "BadOrientationError", "CorruptFileError", "DecodeError", "FastvolError", "FastvolWarning",
         "GeometryError", "GeometryReport", "InputError", "IrregularSpacingError",
         "MissingCodecError", "MissingDependencyError", "MissingSlicesError", "MixedGeometryError",
-        "NonCollinearError", "NotDicomError", "Options", "OverlapError", "PathNotFoundError",
+        "NonCollinearError", "NotDicomError", "Options", "OutputError", "OverlapError", "PathNotFoundError",
         "RepeatedPositionsError", "ScanResult", "Series", "SeriesSelectionError", "Tolerances",
         "UnreadableError", "UnsupportedError", "Volume", "__version__", "convert", "from_nifti",
         "from_zarr", "load", "load_segmentation", "load_series",
@@ -38,7 +38,7 @@ def test_every_error_is_a_fastvol_error_and_a_builtin():
             continue
         assert issubclass(cls, fastvol.FastvolError)
         if cls is not fastvol.FastvolError:
-            assert issubclass(cls, (ValueError, LookupError, ImportError, NotImplementedError))
+            assert issubclass(cls, (ValueError, LookupError, ImportError, NotImplementedError, OSError))
 
 
 def test_import_is_cheap():

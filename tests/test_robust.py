@@ -480,3 +480,32 @@ def test_temporary_of_a_zombie_writer_is_stale(tmp_path: Path) -> None:
     finally:
         os.kill(pid, signal.SIGKILL)  # a zombie takes it too
         os.waitpid(pid, 0)
+
+
+def _unwritable_folder(tmp_path):
+    """A folder this process cannot create files in: /sys refuses even root here; otherwise a
+    folder without write permission (which root would ignore)."""
+    try:
+        probe = os.open("/sys/fastvol-probe", os.O_CREAT | os.O_WRONLY, 0o600)
+    except OSError:
+        return "/sys"
+    os.close(probe)
+    os.unlink("/sys/fastvol-probe")
+    if os.geteuid() == 0:
+        pytest.skip("no folder refuses root here")
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    return str(folder)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".npz"])
+def test_an_unwritable_output_is_an_output_error(tmp_path, suffix):
+    """A new-user trial got a raw PermissionError (and a traceback from the CLI)."""
+    fx.write_series(tmp_path / "s", n=3)
+    vol = fastvol.load(tmp_path / "s")
+    target = os.path.join(_unwritable_folder(tmp_path), "x" + suffix)
+    write = vol.to_nifti if suffix == ".nii.gz" else vol.to_npz
+    with pytest.raises(fastvol.OutputError, match="cannot be written") as caught:
+        write(target)
+    assert isinstance(caught.value, OSError) and target in str(caught.value)
+    assert not os.path.exists(target)

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from .errors import InputError
+from .errors import FastvolError, InputError, OutputError
 
 __all__ = ["STALE_SECONDS", "TMP_MARK", "atomic_path", "remove_stale"]
 
@@ -102,6 +102,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     ------
     InputError
         ``path`` is a folder, or its parent folder does not exist.
+    OutputError
+        The temporary cannot be made or written, or renamed onto ``path`` (permission denied,
+        disk full): an ``OSError`` raised while writing leaves as this.
     """
     target = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(target))
@@ -116,13 +119,26 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     prefix = f".{name}{TMP_MARK}{_host_tag()}-{os.getpid()}-"
     import tempfile
 
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+    except OSError as exc:
+        raise cannot_write(target, exc) from exc
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, FastvolError):
+            raise cannot_write(target, exc) from exc
         raise
+
+
+def cannot_write(target: str, exc: OSError) -> OutputError:
+    """The :class:`OutputError` for ``exc`` raised writing ``target``."""
+    reason = exc.strerror or str(exc)
+    return OutputError(f"{target}: cannot be written ({reason}); nothing was written there. "
+                       f"Choose a folder you can write to, with space for the output",
+                       files=[target])  # fmt: skip

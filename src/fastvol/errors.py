@@ -57,6 +57,7 @@ __all__ = [
     "MixedGeometryError",
     "NonCollinearError",
     "NotDicomError",
+    "OutputError",
     "OverlapError",
     "PathNotFoundError",
     "RepeatedPositionsError",
@@ -150,6 +151,11 @@ class UnsupportedError(InputError, NotImplementedError):
 
 class DecodeError(InputError):
     """A codec failed on a frame."""
+
+
+class OutputError(FastvolError, OSError):
+    """An output could not be written (permission denied, disk full, ...): nothing was left at
+    the target, and the message names it and the reason."""
 
 
 class MissingDependencyError(FastvolError, ImportError):

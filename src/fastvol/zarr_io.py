@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import TMP_MARK, remove_stale
-from .errors import InputError, MissingDependencyError, PathNotFoundError, map_exceptions
+from .atomic import TMP_MARK, cannot_write, remove_stale
+from .errors import FastvolError, InputError, MissingDependencyError, PathNotFoundError, map_exceptions
 
 __all__ = ["read_zarr", "write_zarr"]
 
@@ -101,7 +101,10 @@ def _atomic_folder(target: str) -> Any:
         raise InputError(f"{target}: exists and is not a Zarr store fastvol wrote; remove it or "
                          f"choose another name", files=[target])  # fmt: skip
     remove_stale(target)
-    tmp = tempfile.mkdtemp(dir=folder, prefix=f".{name}{TMP_MARK}{os.getpid()}-")
+    try:
+        tmp = tempfile.mkdtemp(dir=folder, prefix=f".{name}{TMP_MARK}{os.getpid()}-")
+    except OSError as exc:
+        raise cannot_write(target, exc) from exc
     try:
         yield tmp
         if os.path.exists(target):  # replace a previous store: move it aside first
@@ -111,8 +114,10 @@ def _atomic_folder(target: str) -> Any:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, FastvolError):
+            raise cannot_write(target, exc) from exc
         raise
 
 
