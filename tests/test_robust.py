@@ -509,3 +509,19 @@ def test_an_unwritable_output_is_an_output_error(tmp_path, suffix):
         write(target)
     assert isinstance(caught.value, OSError) and target in str(caught.value)
     assert not os.path.exists(target)
+
+
+def test_symlinked_folders_are_walked_once(tmp_path):
+    """A cohort made of links to series folders is read (a new-user trial lost them silently);
+    a link back to an ancestor or a second link to one folder does not walk it again."""
+    first = fx.write_series(tmp_path / "data" / "a", n=3, seed=1)
+    fx.write_series(tmp_path / "data" / "b", n=4, seed=2, series_uid="1.2.3.4.9")
+    links = tmp_path / "links"
+    links.mkdir()
+    os.symlink(tmp_path / "data" / "a", links / "a")
+    os.symlink(tmp_path / "data" / "b", links / "b")
+    os.symlink(tmp_path / "data" / "b", links / "b-again")
+    os.symlink(links, links / "up")  # a loop
+    found = fastvol.scan(links)
+    assert sorted(len(s.files) for s in found) == [3, 4]
+    np.testing.assert_array_equal(fastvol.load(links / "a").array, first.volume(rescaled=True))

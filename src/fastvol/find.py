@@ -32,8 +32,9 @@ def walk(root: str, unlisted: list[str] | None = None) -> Iterator[tuple[str, bo
 
     Yields ``(path, regular)``: ``regular`` says whether the listing saw a regular file (from the
     directory entry's type, so no ``stat`` per file), ``None`` for ``root`` given as a file.
-    Folders are walked as ``os.walk`` does (top-down, sorted, symbolic links to folders not
-    followed).
+    Folders are walked top-down, sorted; symbolic links to folders are followed (cohorts are
+    often trees of links), each folder walked once: a link back to an ancestor, or a second
+    path to a folder already walked, is not walked again.
 
     Parameters
     ----------
@@ -56,9 +57,14 @@ def walk(root: str, unlisted: list[str] | None = None) -> Iterator[tuple[str, bo
         yield root, None
         return
     folders = [root]
+    walked: set[tuple[int, int]] = set()  # (device, inode) of every folder listed
     while folders:
         folder = folders.pop()
         try:
+            info = os.stat(folder)
+            if (info.st_dev, info.st_ino) in walked:
+                continue
+            walked.add((info.st_dev, info.st_ino))
             with os.scandir(folder) as listing:
                 entries = sorted((e for e in listing if not e.name.startswith(".")),
                                  key=lambda e: e.name)  # fmt: skip
@@ -69,8 +75,7 @@ def walk(root: str, unlisted: list[str] | None = None) -> Iterator[tuple[str, bo
         subfolders = []
         for entry in entries:
             if _is_dir(entry):
-                if not entry.is_symlink():
-                    subfolders.append(entry.path)
+                subfolders.append(entry.path)
             else:
                 yield entry.path, _is_file(entry)
         folders.extend(reversed(subfolders))  # popped in sorted order
