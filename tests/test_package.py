@@ -110,3 +110,16 @@ def test_load_takes_a_scanned_series(tmp_path):
     np.testing.assert_array_equal(vol.affine, fastvol.load(tmp_path).affine)
     with pytest.raises(fastvol.InputError, match="give one of them"):
         fastvol.load(found[0], series=0)
+
+
+@pytest.mark.parametrize(("module", "blocked", "extra"), [
+    ("fastvol.torch", "torch", "torch"), ("fastvol.monai", "monai", "monai"),
+    ("fastvol.torchio", "torch", "torchio"),
+])  # fmt: skip
+def test_integrations_without_their_package_say_what_to_install(module, blocked, extra):
+    code = (f"import sys; sys.modules[{blocked!r}] = None\n"  # as if not installed
+            f"import fastvol\n"
+            f"try:\n    import {module}\n"
+            f"except fastvol.MissingDependencyError as exc:\n    print(exc.install_hint)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"pip install 'fastvol[{extra}]'"

@@ -98,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fastvol",
         description="Load a DICOM series as a volume and print its geometry report.",
+        epilog="Whole cohorts, one output per series (NIfTI, Zarr, npz, sidecars, a report): "
+               "fastvol convert IN... -o OUT  (see fastvol convert --help).",
     )
     p.add_argument("path", nargs="*", help="folders or files (default: the built-in sample series)")
     p.add_argument("--scan", action="store_true", help="list the series found and exit")

@@ -34,8 +34,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from monai.data import ImageReader
-from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
+
+try:
+    from monai.data import ImageReader
+    from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
+except ImportError as exc:  # a fastvol error naming the extra, not a bare ModuleNotFoundError
+    from .errors import MissingDependencyError
+
+    _INSTALL = "pip install 'fastvol[monai]'"
+    raise MissingDependencyError(f"fastvol.monai needs MONAI: {_INSTALL}", install_hint=_INSTALL) from exc
 
 from .api import load
 from .errors import InputError, UnsupportedError

@@ -20,8 +20,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, Union
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset, get_worker_info
+
+try:
+    import torch
+    from torch.utils.data import Dataset, get_worker_info
+except ImportError as exc:  # a fastvol error naming the extra, not a bare ModuleNotFoundError
+    from .errors import MissingDependencyError
+
+    _INSTALL = "pip install 'fastvol[torch]'"
+    raise MissingDependencyError(f"fastvol.torch needs PyTorch: {_INSTALL}", install_hint=_INSTALL) from exc
 
 from .api import load, load_series
 from .atomic import atomic_path

@@ -24,7 +24,14 @@ import os
 from typing import Any
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as exc:  # a fastvol error naming the extra, not a bare ModuleNotFoundError
+    from .errors import MissingDependencyError
+
+    _INSTALL = "pip install 'fastvol[torchio]'"
+    raise MissingDependencyError(f"fastvol.torchio needs PyTorch: {_INSTALL}", install_hint=_INSTALL) from exc
 
 from .api import load
 from .nifti import nifti_layout

@@ -38,12 +38,22 @@ def _index_path() -> str:
     return str(idc_index_data.IDC_INDEX_PARQUET_FILEPATH)
 
 
+def _parquet() -> Any:
+    """``pyarrow.parquet`` (idc-index's own dependency), or the error saying what to install."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise MissingDependencyError(f"IDC series need idc-index (with pyarrow): {_INSTALL}",
+                                     install_hint=_INSTALL) from exc  # fmt: skip
+    return pq
+
+
 @functools.lru_cache(maxsize=256)
 def _lookup(uid: str) -> tuple[str, str] | None:
     """(bucket, crdc_series_uuid) of a series in the bundled index, or None."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(_index_path(), columns=["SeriesInstanceUID", "series_aws_url"],
+    index = _index_path()  # first: without idc-index, say so (not "no module pyarrow")
+    pq = _parquet()
+    table = pq.read_table(index, columns=["SeriesInstanceUID", "series_aws_url"],
                           filters=[("SeriesInstanceUID", "=", uid)])  # fmt: skip
     if table.num_rows == 0:
         return None
@@ -124,7 +134,5 @@ def geometry_flags(uid: str) -> dict[str, Any] | None:
     path = os.path.join(folder, "volume_geometry_index.parquet")
     if not os.path.isfile(path):
         return None
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path, filters=[("SeriesInstanceUID", "=", uid)])
+    table = _parquet().read_table(path, filters=[("SeriesInstanceUID", "=", uid)])
     return table.to_pylist()[0] if table.num_rows else None
