@@ -472,3 +472,16 @@ def test_workers_dead_before_the_conversion_are_replaced(tmp_path: Path) -> None
     run_local(tasks, 2, lines.append, pool=pool)
     assert sorted(line["status"] for line in lines) == ["converted"] * 3
     pool.shutdown()
+
+
+def test_convert_without_the_writer_package_fails_once_up_front(tmp_path):
+    """Without nibabel, convert stops at once with the pip command (exit 2), instead of
+    refusing every series one by one."""
+    fx.write_series(tmp_path / "in", n=3)
+    code = ("import sys; sys.modules['nibabel'] = None  # as if not installed\n"
+            "from fastvol.cli import main\n"
+            "sys.exit(main(['convert', sys.argv[1], '-o', sys.argv[2], '-q']))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in"), str(tmp_path / "out")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'fastvol[nifti]'" in done.stderr

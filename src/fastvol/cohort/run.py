@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..atomic import TMP_MARK, remove_stale
-from ..errors import InputError, UnsupportedError
+from ..errors import InputError, MissingDependencyError, UnsupportedError
 from ..headers.references import SEG_SOP_CLASSES
 from ..options import Options
 from .naming import DEFAULT_PATTERN, NAME_TAGS, assign_names, check_pattern, expand
@@ -253,6 +253,27 @@ def convert(
     return report
 
 
+#: The package each output format's writer imports, and the extra that installs it.
+_WRITER_PACKAGES = {"nifti": ("nibabel", "nifti"), "zarr": ("zarr", "zarr")}
+
+
+def _check_writer_package(format: str) -> None:
+    """Fail once, before any work, when the format's writer package is missing (rather than
+    refusing every series one by one)."""
+    import importlib.util
+
+    package, extra = _WRITER_PACKAGES.get(format, ("", ""))
+    if not package:
+        return
+    try:
+        found = importlib.util.find_spec(package) is not None  # not imported: costs the main process nothing
+    except (ImportError, ValueError):  # a broken install, or a module blocked in sys.modules
+        found = False
+    if not found:
+        install = f"pip install 'fastvol[{extra}]'"
+        raise MissingDependencyError(f"--format {format} needs {package}: {install}", install_hint=install)
+
+
 def _check(format: str, sidecar: str, clash: int, jobs: int, depth: int | None, progress: str) -> None:
     if format not in FORMATS:
         raise InputError(f"format={format!r}: expected one of {', '.join(FORMATS)}")
@@ -261,6 +282,7 @@ def _check(format: str, sidecar: str, clash: int, jobs: int, depth: int | None, 
     if not hasattr(Volume, FORMATS[format]):  # zarr arrives with the writers' issue
         raise UnsupportedError(f"--format {format}: this fastvol has no Volume.{FORMATS[format]} "
                                f"writer yet; use --format nifti or npz")  # fmt: skip
+    _check_writer_package(format)
     if sidecar not in ("y", "n", "o"):
         raise InputError(f"-b {sidecar!r}: expected y, n or o")
     if clash not in (0, 1, 2):
