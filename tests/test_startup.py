@@ -75,7 +75,8 @@ def test_numpy_twins_equal_the_pixel_kernels(seed):
     bits_stored = int(rng.integers(1, 17))
     signed, mask = bool(rng.integers(2)), bool(rng.integers(2)) or bits_stored < 16
     src = rng.integers(0, 1 << 16, 257, dtype=np.uint16)
-    for out_dtype, slope, intercept in ((np.int32, 3, -1024), (np.float32, 0.5, 1.25), (np.int16, 1, 0)):
+    for out_dtype, slope, intercept in ((np.int32, 3, -1024), (np.float32, 0.5, 1.25), (np.int16, 1, 0),
+                                        (np.float32, 1.2904, -0.37), (np.float64, 0.1, 1e-3)):  # fmt: skip
         a, b = np.empty(257, out_dtype), np.empty(257, out_dtype)
         store_frame(src, a, bits_stored, signed, mask, out_dtype(slope), out_dtype(intercept))
         vector.store_frame(src, b, bits_stored, signed, mask, out_dtype(slope), out_dtype(intercept))

@@ -23,11 +23,12 @@ def _decoded(src: np.ndarray, bits_stored: int, signed: bool, mask: bool) -> np.
 
 def _scaled(values: np.ndarray, slope: object, intercept: object, dtype: np.dtype) -> np.ndarray:
     if dtype.kind == "f":
-        out = values.astype(dtype)
+        # As numba types the kernel: int64 * float32 is float64, rounded once into dst.
+        out = values.astype(np.float64)
         if slope != 1:
-            out *= dtype.type(slope)  # type: ignore[call-overload]
+            out *= np.float64(dtype.type(slope))  # type: ignore[call-overload]
         if intercept != 0:
-            out += dtype.type(intercept)  # type: ignore[call-overload]
+            out += np.float64(dtype.type(intercept))  # type: ignore[call-overload]
         return out
     if slope != 1:
         values *= int(slope)  # type: ignore[call-overload]
