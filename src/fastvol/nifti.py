@@ -3,8 +3,10 @@
 NIfTI readers (nibabel, ITK, MONAI, TorchIO, FSL) index ``(i, j, k, t, ...)`` and map ``(i, j, k)``
 to RAS mm. fastvol writes ``i = column``, ``j = row``, ``k = slice`` (no flips: voxel ``(i, j, k)``
 is fastvol's ``[k, j, i]``), leading axes (volumes) after the spatial ones, and the RAS affine of
-that order in both the qform and the sform, each with code 1 (scanner anatomical; a sheared
-affine of a tilted stack only in the sform, qform code 0, since a qform cannot hold a shear),
+that order in the sform, code 1 (scanner anatomical), and its nearest rigid form in the qform,
+code 1, when the axes are orthogonal within ``TILT_TOLERANCE_DEG`` (rounding in the headers
+leaves some 1e-4 degrees); the sheared affine of a tilted stack kept as it is (tilt over the
+tolerance) only in the sform, qform code 0, since a qform cannot hold a shear),
 units mm and seconds, and ``pixdim[4]`` the repetition time in seconds when it is known.
 
 dcm2niix writes the same voxel centres in another index order. For classic and mosaic series
@@ -31,9 +33,10 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import InputError, MissingDependencyError, map_exceptions
+from .options import TILT_TOLERANCE_DEG
 
-__all__ = ["RGB24", "from_nifti_layout", "from_rgb24", "itk_layout", "nifti_layout", "read_nifti", "to_rgb24",
-           "write_nifti"]
+__all__ = ["RGB24", "from_nifti_layout", "from_rgb24", "itk_layout", "nifti_layout", "qform_fits", "read_nifti",
+           "shear_deg", "to_rgb24", "write_nifti"]
 
 #: Flips the first two world axes: RAS = LPS_TO_RAS @ LPS (its own inverse).
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -110,14 +113,38 @@ def from_nifti_layout(data: np.ndarray, affine_ras: np.ndarray) -> tuple[np.ndar
     return array, LPS_TO_RAS @ np.asarray(affine_ras, dtype=np.float64) @ SWAP_CS
 
 
-def qform_exact(affine: np.ndarray, tolerance: float = 1e-6) -> bool:
-    """Whether a qform (rotation, zooms, flip) holds ``affine`` exactly: orthogonal axes."""
+def shear_deg(affine: np.ndarray) -> float:
+    """How far (degrees) the affine's axes are from orthogonal: the largest angle between an
+    axis and the normal of the other two.
+
+    0 for a rigid grid; for a tilted stack, its tilt (the angle of the slice axis to the
+    normal of the image plane, as the geometry report's ``tilt``). Rounding in the headers'
+    orientation and positions leaves some 1e-4 degrees. An axis of length 0 gives 90.
+    """
     axes = np.asarray(affine, dtype=np.float64)[:3, :3]
     norms = np.linalg.norm(axes, axis=0)
-    if np.any(norms == 0):
-        return False
+    if not np.all(norms > 0):
+        return 90.0
     unit = axes / norms
-    return bool(np.allclose(unit.T @ unit, np.eye(3), atol=tolerance))
+    worst = 0.0
+    for k in range(3):
+        normal = np.cross(unit[:, (k + 1) % 3], unit[:, (k + 2) % 3])
+        size = np.linalg.norm(normal)
+        if size == 0:
+            return 90.0
+        cosine = min(1.0, abs(float(unit[:, k] @ normal)) / size)
+        worst = max(worst, float(np.degrees(np.arccos(cosine))))
+    return worst
+
+
+def qform_fits(affine: np.ndarray, tolerance_deg: float = TILT_TOLERANCE_DEG) -> bool:
+    """Whether a qform (rotation, zooms, flip) stands for ``affine``: axes orthogonal within
+    ``tolerance_deg``, the tilt below which fastvol calls a stack untilted.
+
+    The qform written is then the nearest rigid one (as nibabel and dcm2niix fit it); the sform
+    keeps the exact affine.
+    """
+    return shear_deg(affine) <= tolerance_deg
 
 
 def _nibabel() -> Any:
@@ -141,6 +168,7 @@ def write_nifti(
     repetition_time_s: float | None = None,
     description: str = "",
     rgb: bool = False,
+    qform: bool | None = None,
 ) -> str | BinaryIO:
     """Write ``array`` (``(..., slice, row, column)``) with its LPS affine as NIfTI-1, atomically.
 
@@ -157,6 +185,11 @@ def write_nifti(
         Written to ``pixdim[4]`` (seconds) when given, as dcm2niix does; else 0 (unknown).
     description
         ``descrip`` (at most 80 bytes are kept).
+    qform
+        Whether to write the qform (code 1, the nearest rigid form of the affine) or leave it
+        unset (code 0). By default, when :func:`qform_fits` (axes orthogonal within
+        ``TILT_TOLERANCE_DEG``): rounding-level shear gets a qform, a real tilt does not,
+        since a quaternion cannot hold a shear. The sform always holds the exact affine.
 
     Returns
     -------
@@ -174,9 +207,13 @@ def write_nifti(
     # writes it without a copy (a C copy made it transpose twice, 8x slower).
     image = nib.Nifti1Image(data, affine_ras)
     header = image.header
-    # A qform is a rotation, zooms and a flip: it cannot hold the shear of a tilted stack, and
-    # nibabel would store the nearest rigid one. Then only the sform says where voxels are.
-    image.set_qform(affine_ras, code=SCANNER) if qform_exact(affine_ras) else image.set_qform(None, code=0)
+    # A qform is a rotation, zooms and a flip: nibabel fits the nearest rigid one (polar
+    # decomposition, as dcm2niix). Rounding-level shear moves no voxel by a measurable amount;
+    # the shear of a tilted stack would, so then only the sform says where voxels are.
+    if qform if qform is not None else qform_fits(affine_ras):
+        image.set_qform(affine_ras, code=SCANNER)
+    else:
+        image.set_qform(None, code=0)
     image.set_sform(affine_ras, code=SCANNER)
     header.set_xyzt_units("mm", "sec")
     tr = repetition_time_s
