@@ -132,8 +132,9 @@ def shear_deg(affine: np.ndarray) -> float:
         size = np.linalg.norm(normal)
         if size == 0:
             return 90.0
-        cosine = min(1.0, abs(float(unit[:, k] @ normal)) / size)
-        worst = max(worst, float(np.degrees(np.arccos(cosine))))
+        normal /= size  # arctan2, not arccos: exact for the 1e-6 rad that rounding leaves
+        angle = np.arctan2(np.linalg.norm(np.cross(unit[:, k], normal)), abs(float(unit[:, k] @ normal)))
+        worst = max(worst, float(np.degrees(angle)))
     return worst
 
 
@@ -145,6 +146,47 @@ def qform_fits(affine: np.ndarray, tolerance_deg: float = TILT_TOLERANCE_DEG) ->
     keeps the exact affine.
     """
     return shear_deg(affine) <= tolerance_deg
+
+
+def _quaternion_rotations(bcd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotations that float32 ``quatern_b, c, d`` rows give as nibabel reads them, and which
+    rows it reads at all (``a = sqrt(1 - b^2 - c^2 - d^2)``, 0 within 3 float32 eps)."""
+    b, c, d = (bcd[:, i].astype(np.float64) for i in range(3))
+    w2 = 1.0 - (b * b + c * c + d * d)
+    eps = 3 * float(np.finfo(np.float32).eps)
+    a = np.where(np.abs(w2) < eps, 0.0, np.sqrt(np.clip(w2, 0.0, None)))
+    rot = np.stack([
+        np.stack([a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)], -1),
+        np.stack([2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)], -1),
+        np.stack([2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b], -1),
+    ], -2)  # fmt: skip
+    return rot, w2 > -eps
+
+
+def _set_qform(header: Any, affine_ras: np.ndarray, reach: int = 3) -> None:
+    """``header.set_qform(affine_ras, code=SCANNER)``, its quaternion rounded to the float32
+    values that best give the rotation.
+
+    NIfTI stores ``b, c, d`` as float32 and readers recompute ``a``: near a half turn (``a``
+    small, as in many oblique scans) plain rounding turns the axes by up to some 1e-4 rad,
+    0.05 mm across 200 mm. Trying the float32 values within ``reach`` units in the last place
+    of each (343 candidates) keeps the qform as close to the affine as the format allows.
+    """
+    header.set_qform(affine_ras, code=SCANNER)
+    axes = np.asarray(affine_ras, dtype=np.float64)[:3, :3]
+    unit = axes / np.linalg.norm(axes, axis=0)
+    if np.linalg.det(unit) < 0:  # qfac -1: the quaternion holds the rest (as nibabel)
+        unit[:, 2] *= -1
+    u, _, vt = np.linalg.svd(unit)
+    want = u @ vt  # the nearest rotation, which nibabel's quaternion stands for
+    stored = np.array([[header[f"quatern_{c}"] for c in "bcd"]], dtype=np.float32)
+    steps = np.arange(-reach, reach + 1, dtype=np.float32)
+    near = [(v + steps * np.spacing(np.abs(v))).astype(np.float32) for v in stored[0]]
+    grid = np.concatenate([stored, np.stack(np.meshgrid(*near, indexing="ij"), -1).reshape(-1, 3)])
+    rot, readable = _quaternion_rotations(grid)
+    err = np.where(readable, np.abs(rot - want).reshape(len(grid), -1).max(axis=1), np.inf)
+    best = int(np.argmin(err))  # ties keep nibabel's own (row 0)
+    header["quatern_b"], header["quatern_c"], header["quatern_d"] = grid[best]
 
 
 def _nibabel() -> Any:
@@ -211,7 +253,7 @@ def write_nifti(
     # decomposition, as dcm2niix). Rounding-level shear moves no voxel by a measurable amount;
     # the shear of a tilted stack would, so then only the sform says where voxels are.
     if qform if qform is not None else qform_fits(affine_ras):
-        image.set_qform(affine_ras, code=SCANNER)
+        _set_qform(header, affine_ras)
     else:
         image.set_qform(None, code=0)
     image.set_sform(affine_ras, code=SCANNER)
