@@ -5,7 +5,7 @@ to RAS mm. fastvol writes ``i = column``, ``j = row``, ``k = slice`` (no flips: 
 is fastvol's ``[k, j, i]``), leading axes (volumes) after the spatial ones, and the RAS affine of
 that order in the sform, code 1 (scanner anatomical), and its nearest rigid form in the qform,
 code 1, when the axes are orthogonal within ``TILT_TOLERANCE_DEG`` (rounding in the headers
-leaves some 1e-4 degrees); the sheared affine of a tilted stack kept as it is (tilt over the
+leaves up to some 3e-3 degrees); the sheared affine of a tilted stack kept as it is (tilt over the
 tolerance) only in the sform, qform code 0, since a qform cannot hold a shear),
 units mm and seconds, and ``pixdim[4]`` the repetition time in seconds when it is known.
 
@@ -36,7 +36,7 @@ from .errors import InputError, MissingDependencyError, map_exceptions
 from .options import TILT_TOLERANCE_DEG
 
 __all__ = ["RGB24", "from_nifti_layout", "from_rgb24", "itk_layout", "nifti_layout", "qform_fits", "read_nifti",
-           "shear_deg", "to_rgb24", "write_nifti"]
+           "set_qform", "shear_deg", "to_rgb24", "write_nifti"]
 
 #: Flips the first two world axes: RAS = LPS_TO_RAS @ LPS (its own inverse).
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -119,7 +119,7 @@ def shear_deg(affine: np.ndarray) -> float:
 
     0 for a rigid grid; for a tilted stack, its tilt (the angle of the slice axis to the
     normal of the image plane, as the geometry report's ``tilt``). Rounding in the headers'
-    orientation and positions leaves some 1e-4 degrees. An axis of length 0 gives 90.
+    orientation and positions leaves up to some 3e-3 degrees. An axis of length 0 gives 90.
     """
     axes = np.asarray(affine, dtype=np.float64)[:3, :3]
     norms = np.linalg.norm(axes, axis=0)
@@ -163,14 +163,15 @@ def _quaternion_rotations(bcd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rot, w2 > -eps
 
 
-def _set_qform(header: Any, affine_ras: np.ndarray, reach: int = 3) -> None:
+def set_qform(header: Any, affine_ras: np.ndarray, reach: int = 3) -> None:
     """``header.set_qform(affine_ras, code=SCANNER)``, its quaternion rounded to the float32
     values that best give the rotation.
 
     NIfTI stores ``b, c, d`` as float32 and readers recompute ``a``: near a half turn (``a``
-    small, as in many oblique scans) plain rounding turns the axes by up to some 1e-4 rad,
-    0.05 mm across 200 mm. Trying the float32 values within ``reach`` units in the last place
-    of each (343 candidates) keeps the qform as close to the affine as the format allows.
+    small) plain rounding turns the axes by up to some 4e-5 rad (4e-3 mm across 100 mm).
+    Trying the float32 values within ``reach`` units in the last place of each (343
+    candidates) keeps the qform as close to the affine as the format allows. Within about
+    0.01 deg of a half turn readers take ``a`` as 0 and no rounding helps (8e-5 rad).
     """
     header.set_qform(affine_ras, code=SCANNER)
     axes = np.asarray(affine_ras, dtype=np.float64)[:3, :3]
@@ -253,7 +254,7 @@ def write_nifti(
     # decomposition, as dcm2niix). Rounding-level shear moves no voxel by a measurable amount;
     # the shear of a tilted stack would, so then only the sform says where voxels are.
     if qform if qform is not None else qform_fits(affine_ras):
-        _set_qform(header, affine_ras)
+        set_qform(header, affine_ras)
     else:
         image.set_qform(None, code=0)
     image.set_sform(affine_ras, code=SCANNER)
