@@ -120,8 +120,56 @@ def test_cohort_outputs_report_and_sidecars(tmp_path: Path) -> None:
     assert tilt["fastvol"]["tilt_deg"] > 10
     assert tilt["fastvol"]["written"]["tilt"] == "kept" and "--tilt resample" in tilt["fastvol"]["written"]["hint"]
     header = nib.load(tilt_line["outputs"][0]).header
-    assert header["sform_code"] > 0 and header["qform_code"] == 0  # sform holds the shear
+    assert header["sform_code"] == 1 and header["qform_code"] == 0  # sform holds the shear
+    written_codes = tilt["fastvol"]["written"]
+    assert (written_codes["sform_code"], written_codes["qform_code"]) == (header["sform_code"], header["qform_code"])
+    assert tilt_line["written"] == tilt["fastvol"]["written"]
     assert any("gantry tilt" in w for w in tilt_line["warnings"])
+
+
+@pytest.mark.parametrize("tolerance", [None, "1.0"])
+def test_nifti_qform_follows_the_tilt_tolerance_and_the_sidecar_says_so(tmp_path: Path, tolerance) -> None:
+    """A 0.57 deg lean: tilted under the default tolerance (sheared sform, no qform, a note with
+    the file's codes); untilted under --tilt-tolerance-deg 1 (a qform, code 1, no note)."""
+    fx.write_series(tmp_path / "in" / "lean", n=6, step_vector=(0, 0.02, 2.0), seed=7)
+    out = tmp_path / "out"
+    extra = [] if tolerance is None else ["--tilt-tolerance-deg", tolerance]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastvol.FastvolWarning)
+        code, err = run_cli(str(tmp_path / "in"), "-o", str(out), "-q", *extra)
+    assert code == 0, err
+    (line,) = series_lines(out)
+    header = nib.load(line["outputs"][0]).header
+    side = json.loads(Path(line["outputs"][1]).read_text())["fastvol"]
+    assert side["tilt_deg"] == pytest.approx(np.degrees(np.arctan(0.01)), rel=1e-3)
+    assert int(header["sform_code"]) == 1
+    if tolerance is None:
+        assert int(header["qform_code"]) == 0
+        assert (side["written"]["sform_code"], side["written"]["qform_code"]) == (1, 0)
+        assert line["written"] == side["written"]
+    else:
+        assert int(header["qform_code"]) == 1
+        assert "written" not in side and line["written"] is None
+
+
+@pytest.mark.corpus
+def test_corpus_untilted_series_get_a_qform_and_sidecars_say_the_codes(corpus: Path, tmp_path: Path) -> None:
+    """Every corpus series fastvol converts has a tilt under the tolerance (header rounding
+    leaves up to 3e-3 deg): each NIfTI gets qform code 1 beside sform code 1, no note."""
+    from fastvol.options import TILT_TOLERANCE_DEG
+
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastvol.FastvolWarning)
+        run_cli(str(corpus), "-o", str(out), "-q")  # exit 1: some corpus series are refused
+    lines = [line for line in series_lines(out) if line["status"] == "converted"]
+    assert len(lines) > 50
+    for line in lines:
+        header = nib.load(line["outputs"][0]).header
+        side = json.loads(Path(line["outputs"][1]).read_text())["fastvol"]
+        assert side["tilt_deg"] <= TILT_TOLERANCE_DEG, line["outputs"][0]
+        assert (int(header["sform_code"]), int(header["qform_code"])) == (1, 1), line["outputs"][0]
+        assert "written" not in side and line["written"] is None
 
 
 def test_tilt_resample_and_ignore_derived(tmp_path: Path) -> None:

@@ -144,6 +144,88 @@ def test_npz_has_array_and_lps_affine(tmp_path):
         np.testing.assert_allclose(data["affine_lps"], vol.affine)
 
 
+def _rotation(axis, degrees) -> np.ndarray:
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    t = np.radians(degrees)
+    return np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * k @ k
+
+
+def _sheared_affine(shear_rad: float, shape=(24, 64, 64), spacing=(2.5, 0.9, 0.9)) -> np.ndarray:
+    """An oblique LPS affine whose slice axis leans ``shear_rad`` towards the row axis."""
+    rot = _rotation((0.3, -0.5, 0.8), 25.0)
+    affine = np.eye(4)
+    affine[:3, :3] = rot * np.asarray(spacing)
+    affine[:3, 0] += np.tan(shear_rad) * spacing[0] * rot[:, 1]
+    affine[:3, 3] = (-101.3, 87.9, 42.6)
+    return affine
+
+
+def _corners(shape) -> np.ndarray:
+    """The 8 corner voxels of a NIfTI grid ``(i, j, k)``, as homogeneous columns."""
+    return np.array([[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
+                     for k in (0, shape[2] - 1)]).T  # fmt: skip
+
+
+@pytest.mark.parametrize("shear_rad", [0.0, 1e-6, np.radians(0.009)])
+def test_rounding_level_shear_gets_the_nearest_rigid_qform(tmp_path, shear_rad):
+    """Shear far below tilt_tolerance_deg (header rounding) gets qform code 1, its nearest rigid
+    form (as dcm2niix writes it); the sform keeps the exact affine."""
+    from fastvol.nifti import nifti_layout, shear_deg, write_nifti
+
+    affine = _sheared_affine(shear_rad)
+    assert shear_deg(affine) == pytest.approx(np.degrees(shear_rad), abs=1e-9)
+    array = np.zeros((24, 64, 64), np.int16)
+    img = nib.load(write_nifti(tmp_path / "v.nii", array, affine))
+    assert int(img.header["qform_code"]) == 1 and int(img.header["sform_code"]) == 1
+    _, affine_ras = nifti_layout(array, affine)
+    np.testing.assert_allclose(img.get_sform(), affine_ras, atol=2e-5)  # exact, as float32
+    corners = _corners(img.shape)
+    # The nearest rigid form moves no voxel centre by more than the shear does.
+    moved = np.linalg.norm(img.get_qform() @ corners - affine_ras @ corners, axis=0).max()
+    extent = np.linalg.norm(affine_ras[:3, :3] @ (corners[:3, -1] - corners[:3, 0]))
+    assert moved < (1e-4 if shear_rad <= 1e-6 else shear_rad * extent)
+
+
+@pytest.mark.parametrize("tilt_deg", [0.011, 0.5, 17.0])
+def test_shear_over_the_tilt_tolerance_leaves_the_qform_unset(tmp_path, tilt_deg):
+    from fastvol.nifti import write_nifti
+
+    affine = _sheared_affine(np.radians(tilt_deg))
+    img = nib.load(write_nifti(tmp_path / "v.nii", np.zeros((24, 64, 64), np.int16), affine))
+    assert int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 1
+
+
+def test_qform_near_a_half_turn_is_as_close_as_float32_allows(tmp_path):
+    """A rotation near 180 deg (in RAS) makes the quaternion's ``a`` small: plain float32
+    rounding of ``b, c, d`` moves corners by some 4e-3 mm; the best float32 neighbours keep
+    the qform within 1e-4 mm of the sform."""
+    from fastvol.nifti import from_nifti_layout, write_nifti
+
+    affine_ras = np.eye(4)
+    affine_ras[:3, :3] = _rotation((0.1, 0.3, 0.95), 179.9) * np.array([0.9, 0.9, 2.5])
+    affine_ras[:3, 3] = (-101.3, 87.9, 42.6)
+    array, affine_lps = from_nifti_layout(np.zeros((64, 64, 24), np.int16), affine_ras)
+    img = nib.load(write_nifti(tmp_path / "v.nii", array, affine_lps))
+    assert int(img.header["qform_code"]) == 1
+    corners = _corners(img.shape)
+    assert np.abs(img.get_qform() @ corners - img.get_sform() @ corners).max() < 1e-4
+
+
+def test_one_slice_volume_gets_a_qform(tmp_path):
+    """One slice has no stacking direction: its slice axis is the normal of the (rounded)
+    ImageOrientationPatient, so the affine is orthogonal and the qform is written."""
+    iop = (0.99998, -0.00479, 0.00388, 0.00540, 0.98475, -0.17386)  # as stored: 5 decimals
+    written = fx.write_series(tmp_path / "s", n=1, orientation=iop, origin=(-90.0, -108.5, 44.0),
+                              extra={"SpacingBetweenSlices": 3.0})  # fmt: skip
+    vol = fastvol.load(written.folder)
+    assert vol.shape[0] == 1 and vol.geometry.tilt_deg == 0
+    img = nib.load(vol.to_nifti(tmp_path / "v.nii"))
+    assert int(img.header["qform_code"]) == 1 and int(img.header["sform_code"]) == 1
+    corners = _corners(img.shape)
+    assert np.abs(img.get_qform() @ corners - img.get_sform() @ corners).max() < 1e-3
+
+
 # ----------------------------------------------------------------------- against dcm2niix
 
 def _dcm2niix_entries() -> list:
@@ -177,13 +259,13 @@ def test_nifti_matches_dcm2niix_reference(corpus: Path, tmp_path, entry):
         vol = fastvol.load(files, extra_tags=["RepetitionTime"])
     ours = nib.load(vol.to_nifti(tmp_path / "ours.nii"))
     ref = nib.load(str(ref_path))
-    from fastvol.nifti import qform_exact
+    from fastvol.options import TILT_TOLERANCE_DEG
 
     assert int(ours.header["sform_code"]) == int(ref.header["sform_code"]) == 1
-    if qform_exact(ours.affine):
-        assert int(ours.header["qform_code"]) == int(ref.header["qform_code"]) == 1
-    else:  # a sheared stack: dcm2niix stores the nearest rigid qform, fastvol none (code 0)
-        assert int(ours.header["qform_code"]) == 0
+    # Every corpus series is untilted (below the tolerance; header rounding leaves up to
+    # 3e-3 deg): a qform, code 1, as dcm2niix's. A kept tilt is tested with the factory.
+    assert vol.geometry.tilt_deg <= TILT_TOLERANCE_DEG
+    assert int(ours.header["qform_code"]) == int(ref.header["qform_code"]) == 1
     assert ours.header.get_xyzt_units() == ref.header.get_xyzt_units() == ("mm", "sec")
     if isinstance(vol.meta.get("RepetitionTime"), (int, float)):
         assert ours.header["pixdim"][4] == pytest.approx(ref.header["pixdim"][4], rel=1e-4)
@@ -206,6 +288,17 @@ def test_nifti_matches_dcm2niix_reference(corpus: Path, tmp_path, entry):
         np.testing.assert_allclose(mapped, b, rtol=1e-3, atol=0.5)
     # The documented difference: dcm2niix stores the rows bottom-up, fastvol top-down.
     assert t[:3, 1].sum() == -1
+    # Our qform, in dcm2niix's index order, is dcm2niix's affine: axes within 1e-3 mm per
+    # voxel, and every corner voxel within 0.05 mm. Not 1e-3 there: a qform is a float32
+    # quaternion, and for a rotation within 0.01 deg of a half turn (the 12-bit series in
+    # fastvol's layout; dcm2niix's flipped rows make it another rotation) readers take its
+    # ``a`` as 0: 8e-5 rad, 0.017 mm across the volume, however b, c, d are rounded.
+    qform = LPS_FROM_RAS @ ours.get_qform() @ np.linalg.inv(t)
+    reference = LPS_FROM_RAS @ ref.affine
+    np.testing.assert_allclose(qform[:3, :3], reference[:3, :3], atol=1e-3)
+    corners = np.array([[i, j, k, 1.0] for i in (0, ref.shape[0] - 1) for j in (0, ref.shape[1] - 1)
+                        for k in (0, ref.shape[2] - 1)]).T  # fmt: skip
+    np.testing.assert_allclose(qform @ corners, reference @ corners, atol=0.05)
 
 
 # ----------------------------------------------------------------------- colour (RGB)

@@ -3,8 +3,10 @@
 NIfTI readers (nibabel, ITK, MONAI, TorchIO, FSL) index ``(i, j, k, t, ...)`` and map ``(i, j, k)``
 to RAS mm. fastvol writes ``i = column``, ``j = row``, ``k = slice`` (no flips: voxel ``(i, j, k)``
 is fastvol's ``[k, j, i]``), leading axes (volumes) after the spatial ones, and the RAS affine of
-that order in both the qform and the sform, each with code 1 (scanner anatomical; a sheared
-affine of a tilted stack only in the sform, qform code 0, since a qform cannot hold a shear),
+that order in the sform, code 1 (scanner anatomical), and its nearest rigid form in the qform,
+code 1, when the axes are orthogonal within ``TILT_TOLERANCE_DEG`` (rounding in the headers
+leaves up to some 3e-3 degrees); the sheared affine of a tilted stack kept as it is (tilt over the
+tolerance) only in the sform, qform code 0, since a qform cannot hold a shear),
 units mm and seconds, and ``pixdim[4]`` the repetition time in seconds when it is known.
 
 dcm2niix writes the same voxel centres in another index order. For classic and mosaic series
@@ -31,9 +33,10 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import InputError, MissingDependencyError, map_exceptions
+from .options import TILT_TOLERANCE_DEG
 
-__all__ = ["RGB24", "from_nifti_layout", "from_rgb24", "itk_layout", "nifti_layout", "read_nifti", "to_rgb24",
-           "write_nifti"]
+__all__ = ["RGB24", "from_nifti_layout", "from_rgb24", "itk_layout", "nifti_layout", "qform_fits", "read_nifti",
+           "set_qform", "shear_deg", "to_rgb24", "write_nifti"]
 
 #: Flips the first two world axes: RAS = LPS_TO_RAS @ LPS (its own inverse).
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -110,14 +113,81 @@ def from_nifti_layout(data: np.ndarray, affine_ras: np.ndarray) -> tuple[np.ndar
     return array, LPS_TO_RAS @ np.asarray(affine_ras, dtype=np.float64) @ SWAP_CS
 
 
-def qform_exact(affine: np.ndarray, tolerance: float = 1e-6) -> bool:
-    """Whether a qform (rotation, zooms, flip) holds ``affine`` exactly: orthogonal axes."""
+def shear_deg(affine: np.ndarray) -> float:
+    """How far (degrees) the affine's axes are from orthogonal: the largest angle between an
+    axis and the normal of the other two.
+
+    0 for a rigid grid; for a tilted stack, its tilt (the angle of the slice axis to the
+    normal of the image plane, as the geometry report's ``tilt``). Rounding in the headers'
+    orientation and positions leaves up to some 3e-3 degrees. An axis of length 0 gives 90.
+    """
     axes = np.asarray(affine, dtype=np.float64)[:3, :3]
     norms = np.linalg.norm(axes, axis=0)
-    if np.any(norms == 0):
-        return False
+    if not np.all(norms > 0):
+        return 90.0
     unit = axes / norms
-    return bool(np.allclose(unit.T @ unit, np.eye(3), atol=tolerance))
+    worst = 0.0
+    for k in range(3):
+        normal = np.cross(unit[:, (k + 1) % 3], unit[:, (k + 2) % 3])
+        size = np.linalg.norm(normal)
+        if size == 0:
+            return 90.0
+        normal /= size  # arctan2, not arccos: exact for the 1e-6 rad that rounding leaves
+        angle = np.arctan2(np.linalg.norm(np.cross(unit[:, k], normal)), abs(float(unit[:, k] @ normal)))
+        worst = max(worst, float(np.degrees(angle)))
+    return worst
+
+
+def qform_fits(affine: np.ndarray, tolerance_deg: float = TILT_TOLERANCE_DEG) -> bool:
+    """Whether a qform (rotation, zooms, flip) stands for ``affine``: axes orthogonal within
+    ``tolerance_deg``, the tilt below which fastvol calls a stack untilted.
+
+    The qform written is then the nearest rigid one (as nibabel and dcm2niix fit it); the sform
+    keeps the exact affine.
+    """
+    return shear_deg(affine) <= tolerance_deg
+
+
+def _quaternion_rotations(bcd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotations that float32 ``quatern_b, c, d`` rows give as nibabel reads them, and which
+    rows it reads at all (``a = sqrt(1 - b^2 - c^2 - d^2)``, 0 within 3 float32 eps)."""
+    b, c, d = (bcd[:, i].astype(np.float64) for i in range(3))
+    w2 = 1.0 - (b * b + c * c + d * d)
+    eps = 3 * float(np.finfo(np.float32).eps)
+    a = np.where(np.abs(w2) < eps, 0.0, np.sqrt(np.clip(w2, 0.0, None)))
+    rot = np.stack([
+        np.stack([a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)], -1),
+        np.stack([2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)], -1),
+        np.stack([2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b], -1),
+    ], -2)  # fmt: skip
+    return rot, w2 > -eps
+
+
+def set_qform(header: Any, affine_ras: np.ndarray, reach: int = 3) -> None:
+    """``header.set_qform(affine_ras, code=SCANNER)``, its quaternion rounded to the float32
+    values that best give the rotation.
+
+    NIfTI stores ``b, c, d`` as float32 and readers recompute ``a``: near a half turn (``a``
+    small) plain rounding turns the axes by up to some 4e-5 rad (4e-3 mm across 100 mm).
+    Trying the float32 values within ``reach`` units in the last place of each (343
+    candidates) keeps the qform as close to the affine as the format allows. Within about
+    0.01 deg of a half turn readers take ``a`` as 0 and no rounding helps (8e-5 rad).
+    """
+    header.set_qform(affine_ras, code=SCANNER)
+    axes = np.asarray(affine_ras, dtype=np.float64)[:3, :3]
+    unit = axes / np.linalg.norm(axes, axis=0)
+    if np.linalg.det(unit) < 0:  # qfac -1: the quaternion holds the rest (as nibabel)
+        unit[:, 2] *= -1
+    u, _, vt = np.linalg.svd(unit)
+    want = u @ vt  # the nearest rotation, which nibabel's quaternion stands for
+    stored = np.array([[header[f"quatern_{c}"] for c in "bcd"]], dtype=np.float32)
+    steps = np.arange(-reach, reach + 1, dtype=np.float32)
+    near = [(v + steps * np.spacing(np.abs(v))).astype(np.float32) for v in stored[0]]
+    grid = np.concatenate([stored, np.stack(np.meshgrid(*near, indexing="ij"), -1).reshape(-1, 3)])
+    rot, readable = _quaternion_rotations(grid)
+    err = np.where(readable, np.abs(rot - want).reshape(len(grid), -1).max(axis=1), np.inf)
+    best = int(np.argmin(err))  # ties keep nibabel's own (row 0)
+    header["quatern_b"], header["quatern_c"], header["quatern_d"] = grid[best]
 
 
 def _nibabel() -> Any:
@@ -141,6 +211,7 @@ def write_nifti(
     repetition_time_s: float | None = None,
     description: str = "",
     rgb: bool = False,
+    qform: bool | None = None,
 ) -> str | BinaryIO:
     """Write ``array`` (``(..., slice, row, column)``) with its LPS affine as NIfTI-1, atomically.
 
@@ -157,6 +228,11 @@ def write_nifti(
         Written to ``pixdim[4]`` (seconds) when given, as dcm2niix does; else 0 (unknown).
     description
         ``descrip`` (at most 80 bytes are kept).
+    qform
+        Whether to write the qform (code 1, the nearest rigid form of the affine) or leave it
+        unset (code 0). By default, when :func:`qform_fits` (axes orthogonal within
+        ``TILT_TOLERANCE_DEG``): rounding-level shear gets a qform, a real tilt does not,
+        since a quaternion cannot hold a shear. The sform always holds the exact affine.
 
     Returns
     -------
@@ -174,9 +250,13 @@ def write_nifti(
     # writes it without a copy (a C copy made it transpose twice, 8x slower).
     image = nib.Nifti1Image(data, affine_ras)
     header = image.header
-    # A qform is a rotation, zooms and a flip: it cannot hold the shear of a tilted stack, and
-    # nibabel would store the nearest rigid one. Then only the sform says where voxels are.
-    image.set_qform(affine_ras, code=SCANNER) if qform_exact(affine_ras) else image.set_qform(None, code=0)
+    # A qform is a rotation, zooms and a flip: nibabel fits the nearest rigid one (polar
+    # decomposition, as dcm2niix). Rounding-level shear moves no voxel by a measurable amount;
+    # the shear of a tilted stack would, so then only the sform says where voxels are.
+    if qform if qform is not None else qform_fits(affine_ras):
+        set_qform(header, affine_ras)
+    else:
+        image.set_qform(None, code=0)
     image.set_sform(affine_ras, code=SCANNER)
     header.set_xyzt_units("mm", "sec")
     tr = repetition_time_s

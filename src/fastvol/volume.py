@@ -84,7 +84,9 @@ class Volume:
         uncompressed ``.nii`` (e.g. into a gzip stream of the caller's choice).
 
         The NIfTI array is ``(column, row, slice, ...)`` with the RAS affine of that order in
-        both qform and sform (code 1, scanner), units mm and seconds; see :mod:`fastvol.nifti`
+        both qform and sform (code 1, scanner), units mm and seconds; a stack whose tilt was
+        kept (:attr:`geometry` warns ``tilt_kept``) has its sheared affine only in the sform,
+        qform code 0, as a quaternion cannot hold a shear; see :mod:`fastvol.nifti`
         for how this layout relates to dcm2niix's. This conversion is explicit and only
         happens there. Colour (:attr:`is_rgb`) is written as dcm2niix writes it: datatype
         RGB24, spatial axes ``(column, row, slice)``.
@@ -101,7 +103,23 @@ class Volume:
         if repetition_time_s is None:
             repetition_time_s = _repetition_time_s(self.meta)
         return write_nifti(path, self.array, self.affine, repetition_time_s=repetition_time_s,
-                           description=str(self.meta.get("series_description") or ""), rgb=self.is_rgb)  # fmt: skip
+                           description=str(self.meta.get("series_description") or ""), rgb=self.is_rgb,
+                           qform=self.writes_qform())  # fmt: skip
+
+    def writes_qform(self) -> bool | None:
+        """Whether :meth:`to_nifti` writes a qform, as the geometry report decided; ``None``: as
+        the affine says (:func:`fastvol.nifti.qform_fits`).
+
+        A tilt the load kept (over ``tilt_tolerance_deg``) is a real shear: no qform. A tilt
+        over the default tolerance that the load still called untilted (a larger
+        ``tilt_tolerance_deg``) gets the nearest rigid qform, as the load was told.
+        """
+        from .options import TILT_TOLERANCE_DEG
+
+        report = self.geometry
+        if any(item.get("code") == "tilt_kept" for item in report.decision_data()):
+            return False
+        return True if report.tilt_deg > TILT_TOLERANCE_DEG else None
 
     def to_zarr(self, path: str | os.PathLike[str], *, chunks: tuple[int, ...] | None = None) -> str:
         """Write an OME-Zarr store (zarr v3, needs the ``zarr`` extra), atomically.

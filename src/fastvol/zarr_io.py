@@ -80,13 +80,17 @@ def _nifti_header(array: np.ndarray, affine_lps: np.ndarray, rgb: bool = False) 
         import nibabel as nib
     except ImportError:
         return None
-    from .nifti import SCANNER, nifti_layout, to_rgb24
+    from .nifti import SCANNER, nifti_layout, qform_fits, set_qform, to_rgb24
 
     data, affine_ras = nifti_layout(to_rgb24(array) if rgb else array, affine_lps)
     header = nib.Nifti1Header()
     header.set_data_shape(data.shape)
     header.set_data_dtype(data.dtype)
-    header.set_qform(affine_ras, code=SCANNER)
+    # As write_nifti: a qform only where the nearest rigid form stands for the affine.
+    if qform_fits(affine_ras):
+        set_qform(header, affine_ras)
+    else:
+        header.set_qform(None, code=0)
     header.set_sform(affine_ras, code=SCANNER)
     header.set_xyzt_units("mm", "sec")
     return np.frombuffer(header.binaryblock, dtype=np.uint8).copy()

@@ -194,18 +194,32 @@ def _write_json(data: dict[str, Any], path: str) -> None:
 
 
 def _written_note(vol: Volume, fmt: str) -> dict[str, Any] | None:
-    """What the main file holds when the geometry is unusual (tilt kept: a sheared affine)."""
+    """What the main file holds when the geometry is unusual (tilt kept: a sheared affine).
+
+    Says the codes the NIfTI writer writes: the same test (:meth:`Volume.writes_qform`), so
+    a rounding-level tilt under the tolerance (a qform, code 1) gets no note.
+    """
+    from ..nifti import SCANNER, qform_fits
+
     report = vol.geometry
     if report.tilt_deg <= 0 or any("tilt='resample'" in d for d in report.decisions):
         return None
+    verdict = vol.writes_qform()
+    if verdict is None:
+        verdict = qform_fits(vol.affine)  # shear is the same in LPS and RAS, any axis order
+    if verdict:
+        return None
     holds = {
-        "nifti": "sform holds the exact sheared affine (sform_code 2); qform left unset "
+        "nifti": "sform holds the exact sheared affine (sform_code 1, scanner); qform left unset "
                  "(qform_code 0) because a quaternion cannot hold a shear",
         "npz": "affine_lps holds the exact sheared affine",
         "zarr": "the exact sheared affine is stored with the array",
     }[fmt]  # fmt: skip
-    return {"tilt": "kept", "tilt_deg": report.tilt_deg, "affine": holds,
+    note = {"tilt": "kept", "tilt_deg": report.tilt_deg, "affine": holds,
             "hint": "rerun with --tilt resample for an orthogonal grid (float32, resampled)"}  # fmt: skip
+    if fmt == "nifti":  # the codes in the file, as data
+        note.update(sform_code=SCANNER, qform_code=0)
+    return note
 
 
 def _mkdirs(*paths: str | None) -> None:
