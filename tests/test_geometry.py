@@ -98,6 +98,18 @@ def test_tilt_gives_sheared_affine_and_angle():
         np.testing.assert_allclose(g.affine @ [k, 0, 0, 1], np.r_[pos[k], 1], atol=1e-9)
 
 
+def test_uneven_tilted_stack_reports_its_tilt():
+    # The lean is measured off the slice normal for uneven stacks too (not off their own line,
+    # which leaves nothing): else tilt="resample" would keep the shear without a word.
+    lean = np.array([0.0, np.tan(np.radians(9.0)), 0.0])
+    pos = np.outer([0.0, 2.0, 4.0, 7.0, 9.0], lean + [0.0, 0.0, -1.0])
+    g = geo.analyze_stack(pos, AXIAL, (0.5, 0.5))
+    assert g.kind == "irregular" and g.residual < 1e-9
+    assert g.tilt_deg == pytest.approx(9.0, abs=1e-6)
+    straight = geo.analyze_stack(np.outer([0.0, 2.0, 4.0, 7.0, 9.0], [0.0, 0.0, -1.0]), AXIAL, (0.5, 0.5))
+    assert straight.kind == "irregular" and straight.tilt_deg < 1e-9
+
+
 def test_single_slice_uses_given_step():
     g = geo.analyze_stack(np.zeros((1, 3)), AXIAL, (1, 1), single_slice_step=(3.0, "SliceThickness"))
     assert g.kind == "single"

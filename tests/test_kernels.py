@@ -62,6 +62,8 @@ def test_fill_slots():
 
 
 def reference_shift(img, dy, dx, fill):
+    dy = round(dy) if abs(dy - round(dy)) < 1e-6 else dy  # whole offsets despite rounding noise
+    dx = round(dx) if abs(dx - round(dx)) < 1e-6 else dx
     rows, cols = img.shape
     out = np.full_like(img, fill)
     for i in range(rows):
@@ -90,6 +92,17 @@ def test_shift_slices_matches_reference(drow, dcol, seed):
                          for k in range(3)])  # fmt: skip
     shift_slices(stack, index, drow, dcol, np.nan)
     np.testing.assert_allclose(stack, expected, equal_nan=True, atol=1e-12)
+
+
+@pytest.mark.parametrize("noise", [-1e-12, 1e-12, -1e-9])
+def test_shift_slices_by_a_noisy_whole_pixel_keeps_the_edge_row(noise):
+    # A lean of exactly one row per slice, as computed from DS-rounded positions.
+    stack = np.arange(2 * 5 * 4, dtype=np.float64).reshape(2, 5, 4)
+    shifted = stack.copy()
+    shift_slices(shifted, np.array([0.0, 1.0]), -1.0 + noise, 0.0, np.nan)
+    np.testing.assert_array_equal(shifted[0], stack[0])
+    assert np.isnan(shifted[1, 0]).all()
+    np.testing.assert_allclose(shifted[1, 1:], stack[1, :-1], atol=1e-12)
 
 
 def test_interpolate_slices_matches_np_interp():

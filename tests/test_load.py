@@ -156,10 +156,13 @@ def test_gantry_tilt_resample_gives_orthogonal_grid(tmp_path):
         kept = _load(tmp_path)
     vol = _load(tmp_path, tilt="resample")
     np.testing.assert_allclose(vol.affine[:3, 0], [0, 0, -2.0], atol=1e-6)
-    # Slice k moved by k rows: output row i of slice k is input row i + k.
+    # Slice k was acquired k rows further along +y: the same world point lies k rows earlier in
+    # it, so output row i of slice k is acquired row i - k (world-space checks: test_tilt.py).
     for k in range(4):
-        np.testing.assert_allclose(vol.array[k, : 16 - k], kept.array[k, k:], rtol=1e-6)
-        assert np.isnan(vol.array[k, 16 - k :]).all()
+        np.testing.assert_allclose(vol.array[k, k:], kept.array[k, : 16 - k], rtol=1e-6)
+        assert np.isnan(vol.array[k, :k]).all()
+        world = vol.affine @ [k, 10, 5, 1]
+        np.testing.assert_allclose(np.linalg.inv(kept.affine) @ world, [k, 10 - k, 5, 1], atol=1e-9)
 
 
 def test_repeated_positions_split_by_each_tag(tmp_path):

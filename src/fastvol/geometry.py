@@ -277,7 +277,7 @@ def analyze_stack(
     kind, slots = _grid_slots(steps, spacing_rtol)
     sorted_pos = pos[order]
     if kind == "irregular":
-        origin, step_vector, residual, tilt = _line_through_ends(sorted_pos)
+        origin, step_vector, residual, tilt = _line_through_ends(sorted_pos, axis)
         step = median(steps)
     else:
         step_vector, residual = _fitted_step(sorted_pos, slots)
@@ -343,18 +343,21 @@ def _fitted_step(sorted_pos: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray,
     return step_vector, residual
 
 
-def _line_through_ends(sorted_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+def _line_through_ends(
+    sorted_pos: np.ndarray, axis: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Origin, mean step vector, residual (mm) and tilt (degrees) of an irregular stack.
 
     There is no single step: the origin is the first slice, the step vector the mean step,
     and the residual the largest distance of a position from the line through first and last.
-    The tilt is measured against that line itself.
+    The tilt is the lean of that line off the stacking ``axis`` (the slice normal), as for a
+    regular stack: measured against the line itself it would always be zero.
     """
     origin = sorted_pos[0]
     step_vector = (sorted_pos[-1] - sorted_pos[0]) / (sorted_pos.shape[0] - 1)
-    axis = step_vector / np.linalg.norm(step_vector)
+    line = step_vector / np.linalg.norm(step_vector)
     rel = sorted_pos - origin
-    residual = float(np.max(np.linalg.norm(rel - np.outer(rel @ axis, axis), axis=1)))
+    residual = float(np.max(np.linalg.norm(rel - np.outer(rel @ line, line), axis=1)))
     _, tilt = _along_and_tilt(step_vector, axis)
     return origin, step_vector, residual, tilt
 

@@ -12,15 +12,21 @@ def shift_slices(stack, index, drow, dcol, fill):  # type: ignore[no-untyped-def
     """Shift each slice in-plane by ``-index[k] * (drow, dcol)`` pixels, bilinear, in place.
 
     Output pixel ``(i, j)`` of slice ``k`` takes the input at ``(i + index[k]*drow,
-    j + index[k]*dcol)``: a tilted slice's origin sits ``index[k]`` lean vectors off the normal
-    line, so this moves every slice back onto an orthogonal grid. Pixels that come from outside
-    the slice are set to ``fill``.
+    j + index[k]*dcol)``. A tilted slice's origin sits ``index[k]`` lean vectors off the normal
+    line, so ``(drow, dcol)`` is minus the lean in pixels (see ``fastvol.plan.types.Resample``)
+    and this moves every slice back onto an orthogonal grid. Pixels that come from outside the
+    slice are set to ``fill``. An offset within ``1e-6`` pixel of a whole number is taken as that
+    number: rounding noise in the positions must not push a whole edge row or column outside.
     """
     n, rows, cols = stack.shape
     tmp = np.empty((rows, cols), dtype=stack.dtype)
     for k in range(n):
         oy = index[k] * drow
         ox = index[k] * dcol
+        if abs(oy - np.rint(oy)) < 1e-6:
+            oy = np.rint(oy)
+        if abs(ox - np.rint(ox)) < 1e-6:
+            ox = np.rint(ox)
         for i in range(rows):
             y = i + oy
             y0 = int(np.floor(y))

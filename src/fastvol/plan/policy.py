@@ -178,8 +178,10 @@ def _tilt(grid: Grid, layout: Layout, options: Options, *, strict: bool, name: s
     if options.tilt != "resample":
         note = Decision("tilt_kept", series=name, tilt_deg=stack.tilt_deg)
         return grid.but(warnings=grid.warnings + (note,), alerts=(note,) if strict else ())
+    # Output voxel (k, i, j) sits at the sheared voxel's world point less k lean vectors, so it
+    # reads sheared slice k at (i, j) minus the lean in pixels: the shift is the negative lean.
     col, row = layout.place.col, layout.place.row
-    shift = (float(lean @ col) / spacing[0], float(lean @ row) / spacing[1])
+    shift = (-float(lean @ col) / spacing[0], -float(lean @ row) / spacing[1])
     base = grid.resample or Resample(slice_index=(), shift=(0.0, 0.0), n_slices=grid.n_slices)
     resample = Resample(slice_index=base.slice_index, shift=shift, n_slices=grid.n_slices)
     affine = affine.copy()

@@ -120,8 +120,10 @@ class Resample:
         Fractional output-grid index of each acquired slice along the normal (irregular spacing);
         empty when slices are already on the grid.
     shift
-        In-plane shift per unit of slice index, ``(rows, columns)`` in pixels, that undoes the
-        shear of a tilted stack; ``(0, 0)`` when not tilted.
+        ``(rows, columns)`` in pixels per unit of slice index that undoes the shear of a tilted
+        stack: output pixel ``(i, j)`` of slice ``k`` reads acquired slice ``k`` at
+        ``(i + index[k] * shift[0], j + index[k] * shift[1])``, i.e. minus the lean of the
+        step off the normal in pixels; ``(0, 0)`` when not tilted.
     n_slices
         Slices of the output grid.
     """
