@@ -228,7 +228,8 @@ def test_one_slice_volume_gets_a_qform(tmp_path):
 
 # ----------------------------------------------------------------------- against dcm2niix
 
-def _dcm2niix_entries() -> list:
+def _dcm2niix_entries(colour: bool = False) -> list:
+    """Corpus series with exactly one dcm2niix reference NIfTI, colour ones or the others."""
     from conftest import corpus_root
 
     root = corpus_root()
@@ -238,12 +239,11 @@ def _dcm2niix_entries() -> list:
     for it in json.loads((root / "manifest.json").read_text())["series"]:
         refs = [n for r in it.get("references", []) if "dcm2niix" in r.get("tool", "")
                 for n in r.get("nifti", [])]  # fmt: skip
-        if len(refs) == 1 and "colour" not in it.get("exercises", []):
+        if len(refs) == 1 and ("colour" in it.get("exercises", [])) == colour:
             out.append(pytest.param((it, refs[0]), id=it["path"][-40:]))
-    return out
+    return out or [pytest.param(None, marks=pytest.mark.skip(reason="no such dcm2niix reference"))]
 
 
-@pytest.mark.corpus
 @pytest.mark.parametrize("entry", _dcm2niix_entries())
 def test_nifti_matches_dcm2niix_reference(corpus: Path, tmp_path, entry):
     """Our NIfTI and dcm2niix's, both read by nibabel: same codes, units, TR, voxel centres
@@ -356,23 +356,7 @@ def test_colour_zarr_is_channel_first_with_ome_axis_c(tmp_path):
     np.testing.assert_allclose(back.affine, vol.affine)
 
 
-def _colour_dcm2niix_entries() -> list:
-    from conftest import corpus_root
-
-    root = corpus_root()
-    if root is None:
-        return [pytest.param(None, marks=pytest.mark.skip(reason="real DICOM corpus absent"))]
-    out = []
-    for it in json.loads((root / "manifest.json").read_text())["series"]:
-        refs = [n for r in it.get("references", []) if "dcm2niix" in r.get("tool", "")
-                for n in r.get("nifti", [])]  # fmt: skip
-        if len(refs) == 1 and "colour" in it.get("exercises", []):
-            out.append(pytest.param((it, refs[0]), id=it["path"][-40:]))
-    return out or [pytest.param(None, marks=pytest.mark.skip(reason="no colour dcm2niix reference"))]
-
-
-@pytest.mark.corpus
-@pytest.mark.parametrize("entry", _colour_dcm2niix_entries())
+@pytest.mark.parametrize("entry", _dcm2niix_entries(colour=True))
 def test_colour_nifti_matches_dcm2niix_reference(corpus: Path, tmp_path, entry):
     """Colour: both RGB24 over (i, j, k), the same voxel centres and colours in world space."""
     it, ref_name = entry

@@ -143,6 +143,13 @@ def scan(
     extra_tags = check_extra_tags(extra_tags)
     sources, unlisted = locate(paths, storage_options=storage_options, cache=cache)
     records, skipped, errors = read_records(sources, extra_tags=extra_tags)
+    return scan_result(records, skipped, errors, unlisted)
+
+
+def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[str, str],
+                unlisted: list[str]) -> ScanResult:  # fmt: skip
+    """The :class:`ScanResult` of a header pass: its records grouped into series, and the
+    folders that could not be listed added to ``skipped`` and ``errors`` (both updated)."""
     if unlisted:
         skipped[UNREADABLE_FOLDER] = unlisted
         errors.update((folder, f"{folder}: folder cannot be listed") for folder in unlisted)

@@ -89,7 +89,9 @@ def _load_native_scan() -> Callable[..., None] | None:
 
 def native_scan() -> Callable[..., None] | None:
     """The C header scanner when it runs in this process (built, not turned off), else None."""
-    if os.environ.get("FASTVOL_NATIVE", "") == "0" or os.environ.get("FASTVOL_JIT", "") in ("0", "1"):
+    from ._ckernels import enabled
+
+    if not enabled() or os.environ.get("FASTVOL_JIT", "") in ("0", "1"):
         return None
     return _load_native_scan()
 
@@ -103,16 +105,15 @@ def scan_buffers(*args: Any, n_files: int) -> None:
     _module("scan", compiled(n_files * SCAN_FILE_WORK)).scan_buffers(*args)
 
 
-def pixel_kernels(n_pixels: int) -> ModuleType:
-    """The pixel kernels (``store_frame``, ``store_frame_in_place``, ``fill_slots``) for a load
-    of ``n_pixels`` output samples: chosen once per load, not per frame.
+def pixel_kernels() -> ModuleType:
+    """The pixel kernels (``store_frame``, ``store_frame_in_place``, ``fill_slots``) for a load:
+    chosen once per load, not per frame.
 
     Pixel work never makes a process switch to numba: the numpy twins run at memory speed too
     (300 frames of 512 x 512 to int16 in place: 31 ms against numba's 32; to int32 about 1.5x
     numba's time), far less than the second that importing numba costs each DataLoader worker
     or converter process. numba's kernels run when the process uses numba anyway.
     """
-    del n_pixels  # kept in the signature: callers state the size of the work
     if compiled(0):
         return _module("pixels", fast=True)
     return _module("vector", fast=False)

@@ -419,7 +419,7 @@ def execute(
     filled = np.zeros(len(flat), dtype=np.bool_)
     filled[[s.slot for s in plan.sources]] = True
     missing = np.flatnonzero(~filled)
-    kernels = pixel_kernels(flat.size)
+    kernels = pixel_kernels()
     if missing.size:
         kernels.fill_slots(flat, missing, flat.dtype.type(plan.fill_value))
     decoders: dict[str, Any] = {}

@@ -18,7 +18,12 @@ from __future__ import annotations
 import importlib.util
 import os
 
-__all__ = ["available"]
+__all__ = ["available", "enabled"]
+
+
+def enabled() -> bool:
+    """Whether C kernels may run in this process: ``FASTVOL_NATIVE=0`` turns them all off."""
+    return os.environ.get("FASTVOL_NATIVE", "1") != "0"
 
 
 def available(name: str) -> bool:
@@ -27,7 +32,7 @@ def available(name: str) -> bool:
     Read on each call, so a test or benchmark may set the variable; callers that decide once
     (the codec registry) cache their own answer.
     """
-    if os.environ.get("FASTVOL_NATIVE", "1") == "0":
+    if not enabled():
         return False
     try:
         return importlib.util.find_spec(f"{__name__}.{name}") is not None

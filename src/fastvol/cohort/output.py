@@ -16,7 +16,7 @@ import tempfile
 from typing import Any
 
 from ..errors import FastvolError, InputError
-from ..sources.remote import is_url, local_path
+from ..sources.urls import is_url, local_path
 
 __all__ = ["Output", "upload"]
 

@@ -47,13 +47,11 @@ def scan_in_pool(inputs: Any, pool: Any, jobs: int, extra_tags: Sequence[str | i
     """
     from concurrent.futures.process import BrokenProcessPool
 
-    from ..api import _SERVICES, ScanResult
+    from ..api import scan_result
     from ..find import locate
-    from ..group import group_series
-    from ..headers import UNREADABLE_FOLDER
     from ..options import check_extra_tags
     from ..sources.local import LocalFile
-    from ..sources.remote import is_url
+    from ..sources.urls import is_url
 
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
     if not isinstance(items, (list, tuple)) or not all(
@@ -78,10 +76,4 @@ def scan_in_pool(inputs: Any, pool: Any, jobs: int, extra_tags: Sequence[str | i
         for reason, names in part_skipped.items():  # first-seen order, as one pass gives
             skipped.setdefault(reason, []).extend(names)
         errors.update(part_errors)
-    if unlisted:
-        skipped[UNREADABLE_FOLDER] = unlisted
-        errors.update((folder, f"{folder}: folder cannot be listed") for folder in unlisted)
-    import dataclasses
-
-    found = [dataclasses.replace(s, services=_SERVICES) for s in group_series(records)]
-    return ScanResult(found, skipped, errors)
+    return scan_result(records, skipped, errors, unlisted)
