@@ -6,6 +6,8 @@ and fastvol runs the numba (or plain-Python) kernel it was ported from instead;
 
 - ``fastvol._ckernels._scan``: the header scanner (``fastvol._kernels.scan``) in C.
 - ``fastvol._ckernels._rle``: the RLE Lossless frame decoder (``fastvol._kernels.rle``) in C.
+- ``fastvol._ckernels._values``: the header values' converters (``fastvol.headers.convert``) in C.
+- ``fastvol._ckernels._heads``: the first block of many local files in one call (POSIX only).
 """
 
 import sys
@@ -29,6 +31,22 @@ EXTENSIONS = [
         extra_compile_args=_CFLAGS,
         optional=True,
     ),
+    Extension(
+        "fastvol._ckernels._values",
+        sources=["src/fastvol/_ckernels/values.c"],
+        extra_compile_args=_CFLAGS,
+        optional=True,
+    ),
 ]
+
+if sys.platform != "win32":
+    EXTENSIONS.append(
+        Extension(
+            "fastvol._ckernels._heads",
+            sources=["src/fastvol/_ckernels/heads.c"],
+            extra_compile_args=_CFLAGS,
+            optional=True,
+        )
+    )
 
 setup(ext_modules=EXTENSIONS)

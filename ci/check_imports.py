@@ -35,9 +35,10 @@ LAYERS: list[set[str]] = [
     {"headers", "sample"},
     {"find"},
     {"kernels"},
-    {"_kernels", "_pykernels", "_ckernels"},
+    {"_kernels", "_pykernels"},
     {"sources", "report", "atomic"},
-    {"dicom", "options", "errors", "pixels", "colour", "numeric"},
+    # _ckernels imports nothing of fastvol; its file reader (_heads) is called by sources.local
+    {"dicom", "options", "errors", "pixels", "colour", "numeric", "_ckernels"},
 ]
 #: Modules allowed to open input files for reading.
 FILE_READERS = {"sources.local"}

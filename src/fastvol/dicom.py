@@ -205,6 +205,12 @@ class HeaderRecord:
         NumberOfFrames to at least 1, and the SOP class falls back to MediaStorageSOPClassUID
         (passed as ``media_storage_sop_class_uid``).
         """
+        return cls(**cls.completed(values))
+
+    @staticmethod
+    def completed(values: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments :meth:`build` passes to the class: ``values`` with its rules
+        applied (the header scanner constructs its records from them in C)."""
         # Written for speed: the header scanner builds every record through here.
         kw = dict(values)
         media_sop_class = kw.pop("media_storage_sop_class_uid", None)
@@ -230,7 +236,7 @@ class HeaderRecord:
         for name, default in _OTHER_DEFAULTS:  # text fields are "" rather than None
             if get(name, default) is None:
                 kw[name] = default
-        return cls(**kw)
+        return kw
 
     @property
     def has_pixels(self) -> bool:

@@ -14,6 +14,7 @@ cannot be sure of that it gives ``None`` and the caller reads the file with pydi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
+from .. import _ckernels, kernels
 from .._pykernels.scan import (  # the kernel's constants, without importing numba
     INFO_COLUMNS,
     INFO_ENHANCED,
@@ -70,6 +71,9 @@ MEDIA_STORAGE_SOP_CLASS_UID = 0x00020002
 TRANSFER_SYNTAX_UID = 0x00020010
 _OWN_TAGS = {SPECIFIC_CHARACTER_SET: "CS", MEDIA_STORAGE_SOP_CLASS_UID: "UI", TRANSFER_SYNTAX_UID: "UI"}
 
+#: Keys of the C converter's values of the own tags (not record fields).
+_TS, _CHARSET = "_transfer_syntax", "_character_set"
+
 _SQ_TAGS: np.ndarray | None = None
 #: No dictionary: the kernel asks for it (NEED_DICTIONARY) only when a file needs it, so most
 #: scans never import pydicom.
@@ -109,6 +113,11 @@ class Layout:
     extras: tuple[tuple[str, int, str], ...]
     i_ts: int
     i_charset: int
+    #: (attribute, wanted index, kind code) of every converted field, for the C converter
+    c_spec: tuple[tuple[str, int, int], ...] = ()
+    #: attribute -> (row index, converter of the value bytes, whether it is ``lo`` text, which
+    #: also takes the character set) of the fields the C converter may leave to Python
+    by_name: dict[str, tuple[int, Callable[..., Any], bool]] | None = None
 
 
 @functools.lru_cache(maxsize=16)
@@ -124,6 +133,15 @@ def layout(extras: tuple[ExtraTag, ...] = ()) -> Layout:
     converted = [(f.name, index[f.tag], RAW_CONVERTERS[f.kind]) for f in HEADER_FIELDS
                  if f.kind not in ("lo", "us")]  # fmt: skip
     converted.append(("media_storage_sop_class_uid", index[MEDIA_STORAGE_SOP_CLASS_UID], RAW_CONVERTERS["uid"]))
+    kinds = {f.name: f.kind for f in HEADER_FIELDS}
+    kinds["media_storage_sop_class_uid"] = "uid"
+    c_spec = tuple((name, index[tag] // 3, C_KINDS[kinds[name]])
+                   for name, tag in [(f.name, f.tag) for f in HEADER_FIELDS]
+                   + [("media_storage_sop_class_uid", MEDIA_STORAGE_SOP_CLASS_UID)])  # fmt: skip
+    c_spec += ((_TS, index[TRANSFER_SYNTAX_UID] // 3, C_KINDS["uid"]),
+               (_CHARSET, index[SPECIFIC_CHARACTER_SET] // 3, C_KINDS["text"]))  # fmt: skip
+    by_name = {name: (k, convert, False) for name, k, convert in converted}
+    by_name.update((f.name, (index[f.tag], RAW_CONVERTERS["lo"], True)) for f in HEADER_FIELDS if f.kind == "lo")
     return Layout(
         wanted=wanted,
         expected_vr=np.array([vr_code(vrs[int(tag)]) for tag in wanted], dtype=np.int64),
@@ -133,40 +151,81 @@ def layout(extras: tuple[ExtraTag, ...] = ()) -> Layout:
         extras=tuple((x.keyword, index[x.tag], x.vr) for x in extras),
         i_ts=index[TRANSFER_SYNTAX_UID],
         i_charset=index[SPECIFIC_CHARACTER_SET],
+        c_spec=c_spec,
+        by_name=by_name,
     )
 
 
 _LO = RAW_CONVERTERS["lo"]
+#: Field kind -> kind code of the C converter (:mod:`fastvol._ckernels._values`; a test checks
+#: them against its constants).
+C_KINDS = {"text": 1, "uid": 2, "lo": 3, "int": 4, "float": 5, "scale": 5, "fd": 6, "floats2": 7,
+           "floats3": 8, "floats6": 9, "image_type": 10, "us": 11}  # fmt: skip
+
+
+def _c_values() -> Any:
+    """The C converter module, or None (not built, or ``FASTVOL_NATIVE=0``)."""
+    if not _ckernels.enabled():
+        return None
+    try:
+        from .._ckernels import _values
+    except ImportError:
+        return None
+    return _values
+
+
+#: A file's converted values: ``(values by attribute, attributes left to Python)``, from the C
+#: converter; ``None`` converts every field in Python.
+Converted = tuple[dict[str, Any], tuple[str, ...]] | None
 
 
 def _record(
     data: bytes | bytearray,
-    row: list[int],
-    info: list[int],
+    row: Sequence[int],
+    info: Sequence[int],
     source: ByteSource,
     file_size: int,
     lay: Layout,
+    converted: Converted = None,
+    new_record: Callable[..., HeaderRecord | None] | None = None,
 ) -> HeaderRecord | None:
     """Build the record of one scanned file; None when pydicom might read it otherwise.
 
     ``row`` is the file's flattened ``fields`` row, offsets into ``data``; ``info`` its info
-    row. This loop is most of the header pass: per-field lists are precomputed in ``lay``.
+    row; ``converted`` the C converter's values of the file, if it ran, and ``new_record`` its
+    constructor of records. This is most of the header pass: per-field lists are precomputed
+    in ``lay``.
     """
     if info[INFO_STATUS] != OK:
         return None
     implicit = info[INFO_IMPLICIT] == 1
     try:
+        # The transfer syntax (a plain UID or None) and the character set's text.
+        if converted is not None:
+            # C converts both: a UID it is unsure of is not plain (bytes other than digits and
+            # dots before the padding); text it always converts.
+            values, unsure = converted
+            if _CHARSET in unsure:
+                return None  # only where the kernel's offsets left the buffer: never expected
+            meta_ts = values.pop(_TS, "") if _TS not in unsure else None
+            charset = values.pop(_CHARSET, "")
+        else:
+            o = row[lay.i_ts]
+            ts_raw = data[o : o + row[lay.i_ts + 1]]
+            meta_ts = _ui(ts_raw)
+            if meta_ts.strip("0123456789.") or ts_raw.rstrip(b"\x00 ").strip(b"0123456789."):
+                meta_ts = None
+            o = row[lay.i_charset]
+            charset = "" if o < 0 else _cs(data[o : o + row[lay.i_charset + 1]])
+        charset = charset.strip()
+
         # Encoding: pydicom parses with the encoding found in the bytes but reports (and
         # places PixelData by) the one the transfer syntax implies; accept only agreement.
         if info[INFO_META_TS]:
-            o = row[lay.i_ts]
-            ts_raw = data[o : o + row[lay.i_ts + 1]]
-            transfer_syntax = _ui(ts_raw)
+            transfer_syntax = meta_ts
             # Only plain UIDs: then pydicom's UID value and the record's text are the same.
             if (
                 not transfer_syntax
-                or transfer_syntax.strip("0123456789.")
-                or ts_raw.rstrip(b"\x00 ").strip(b"0123456789.")
                 or transfer_syntax in (TS.EXPLICIT_BE, TS.DEFLATED_LE)
                 or implicit != (transfer_syntax == TS.IMPLICIT_LE)
             ):
@@ -178,49 +237,65 @@ def _record(
                 return None  # pydicom guesses big endian
             transfer_syntax = TS.IMPLICIT_LE if implicit else TS.EXPLICIT_LE
 
-        o = row[lay.i_charset]
-        charset = "" if o < 0 else _cs(data[o : o + row[lay.i_charset + 1]]).strip()
         if "\x00" in charset:
             return None  # pydicom fails looking up such a character set (ValueError)
         latin1 = charset in LATIN1_CHARSETS
 
-        values: dict[str, Any] = {
-            "path": source.name,
-            "file_size": file_size,
-            "transfer_syntax": transfer_syntax,
-            "is_enhanced": info[INFO_ENHANCED] == 1,
-            "pixel_offset": info[INFO_PIXEL_OFFSET],
-            "pixel_length": info[INFO_PIXEL_LENGTH],
-            "pixel_kind": PIXEL_KINDS.get(info[INFO_PIXEL_ELEMENT], "int"),
-            "source": source,
-        }
-        # Absent values are left out: HeaderRecord.build gives them their defaults.
-        for name, k, convert in lay.converted:
-            o = row[k]
-            if o >= 0:
-                values[name] = convert(bytes(data[o : o + row[k + 1]]))
-        for name, k in lay.text:
-            o = row[k]
-            if o >= 0:
-                values[name] = _LO(bytes(data[o : o + row[k + 1]]), latin1)
-        for name, k in lay.us:
-            # the kernel decoded the first value: -1 for an empty value (None to pydicom)
-            if row[k] >= 0 and row[k + 2] >= 0:
-                values[name] = row[k + 2]
+        if converted is not None:
+            for name in unsure:  # the few values C leaves to the Python converters
+                if name == _TS:
+                    continue
+                k, convert, is_lo = lay.by_name[name]  # type: ignore[index]
+                raw = bytes(data[row[k] : row[k] + row[k + 1]])
+                values[name] = convert(raw, latin1) if is_lo else convert(raw)
+        else:
+            values = {}
+            # Absent values are left out: HeaderRecord.build gives them their defaults.
+            for name, k, convert in lay.converted:
+                o = row[k]
+                if o >= 0:
+                    values[name] = convert(bytes(data[o : o + row[k + 1]]))
+            for name, k in lay.text:
+                o = row[k]
+                if o >= 0:
+                    values[name] = _LO(bytes(data[o : o + row[k + 1]]), latin1)
+            for name, k in lay.us:
+                # the kernel decoded the first value: -1 for an empty value (None to pydicom)
+                if row[k] >= 0 and row[k + 2] >= 0:
+                    values[name] = row[k + 2]
+        values.update(
+            path=source.name,
+            file_size=file_size,
+            transfer_syntax=transfer_syntax,
+            is_enhanced=info[INFO_ENHANCED] == 1,
+            pixel_offset=info[INFO_PIXEL_OFFSET],
+            pixel_length=info[INFO_PIXEL_LENGTH],
+            pixel_kind=PIXEL_KINDS.get(info[INFO_PIXEL_ELEMENT], "int"),
+            source=source,
+        )
         if lay.extras:
             values["extra"] = tuple(
                 (keyword, None if row[k] < 0 else extra_from_raw(bytes(data[row[k] : row[k] + row[k + 1]]), vr, latin1))
                 for keyword, k, vr in lay.extras
             )  # fmt: skip
-        return HeaderRecord.build(values)
+        if new_record is None:
+            return HeaderRecord.build(values)
+        kw = HeaderRecord.completed(values)
+        return new_record(HeaderRecord, _record_slots(), kw) or HeaderRecord(**kw)
     except Unsure:
         return None
 
 
+@functools.lru_cache(maxsize=1)
+def _record_slots() -> tuple[tuple[str, Any, Any], ...]:
+    """(name, member descriptor, default) of every field of HeaderRecord, for ``new_record``."""
+    return tuple((f.name, HeaderRecord.__dict__[f.name], f.default) for f in dataclasses.fields(HeaderRecord))
+
+
 def _scan(
     buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, whole: np.ndarray, lay: Layout
-) -> tuple[list[list[int]], list[list[int]]]:
-    """Run the kernel; return per file the flat fields row and the info row as lists."""
+) -> tuple[np.ndarray, list[list[int]]]:
+    """Run the kernel; return the fields table (n_files, len(wanted), 3) and the info rows."""
     n_files = starts.shape[0]
     fields = np.empty((n_files, len(lay.wanted), 3), dtype=np.int64)
     info = np.empty((n_files, INFO_COLUMNS), dtype=np.int64)
@@ -230,7 +305,35 @@ def _scan(
     if sq_tags is _NO_SQ_TAGS and (info[:, INFO_STATUS] == NEED_DICTIONARY).any():
         args = (buf, starts, sizes, whole, VR_KIND, _sq_tags(), lay.wanted, lay.expected_vr, fields, info)
         kernels.scan_buffers(*args, n_files=0)  # the same files again: counted once
-    return fields.reshape(n_files, -1).tolist(), info.tolist()
+    return fields, info.tolist()
+
+
+def _records(
+    data: bytes | bytearray,
+    fields: np.ndarray,
+    infos: list[list[int]],
+    todo: list[tuple[int, ByteSource, int]],
+    lay: Layout,
+) -> dict[int, HeaderRecord | None]:
+    """Records of the files ``todo`` (index, source, size) of one kernel call, by index.
+
+    The C converter turns every value it can prove equal to the Python converters' in one call;
+    without it each value is converted in Python.
+    """
+    values = _c_values()
+    out: dict[int, HeaderRecord | None] = {}
+    if values is not None:
+        ok = [i for i, _, _ in todo if infos[i][INFO_STATUS] == OK]
+        converted = dict(zip(ok, values.convert_rows(data, fields, lay.c_spec, ok)))
+        rows = fields.reshape(len(fields), -1)  # read for a few offsets only: no list made
+        for i, source, size in todo:
+            out[i] = _record(data, rows[i], infos[i], source, size, lay, converted.get(i),  # type: ignore[arg-type]
+                             values.new_record)  # fmt: skip
+        return out
+    rows_list = fields.reshape(len(fields), -1).tolist()
+    for i, source, size in todo:
+        out[i] = _record(data, rows_list[i], infos[i], source, size, lay)
+    return out
 
 
 def _scan_growing(source: ByteSource, first_block: int, lay: Layout) -> HeaderRecord | None:
@@ -247,7 +350,7 @@ def _scan_growing(source: ByteSource, first_block: int, lay: Layout) -> HeaderRe
                 return None  # the file shrank while being read
             data += chunk
             whole = len(data) >= file_size
-            rows, infos = _scan(
+            fields, infos = _scan(
                 np.frombuffer(data, dtype=np.uint8),
                 np.zeros(1, np.int64),
                 np.array([len(data)], np.int64),
@@ -259,7 +362,7 @@ def _scan_growing(source: ByteSource, first_block: int, lay: Layout) -> HeaderRe
             size = min(2 * size, file_size)
     except (OSError, FastvolError):
         return None  # pydicom raises the right error for unreadable files
-    return _record(data, rows[0], infos[0], source, file_size, lay)
+    return _records(data, fields, infos, [(0, source, file_size)], lay)[0]
 
 
 def scan_header(
@@ -338,7 +441,15 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
     whole = np.zeros(n_files, dtype=np.bool_)
     file_sizes = [-1] * n_files
     try:
-        for i, source in enumerate(sources):
+        kinds = {type(s) for s in sources}
+        read_heads = kinds.pop().read_heads if len(kinds) == 1 else None
+        heads = read_heads(sources, data, first_block) if read_heads is not None else None
+        if heads is not None:  # one call for the batch (local files, in C); -1: unreadable
+            file_sizes = heads[1]
+            got, total = np.array(heads[0], dtype=np.int64), np.array(file_sizes, dtype=np.int64)
+            sizes[:] = np.maximum(got, 0)
+            whole[:] = (total >= 0) & (got >= total)
+        for i, source in enumerate(sources if heads is None else ()):
             # An unreadable file keeps size 0 and not whole: NEED_MORE, retried (and refused) below.
             # Sources that are not regular files are left out by read_records (never opened);
             # a LocalFile given here anyway refuses one without blocking (FastvolError).
@@ -354,9 +465,11 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
             sizes[i] = got
             whole[i] = got >= file_size
             file_sizes[i] = file_size
-        rows, infos = _scan(np.frombuffer(data, dtype=np.uint8), starts, sizes, whole, lay)
+        fields, infos = _scan(np.frombuffer(data, dtype=np.uint8), starts, sizes, whole, lay)
     finally:
         view.release()
+    scanned = _records(data, fields, infos, [(i, source, file_sizes[i]) for i, source in enumerate(sources)
+                                             if file_sizes[i] >= 0 and infos[i][INFO_STATUS] != NEED_MORE], lay)  # fmt: skip
     records: list[HeaderRecord | None] = []
     for i, source in enumerate(sources):
         if file_sizes[i] < 0:  # could not be read: the pydicom path names the error
@@ -364,6 +477,6 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
         elif infos[i][INFO_STATUS] == NEED_MORE:
             records.append(_scan_growing(source, 2 * first_block, lay))
         else:
-            records.append(_record(data, rows[i], infos[i], source, file_sizes[i], lay))
+            records.append(scanned[i])
         source.close()
     return records

@@ -32,6 +32,12 @@ class ByteSource:
     #: ``prefetch_many(requests)`` of sources that gain from fetching many ranges of many files
     #: at once (remote ones: latency); None where reading when asked is best (local files).
     prefetch_many: ClassVar[Callable[..., None] | None] = None
+    #: ``read_heads(sources, buf, block) -> (got, sizes)`` of sources that read the first
+    #: blocks of many files faster at once than one by one (local files, in C): per source the
+    #: bytes read into ``buf[i * block:]`` and its size, -1 for both where it cannot be read;
+    #: it may return None (not available in this process). None, or a None result: the header
+    #: pass reads each source's first block with :meth:`read`.
+    read_heads: ClassVar[Callable[..., tuple[list[int], list[int]] | None] | None] = None
 
     def size(self) -> int:
         """Size of the file in bytes."""

@@ -1,0 +1,90 @@
+"""The C reader of first blocks (:mod:`fastvol._ckernels._heads`, ``LocalFile.read_heads``).
+
+It must read what ``LocalFile.read`` reads, refuse without blocking what is not a regular file,
+report unreadable files as -1, and give the header pass the same records as reading file by
+file does.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import factory as fx
+import pytest
+
+from fastvol.headers import scan as header_scan
+from fastvol.sources import LocalFile
+
+
+@pytest.fixture(scope="module")
+def heads():
+    if os.environ.get("FASTVOL_NATIVE") == "0":
+        pytest.skip("FASTVOL_NATIVE=0: the C kernels are turned off")
+    from fastvol._ckernels import _heads
+
+    return _heads
+
+
+def test_reads_what_read_reads(tmp_path, heads):
+    sizes = [0, 1, 100, 4095, 4096, 4097, 70000]
+    paths = []
+    for n in sizes:
+        path = tmp_path / f"f{n}"
+        path.write_bytes(os.urandom(n))
+        paths.append(str(path))
+    block = 4096
+    buf = bytearray(len(paths) * block)
+    got, total = LocalFile.read_heads([LocalFile(p) for p in paths], buf, block)
+    assert total == sizes
+    for i, path in enumerate(paths):
+        expected = LocalFile(path).read(0, block)
+        assert got[i] == len(expected)
+        assert bytes(buf[i * block : i * block + got[i]]) == expected
+
+
+def test_unreadable_and_irregular_files_are_minus_one(tmp_path, heads):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "folder").mkdir()
+    good = tmp_path / "good"
+    good.write_bytes(b"x" * 10)
+    paths = [str(tmp_path / "missing"), str(fifo), str(tmp_path / "folder"), str(good)]
+    result: list = []
+    # A FIFO with no writer would block a plain open: the read must end on its own.
+    worker = threading.Thread(target=lambda: result.append(heads.read_heads(paths, bytearray(64), 16)))
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "read_heads blocked on a FIFO"
+    got, total = result[0]
+    assert got == [-1, -1, -1, 10] and total == [-1, -1, -1, 10]
+
+
+def test_bad_arguments_raise(heads):
+    with pytest.raises(ValueError):
+        heads.read_heads(["a", "b"], bytearray(10), 8)  # buffer too small
+    with pytest.raises(ValueError):
+        heads.read_heads(["a"], bytearray(10), -1)
+    with pytest.raises(TypeError):
+        heads.read_heads(("a",), bytearray(10), 4)  # a tuple, not a list
+    with pytest.raises(BufferError):
+        heads.read_heads(["a"], b"read-only", 4)
+    with pytest.raises(ValueError):
+        heads.read_heads(["a\x00b"], bytearray(10), 4)  # as os.open: embedded NUL
+
+
+def test_native_off_reads_file_by_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("FASTVOL_NATIVE", "0")
+    assert LocalFile.read_heads([LocalFile(str(tmp_path))], bytearray(8), 8) is None
+
+
+def test_records_equal_file_by_file(tmp_path, heads, monkeypatch):
+    fx.write_series(tmp_path, n=6)
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "junk").write_bytes(b"not dicom" * 100)
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    batch = header_scan.scan_headers([LocalFile(p) for p in paths], first_block=1024)
+    monkeypatch.setattr(LocalFile, "read_heads", None)
+    one_by_one = header_scan.scan_headers([LocalFile(p) for p in paths], first_block=1024)
+    assert batch == one_by_one
+    assert sum(r is not None for r in batch) == 6
