@@ -8,6 +8,8 @@ and fastvol runs the numba (or plain-Python) kernel it was ported from instead;
 - ``fastvol._ckernels._rle``: the RLE Lossless frame decoder (``fastvol._kernels.rle``) in C.
 - ``fastvol._ckernels._values``: the header values' converters (``fastvol.headers.convert``) in C.
 - ``fastvol._ckernels._heads``: the first block of many local files in one call (POSIX only).
+- ``fastvol._ckernels._pixels``: the pixel kernels (``fastvol._kernels.pixels``) in C, -O3 so
+  that the compiler vectorises their loops.
 """
 
 import sys
@@ -29,6 +31,12 @@ EXTENSIONS = [
         "fastvol._ckernels._rle",
         sources=["src/fastvol/_ckernels/rle.c"],
         extra_compile_args=_CFLAGS,
+        optional=True,
+    ),
+    Extension(
+        "fastvol._ckernels._pixels",
+        sources=["src/fastvol/_ckernels/pixels.c"],
+        extra_compile_args=[] if sys.platform == "win32" else ["-std=c99", "-O3", "-Wall"],
         optional=True,
     ),
     Extension(

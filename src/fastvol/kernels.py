@@ -13,8 +13,10 @@ second costs less than the first would go on costing). The numpy twins of the pi
 at memory speed like numba's, so pixel work alone never switches: with the C scanner built, an
 uncompressed load never imports numba, in any process.
 
-``FASTVOL_JIT=1`` always runs numba, ``FASTVOL_JIT=0`` always plain Python (the C scanner is
-left out under either); ``FASTVOL_NATIVE=0`` leaves out only the C scanner.
+The pixel kernels run in C too when built (:func:`pixel_kernels`).
+
+``FASTVOL_JIT=1`` always runs numba, ``FASTVOL_JIT=0`` always plain Python (the C scanner and
+pixel kernels are left out under either); ``FASTVOL_NATIVE=0`` leaves out only the C kernels.
 """
 
 from __future__ import annotations
@@ -109,11 +111,30 @@ def pixel_kernels() -> ModuleType:
     """The pixel kernels (``store_frame``, ``store_frame_in_place``, ``fill_slots``) for a load:
     chosen once per load, not per frame.
 
-    Pixel work never makes a process switch to numba: the numpy twins run at memory speed too
-    (300 frames of 512 x 512 to int16 in place: 31 ms against numba's 32; to int32 about 1.5x
-    numba's time), far less than the second that importing numba costs each DataLoader worker
-    or converter process. numba's kernels run when the process uses numba anyway.
+    In C whenever built (:mod:`fastvol._ckernels._pixels`: numba's speed, one pass also where
+    the output is wider than the samples, the GIL released), unless ``FASTVOL_JIT`` asks for
+    numba (1) or plain Python (0). Without C, pixel work never makes a process switch to numba:
+    the numpy twins run at memory speed too (300 frames of 512 x 512 to int16 in place: 31 ms
+    against numba's 32; to int32 about 1.5x numba's time), far less than the second that
+    importing numba costs each DataLoader worker or converter process. numba's kernels run when
+    the process uses numba anyway.
     """
+    if os.environ.get("FASTVOL_JIT", "") not in ("0", "1"):
+        native = _native_pixels()
+        if native is not None:
+            return native
     if compiled(0):
         return _module("pixels", fast=True)
     return _module("vector", fast=False)
+
+
+def _native_pixels() -> ModuleType | None:
+    from . import _ckernels
+
+    if not _ckernels.enabled():
+        return None
+    try:
+        from ._ckernels import _pixels
+    except ImportError:
+        return None
+    return _pixels

@@ -1,6 +1,6 @@
 """C kernels compiled at install, so no process compiles or loads numba for them.
 
-Each extension is a numba kernel of :mod:`fastvol._kernels` ported to C: the same arguments,
+The first two extensions are numba kernels of :mod:`fastvol._kernels` ported to C: the same arguments,
 status codes and output, the arguments taken through the buffer protocol (no numpy headers
 needed to build it), every index checked, and the GIL released while it runs. ``setup.py``
 builds them as optional extensions: an install without a C compiler leaves them out and the
@@ -11,6 +11,14 @@ benchmarks of the fallback). Nothing here imports numba or numpy.
   by :mod:`fastvol.kernels`.
 - :mod:`fastvol._ckernels._rle` (``rle.c``): :func:`fastvol._kernels.rle.rle_decode_frame`, the
   first RLE candidate of :mod:`fastvol.decode`.
+
+Two more carry the header pass past the scan, where Python per file cost most:
+
+- :mod:`fastvol._ckernels._values` (``values.c``): the raw-value converters of
+  :mod:`fastvol.headers.convert` (only where provably equal; the rest is left to them), and
+  records built without their ``__init__``; used by :mod:`fastvol.headers.scan`.
+- :mod:`fastvol._ckernels._heads` (``heads.c``): the first block of many local files in one call,
+  used by :class:`fastvol.sources.LocalFile` (POSIX only).
 """
 
 from __future__ import annotations
