@@ -134,7 +134,7 @@ def _native_pixels() -> ModuleType | None:
     if not _ckernels.enabled():
         return None
     try:
-        from ._ckernels import _pixels
+        from ._ckernels import _pixels  # type: ignore[attr-defined]
     except ImportError:
         return None
     return _pixels

@@ -168,7 +168,7 @@ def _c_values() -> Any:
     if not _ckernels.enabled():
         return None
     try:
-        from .._ckernels import _values
+        from .._ckernels import _values  # type: ignore[attr-defined]
     except ImportError:
         return None
     return _values
@@ -446,9 +446,9 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
         heads = read_heads(sources, data, first_block) if read_heads is not None else None
         if heads is not None:  # one call for the batch (local files, in C); -1: unreadable
             file_sizes = heads[1]
-            got, total = np.array(heads[0], dtype=np.int64), np.array(file_sizes, dtype=np.int64)
-            sizes[:] = np.maximum(got, 0)
-            whole[:] = (total >= 0) & (got >= total)
+            read, total = np.array(heads[0], dtype=np.int64), np.array(file_sizes, dtype=np.int64)
+            sizes[:] = np.maximum(read, 0)
+            whole[:] = (total >= 0) & (read >= total)
         for i, source in enumerate(sources if heads is None else ()):
             # An unreadable file keeps size 0 and not whole: NEED_MORE, retried (and refused) below.
             # Sources that are not regular files are left out by read_records (never opened);

@@ -33,7 +33,7 @@ def _read_heads(sources: Sequence[LocalFile], buf: Buffer, block: int) -> tuple[
     if not _ckernels.enabled():
         return None
     try:
-        from .._ckernels import _heads
+        from .._ckernels import _heads  # type: ignore[attr-defined]
     except ImportError:
         return None
     return _heads.read_heads([s.name for s in sources], buf, block)  # type: ignore[no-any-return]
