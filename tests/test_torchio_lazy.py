@@ -35,7 +35,7 @@ if tio is None:
         pytest.fail(f"FASTVOL_REQUIRE_TORCHIO2=1 but {_WHY}", pytrace=False)
     pytest.skip(_WHY, allow_module_level=True)
 pytest.importorskip("nibabel")
-from torchio.data.backends import LazyReader
+from torchio.data.backends import BackendRequest, LazyReader
 
 import fastvol.torchio as ftio
 
@@ -149,4 +149,8 @@ def test_stores_options_and_overrides(tmp_path):
     with pytest.raises(fastvol.InputError, match="at most 4 indices"):
         image.dataobj[0, 0, 0, 0, 0]
     with pytest.raises(fastvol.InputError, match="expected ints, slices"):
-        image.dataobj["a"]
+        image.dataobj[np.arange(2)]
+    with pytest.raises(fastvol.InputError, match="at most one"):
+        image.dataobj[..., 0, ...]
+    # A source without a path (a Zarr store or URI) goes to TorchIO's own backends: none here.
+    assert ftio.reader().create_backend(BackendRequest()) is None

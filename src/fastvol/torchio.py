@@ -134,10 +134,11 @@ def _as_slices(item: Any, ndim: int = 4) -> tuple[slice, ...]:
     """TorchIO's indexing of ``(C, W, H, D)``: ints keep their axis, one ``...``, missing trailing
     axes whole (as ``torchio.data.backends.normalize_index``), with fastvol's errors."""
     items = item if isinstance(item, tuple) else (item,)
-    if sum(i is Ellipsis for i in items) > 1:
+    dots = [k for k, i in enumerate(items) if i is Ellipsis]  # `is`: arrays in `items` cannot ==
+    if len(dots) > 1:
         raise InputError(f"index {item!r}: at most one '...'")
-    if Ellipsis in items:
-        at = items.index(Ellipsis)
+    if dots:
+        at = dots[0]
         items = items[:at] + (slice(None),) * max(ndim - len(items) + 1, 0) + items[at + 1 :]
     if len(items) > ndim:
         raise InputError(f"index {item!r}: at most {ndim} indices (C, W, H, D)")
