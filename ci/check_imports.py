@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"__init__", "cli", "__main__", "cohort", "torch", "monai", "torchio"},
     {"segmentation", "idc"},
     {"api"},
-    {"volume", "stack"},
+    {"volume", "stack", "region"},
     {"nifti", "zarr_io"},
     {"decode", "frames", "codestream"},
     {"plan"},

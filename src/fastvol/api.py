@@ -34,7 +34,7 @@ from .volume import Volume
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-__all__ = ["ScanResult", "describe", "load", "load_series", "scan", "select_series"]
+__all__ = ["ScanResult", "describe", "find_series", "load", "load_series", "scan", "select_series"]
 
 class ScanResult(list[Series]):
     """The series found by :func:`scan` (a list), plus what was skipped and why.
@@ -346,14 +346,27 @@ def load(
         if series is not None:
             raise InputError(f"series={series!r} with a Series given as path: give one of them")
         return load_series(path, opts, executor=executor, out=out)
-    found = scan(path, extra_tags=opts.extra_tags, storage_options=storage_options, cache=cache)
+    chosen = find_series(path, opts, series=series, storage_options=storage_options, cache=cache)
+    return load_series(chosen, opts, executor=executor, out=out)
+
+
+def find_series(
+    path: Inputs,
+    options: Options,
+    *,
+    series: Series | str | int | None = None,
+    storage_options: dict[str, Any] | None = None,
+    cache: str | os.PathLike[str] | None = None,
+) -> Series:
+    """The series :func:`load` would load from ``path``, found from headers alone (the same
+    errors: unreadable files, nothing found, several series and no ``series=``)."""
+    found = scan(path, extra_tags=options.extra_tags, storage_options=storage_options, cache=cache)
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
-    if found.unreadable and opts.unreadable == "raise":
+    if found.unreadable and options.unreadable == "raise":
         raise _unreadable(found, where)
     if not found:
         raise _nothing_found(found, where)
-    chosen = select_series(found, series, where)
-    return load_series(chosen, opts, executor=executor, out=out)
+    return select_series(found, series, where)
 
 
 #: What a scanned Series delegates to (injected, so group.py never imports this module).
