@@ -533,3 +533,17 @@ def test_convert_without_the_writer_package_fails_once_up_front(tmp_path):
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "pip install 'fastvol[nifti]'" in done.stderr
+
+
+def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):
+    """A script calling convert(jobs=2) at its top level: its spawned workers import it and die
+    starting; every series fails, and the report says how to fix the script."""
+    fx.write_series(tmp_path / "in" / "a", n=3, seed=1)
+    fx.write_series(tmp_path / "in" / "b", n=3, seed=2)
+    script = tmp_path / "unguarded.py"
+    script.write_text("import sys, fastvol\n"
+                      f"report = fastvol.convert({str(tmp_path / 'in')!r}, {str(tmp_path / 'out')!r}, jobs=2)\n"
+                      "print('MESSAGES', [line['message'] for line in report.lines])\n")  # fmt: skip
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert "MESSAGES" in done.stdout, done.stderr[-2000:]
+    assert 'if __name__ == "__main__":' in done.stdout

@@ -26,6 +26,13 @@ def failed_line(task: SeriesTask, why: str, error: str = "WorkerDied") -> dict[s
             "outputs": [], "bytes_out": 0, "error": error, "message": why}  # fmt: skip
 
 
+#: Added where workers died before converting anything: the usual cause is a script without a
+#: main guard (spawned workers import the script, which calls convert again).
+_GUARD_HINT = (". If fastvol.convert(..., jobs > 1) was called at the top level of a script, put "
+               "the call under `if __name__ == \"__main__\":` (workers are spawned processes that "
+               "import the script)")  # fmt: skip
+
+
 def _worker_init(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
@@ -100,6 +107,7 @@ def run_local(tasks: Sequence[SeriesTask], jobs: int, on_done: Callable[[dict[st
     except BrokenProcessPool:  # a worker died before (reading headers, importing): fresh ones
         pool = start_pool(jobs)
         pending = {pool.submit(convert_one, task): task for task in order}
+    converted_any = False
     try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -107,10 +115,11 @@ def run_local(tasks: Sequence[SeriesTask], jobs: int, on_done: Callable[[dict[st
                 task = pending.pop(future)
                 try:
                     line = future.result()
+                    converted_any = True
                 except BrokenProcessPool:
                     line = failed_line(task, "a worker process died (killed, or out of memory) "
                                              "while this series was queued or running; rerun "
-                                             "to convert it")  # fmt: skip
+                                             "to convert it" + ("" if converted_any else _GUARD_HINT))  # fmt: skip
                 except Exception as exc:  # a foreign error in one series must not stop the rest
                     line = failed_line(task, f"{type(exc).__name__}: {exc}", type(exc).__name__)
                 on_done(line)
