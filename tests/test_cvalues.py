@@ -16,6 +16,7 @@ import struct
 from pathlib import Path
 
 import factory as fx
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -150,6 +151,28 @@ def test_new_record_refuses_foreign_slots(cvalues):
         cvalues.new_record(HeaderRecord, (("x", Other.__dict__["x"], 0),), {})
     with pytest.raises(TypeError):
         cvalues.new_record(HeaderRecord, (("x", 1, 0),), {})
+    # A class whose __new__ sets up its instances (dict: its table) cannot be built without it.
+    with pytest.raises(TypeError):
+        cvalues.new_record(dict, (), {})
+
+
+def test_convert_rows_files_changed_while_converting(cvalues):
+    # A name's __hash__ runs Python code: emptying the list of files then must not crash the
+    # converter (it converts the files listed when called).
+    files: list = []
+
+    class Emptying(str):
+        def __hash__(self) -> int:
+            files.clear()
+            return str.__hash__(self)
+
+        __eq__ = str.__eq__
+
+    files.extend([0, 0, 0])
+    fields = np.zeros((1, 1, 3), dtype=np.int64)
+    fields[0, 0, 1] = 1
+    pairs = cvalues.convert_rows(b"x", fields, ((Emptying("a"), 0, cvalues.K_TEXT),), files)
+    assert pairs == [({"a": "x"}, ())] * 3
 
 
 # ------------------------------------------------------------------------------------------

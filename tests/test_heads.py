@@ -73,6 +73,23 @@ def test_bad_arguments_raise(heads):
         heads.read_heads(["a\x00b"], bytearray(10), 4)  # as os.open: embedded NUL
 
 
+def test_paths_changed_while_encoded(tmp_path, heads):
+    # A path-like's __fspath__ runs Python code: emptying the list then must not crash the
+    # reader (it reads the paths as they were when called).
+    good = tmp_path / "good"
+    good.write_bytes(b"x" * 10)
+    paths: list = []
+
+    class Emptying:
+        def __fspath__(self) -> str:
+            paths.clear()
+            return str(good)
+
+    paths.extend([Emptying(), str(good), str(good)])
+    got, total = heads.read_heads(paths, bytearray(3 * 16), 16)
+    assert got == [10, 10, 10] and total == [10, 10, 10]
+
+
 def test_native_off_reads_file_by_file(monkeypatch, tmp_path):
     monkeypatch.setenv("FASTVOL_NATIVE", "0")
     assert LocalFile.read_heads([LocalFile(str(tmp_path))], bytearray(8), 8) is None

@@ -85,7 +85,6 @@ static PyObject *read_heads(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (block == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(args[0]);
     if (block < 0) {
         PyErr_SetString(PyExc_ValueError, "read_heads: block must be >= 0");
         return NULL;
@@ -97,6 +96,12 @@ static PyObject *read_heads(PyObject *self, PyObject *const *args, Py_ssize_t na
     PyObject *encoded = NULL, *got_list = NULL, *size_list = NULL, *result = NULL;
     const char **paths = NULL;
     int64_t *got = NULL, *sizes = NULL;
+    /* a copy: a path-like's __fspath__ (Python code) could change the list while it is read */
+    PyObject *items = PyList_AsTuple(args[0]);
+    if (items == NULL) {
+        goto done;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(items);
     if (block > 0 && n > buf.len / block) {
         PyErr_SetString(PyExc_ValueError, "read_heads: buf holds fewer than len(paths) blocks");
         goto done;
@@ -113,7 +118,7 @@ static PyObject *read_heads(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *path = NULL; /* bytes, file system encoding; NUL bytes refused */
-        if (!PyUnicode_FSConverter(PyList_GET_ITEM(args[0], i), &path)) {
+        if (!PyUnicode_FSConverter(PyTuple_GET_ITEM(items, i), &path)) {
             goto done;
         }
         PyList_SET_ITEM(encoded, i, path);
@@ -147,6 +152,7 @@ done:
     Py_XDECREF(got_list);
     Py_XDECREF(size_list);
     Py_XDECREF(encoded);
+    Py_XDECREF(items);
     PyMem_Free(paths);
     PyMem_Free(got);
     PyMem_Free(sizes);

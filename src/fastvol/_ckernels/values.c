@@ -574,17 +574,18 @@ static PyObject *convert_rows(PyObject *self, PyObject *const *args, Py_ssize_t 
     if (read_spec(args[2], n_wanted, &spec, &n_spec) < 0) {
         goto done;
     }
-    files = PySequence_Fast(args[3], "convert_rows: files must be a sequence of indices");
+    /* a tuple: a name's __hash__ (Python code) could change a list while it is read */
+    files = PySequence_Tuple(args[3]);
     if (files == NULL || (empty = PyTuple_New(0)) == NULL) {
         goto done;
     }
-    Py_ssize_t n_out = PySequence_Fast_GET_SIZE(files);
+    Py_ssize_t n_out = PyTuple_GET_SIZE(files);
     result = PyList_New(n_out);
     if (result == NULL) {
         goto done;
     }
     for (Py_ssize_t j = 0; j < n_out; j++) {
-        Py_ssize_t i = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(files, j));
+        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(files, j));
         if (i == -1 && PyErr_Occurred()) {
             Py_CLEAR(result);
             goto done;
@@ -665,6 +666,11 @@ static PyObject *new_record(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     PyTypeObject *cls = (PyTypeObject *)args[0];
     PyObject *slots = args[1], *values = args[2];
+    if (cls->tp_new != PyBaseObject_Type.tp_new) {
+        /* its __new__ may set up more than the slots (dict, int, ...): not ours to skip */
+        PyErr_SetString(PyExc_TypeError, "new_record: cls has its own __new__");
+        return NULL;
+    }
     Py_ssize_t n = PyTuple_GET_SIZE(slots), used = 0;
     PyObject *obj = cls->tp_alloc(cls, 0);
     if (obj == NULL) {
