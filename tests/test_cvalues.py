@@ -222,3 +222,18 @@ def test_factory_records_agree(tmp_path, cvalues, monkeypatch, syntax):
     scanned = _agree(paths, monkeypatch)
     if syntax not in (fx.ExplicitVRBigEndian, fx.DeflatedExplicitVRLittleEndian):
         assert scanned == len(paths)
+
+
+def test_record_slots_fall_back_without_plain_defaults(monkeypatch):
+    # A field with a factory (or none): records are built by the class itself, never with MISSING.
+    assert header_scan._record_slots() is not None
+    fields = list(dataclasses.fields(HeaderRecord))
+    broken = dataclasses.field(default_factory=tuple)
+    broken.name, broken.default = fields[-1].name, dataclasses.MISSING
+    header_scan._record_slots.cache_clear()
+    monkeypatch.setattr(dataclasses, "fields", lambda cls: (*fields[:-1], broken))
+    try:
+        assert header_scan._record_slots() is None
+    finally:
+        monkeypatch.undo()
+        header_scan._record_slots.cache_clear()

@@ -105,3 +105,13 @@ def test_records_equal_file_by_file(tmp_path, heads, monkeypatch):
     one_by_one = header_scan.scan_headers([LocalFile(p) for p in paths], first_block=1024)
     assert batch == one_by_one
     assert sum(r is not None for r in batch) == 6
+
+
+def test_a_subclass_reads_through_its_own_read(tmp_path, heads):
+    class Upper(LocalFile):
+        def read(self, offset, length):
+            return super().read(offset, length).upper()
+
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+    assert LocalFile.read_heads([Upper(str(path))], bytearray(8), 8) is None

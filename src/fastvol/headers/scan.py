@@ -278,18 +278,24 @@ def _record(
                 (keyword, None if row[k] < 0 else extra_from_raw(bytes(data[row[k] : row[k] + row[k + 1]]), vr, latin1))
                 for keyword, k, vr in lay.extras
             )  # fmt: skip
-        if new_record is None:
+        slots = _record_slots() if new_record is not None else None
+        if slots is None:
             return HeaderRecord.build(values)
         kw = HeaderRecord.completed(values)
-        return new_record(HeaderRecord, _record_slots(), kw) or HeaderRecord(**kw)
+        return new_record(HeaderRecord, slots, kw) or HeaderRecord(**kw)  # type: ignore[misc]
     except Unsure:
         return None
 
 
 @functools.lru_cache(maxsize=1)
-def _record_slots() -> tuple[tuple[str, Any, Any], ...]:
-    """(name, member descriptor, default) of every field of HeaderRecord, for ``new_record``."""
-    return tuple((f.name, HeaderRecord.__dict__[f.name], f.default) for f in dataclasses.fields(HeaderRecord))
+def _record_slots() -> tuple[tuple[str, Any, Any], ...] | None:
+    """(name, member descriptor, default) of every field of HeaderRecord, for ``new_record``;
+    None if a field has no plain default (a factory, or none): then records are constructed
+    by ``HeaderRecord(**kw)``, which knows what to do."""
+    found = dataclasses.fields(HeaderRecord)
+    if any(f.default is dataclasses.MISSING for f in found):
+        return None
+    return tuple((f.name, HeaderRecord.__dict__[f.name], f.default) for f in found)
 
 
 def _scan(

@@ -30,8 +30,8 @@ def _read_heads(sources: Sequence[LocalFile], buf: Buffer, block: int) -> tuple[
     None where the C reader is not built or ``FASTVOL_NATIVE=0``."""
     from .. import _ckernels
 
-    if not _ckernels.enabled():
-        return None
+    if not _ckernels.enabled() or any(type(s) is not LocalFile for s in sources):
+        return None  # a subclass may read otherwise (its own read())
     try:
         from .._ckernels import _heads  # type: ignore[attr-defined]
     except ImportError:
