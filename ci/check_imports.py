@@ -37,7 +37,7 @@ LAYERS: list[set[str]] = [
     {"kernels"},
     {"_kernels", "_pykernels", "_ckernels"},
     {"sources", "report", "atomic"},
-    {"dicom", "options", "errors", "pixels", "colour", "numeric"},
+    {"dicom", "options", "errors", "pixels", "colour", "numeric", "_frozen"},
 ]
 #: Modules allowed to open input files for reading.
 FILE_READERS = {"sources.local"}

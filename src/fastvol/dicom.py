@@ -13,8 +13,10 @@ This module imports nothing of fastvol but :mod:`fastvol.errors`, and no third-p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import TYPE_CHECKING, Any
+
+from ._frozen import frozen
 
 if TYPE_CHECKING:
     from .sources import ByteSource
@@ -56,7 +58,7 @@ PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 PIXEL_KINDS = {0x0010: "int", 0x0008: "float", 0x0009: "double"}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class HeaderField:
     """One header attribute read by the header pass.
 
@@ -89,7 +91,7 @@ def header_field(keyword: str, tag: int, vr: str, kind: str, default: Any = None
     return field(default=default, metadata={"header": (keyword, tag, vr, kind)})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class HeaderRecord:
     """What fastvol knows about one DICOM file after the header pass.
 
