@@ -11,12 +11,12 @@ adds them as closures over the class's field table, made here once, compiled wit
 The instances behave as those of ``@dataclass(frozen=True, ...)``: construction by keyword or
 position, with defaults, default factories and ``__post_init__``; ``FrozenInstanceError`` on
 assignment; equality and hash over the compared fields (``field(compare=False)`` left out);
-the same repr; pickling (slotted classes too). Construction is no slower: a slotted field is
-set through its slot's descriptor, which is faster than the ``object.__setattr__`` calls of
-the generated ``__init__`` (twice as fast for :class:`~fastvol.dicom.HeaderRecord`'s 50 fields).
-Differences: ``__dataclass_params__`` reads ``init=False, repr=False, eq=False, frozen=False``
-(nothing here reads it; do not subclass these classes with ``@dataclass``), a subclass's own
-attributes are frozen too, and ``inspect.signature`` of the class shows ``(*args, **kwargs)``.
+the same repr; pickling (slotted classes too). The generic ``__init__`` loops over the fields,
+5-20% slower per call than the compiled one: classes built once per file or per frame ask for
+``compiled_init``. Differences: ``__dataclass_params__`` reads ``repr=False, eq=False`` (and
+without ``compiled_init``, ``init=False, frozen=False``; nothing here reads it, and none of
+these classes is subclassed), and ``inspect.signature`` of a class without ``compiled_init``
+shows ``(*args, **kwargs)``.
 """
 
 from __future__ import annotations
@@ -44,18 +44,29 @@ T = TypeVar("T")
 @overload
 def frozen(cls: type[T], /) -> type[T]: ...
 @overload
-def frozen(*, slots: bool = False, eq: bool = True) -> Callable[[type[T]], type[T]]: ...
+def frozen(
+    *, slots: bool = False, eq: bool = True, compiled_init: bool = False
+) -> Callable[[type[T]], type[T]]: ...
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
-def frozen(cls: type[T] | None = None, /, *, slots: bool = False, eq: bool = True) -> Any:
+def frozen(
+    cls: type[T] | None = None, /, *, slots: bool = False, eq: bool = True, compiled_init: bool = False
+) -> Any:
     """``@dataclass(frozen=True, slots=slots, eq=eq)``, with no code compiled (see the module).
 
-    Methods the class body defines itself are kept, as ``dataclass`` keeps them.
+    Methods the class body defines itself are kept, as ``dataclass`` keeps them. With
+    ``compiled_init``, ``dataclass`` writes ``__init__`` (and the frozen ``__setattr__`` and
+    ``__delattr__`` it needs): half the cost at import, but construction as fast as Python
+    goes (the generic one here loops over the fields: 5-20% slower), for the classes built
+    once per file or per frame.
     """
 
     def wrap(cls: type[T]) -> type[T]:
         own = set(cls.__dict__)
         explicit_hash = "__hash__" in own and not (cls.__dict__["__hash__"] is None and "__eq__" in own)
-        cls = dataclasses.dataclass(cls, init=False, repr=False, eq=False, slots=slots)  # type: ignore[call-overload]
+        cls = dataclasses.dataclass(cls, init=compiled_init, frozen=compiled_init, repr=False, eq=False,  # type: ignore[call-overload]
+                                    slots=slots)  # fmt: skip
+        if compiled_init:
+            own.add("__init__")
         for name, method in _methods(cls, slots, eq).items():
             if name not in own or (name == "__hash__" and not explicit_hash):
                 method.__qualname__ = f"{cls.__qualname__}.{name}"

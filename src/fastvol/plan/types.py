@@ -87,7 +87,7 @@ class PixelFormat:
         return 0, (1 << self.bits_stored) - 1
 
 
-@frozen(slots=True)
+@frozen(slots=True, compiled_init=True)  # built once per frame
 class FrameSource:
     """One frame to read: where its bytes are and which output slot it fills.
 
