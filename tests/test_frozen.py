@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import pickle
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,7 @@ def test_instances_behave_as_the_stdlib_dataclass(kind, call):
     with pytest.raises(dataclasses.FrozenInstanceError):
         del b.path
     assert hasattr(b, "__dict__") is hasattr(a, "__dict__")
+    assert str(inspect.signature(ours)) == str(inspect.signature(stdlib))
 
 
 @pytest.mark.parametrize("kind", KINDS)

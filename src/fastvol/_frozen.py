@@ -15,13 +15,13 @@ the same repr; pickling (slotted classes too). The generic ``__init__`` loops ov
 5-20% slower per call than the compiled one: classes built once per file or per frame ask for
 ``compiled_init``. Differences: ``__dataclass_params__`` reads ``repr=False, eq=False`` (and
 without ``compiled_init``, ``init=False, frozen=False``; nothing here reads it, and none of
-these classes is subclassed), and ``inspect.signature`` of a class without ``compiled_init``
-shows ``(*args, **kwargs)``.
+these classes is subclassed).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect  # dataclasses imports it: no cost here
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError
 from itertools import pairwise
@@ -54,10 +54,10 @@ def frozen(
     """``@dataclass(frozen=True, slots=slots, eq=eq)``, with no code compiled (see the module).
 
     Methods the class body defines itself are kept, as ``dataclass`` keeps them. With
-    ``compiled_init``, ``dataclass`` writes ``__init__`` (and the frozen ``__setattr__`` and
-    ``__delattr__`` it needs): half the cost at import, but construction as fast as Python
-    goes (the generic one here loops over the fields: 5-20% slower), for the classes built
-    once per file or per frame.
+    ``compiled_init``, ``dataclass`` writes and compiles ``__init__`` (with a ``__setattr__`` and
+    ``__delattr__`` replaced here): half the saving at import, but construction as fast as
+    Python goes (the generic ``__init__`` loops over the fields: 2-20% slower), for the classes
+    built once per file or per frame.
     """
 
     def wrap(cls: type[T]) -> type[T]:
@@ -67,6 +67,8 @@ def frozen(
                                     slots=slots)  # fmt: skip
         if compiled_init:
             own.add("__init__")
+        elif "__signature__" not in own:
+            cls.__signature__ = _Signature()  # type: ignore[attr-defined]
         for name, method in _methods(cls, slots, eq).items():
             if name not in own or (name == "__hash__" and not explicit_hash):
                 method.__qualname__ = f"{cls.__qualname__}.{name}"
@@ -74,6 +76,28 @@ def frozen(
         return cls
 
     return wrap if cls is None else wrap(cls)
+
+
+class _Signature:
+    """``inspect.signature`` of a class with the generic ``__init__``, as ``dataclass``'s would
+    read (help, notebooks): made from the fields when asked for, not at import."""
+
+    def __get__(self, obj: Any, owner: type) -> inspect.Signature:
+        p = inspect.Parameter
+        return inspect.Signature(
+            [p(f.name, p.POSITIONAL_OR_KEYWORD, annotation=f.type,
+               default=_FACTORY if f.default_factory is not MISSING else p.empty if f.default is MISSING else f.default)
+             for f in dataclasses.fields(owner)],  # type: ignore[arg-type]
+            return_annotation=None,
+        )  # fmt: skip
+
+
+class _Factory:
+    def __repr__(self) -> str:
+        return "<factory>"  # as dataclass shows a default factory
+
+
+_FACTORY = _Factory()
 
 
 def _setter(cls: type, name: str, slots: bool) -> Callable[[Any, Any], None]:
