@@ -7,7 +7,8 @@ tags and expected VRs, and the two converters (pydicom Dataset -> record, raw by
 Records are always built by keyword, through :meth:`HeaderRecord.build`, which applies the few
 rules that tie fields together (BitsStored defaults to BitsAllocated, ...).
 
-This module imports nothing of fastvol but :mod:`fastvol.errors`, and no third-party package.
+This module imports nothing of fastvol but :mod:`fastvol._frozen` (how its records are declared),
+and no third-party package.
 """
 
 from __future__ import annotations
