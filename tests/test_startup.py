@@ -17,10 +17,11 @@ from fastvol.headers import scan as header_scan
 #: Modules a small local load in a fresh process must not import: numba and pydicom (about a
 #: second together), and the standard library's heavier ones that only some loads need
 #: (numpy.ma through numpy.median, a thread pool and logging, fsspec, atomic writes' helpers;
-#: the command line's argparse with what it brings, and json, for ``fastvol FOLDER``).
+#: the command line's argparse with what it brings, and json, for ``fastvol FOLDER``; string,
+#: which compiles a pattern at import).
 HEAVY = ("numba", "pydicom", "numpy.ma", "concurrent.futures", "logging", "fsspec", "socket",
          "hashlib", "tempfile", "fastvol.sources.remote", "argparse", "gettext", "locale", "shutil",
-         "json")  # fmt: skip
+         "json", "string")  # fmt: skip
 
 
 @pytest.mark.parametrize("cli", [False, True], ids=["api", "cli"])
