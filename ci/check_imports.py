@@ -38,7 +38,7 @@ LAYERS: list[set[str]] = [
     {"_kernels", "_pykernels"},
     {"sources", "report", "atomic"},
     # _ckernels imports nothing of fastvol; its file reader (_heads) is called by sources.local
-    {"dicom", "options", "errors", "pixels", "colour", "numeric", "_ckernels"},
+    {"dicom", "options", "errors", "pixels", "colour", "numeric", "_frozen", "_ckernels"},
 ]
 #: Modules allowed to open input files for reading.
 FILE_READERS = {"sources.local"}

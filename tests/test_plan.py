@@ -57,6 +57,18 @@ def test_every_decision_and_warning_has_a_known_code(tmp_path):
     assert dumped["decisions"] == [str(d) for d in geometry.decisions]
 
 
+def test_render_fills_the_usual_specs_and_the_two_of_its_own():
+    assert render("dtype", {"dtype": "int16", "rescale": True}) == "output dtype int16"
+    assert render("dtype", {"dtype": "uint16", "rescale": False}) == \
+        "output dtype uint16 (stored values, rescale=False)"  # fmt: skip
+    assert render("single_slice", {"step": 2.50, "source": "SliceThickness"}) == \
+        "one slice: slice step 2.5 mm from SliceThickness"  # fmt: skip
+    assert "volumes [0, 1, 2] of" in render("select", {"select": "0:3", "volumes": range(3), "n_volumes": 9})
+    assert "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] mm" in render("irregular_present", {"steps": range(99)})
+    with pytest.raises(KeyError):
+        render("dtype", {"dtype": "int16"})  # a fact the template needs is missing
+
+
 def test_decision_pickles_with_code_and_facts():
     d = Decision("select", select="[2, 0]", volumes=np.array([2, 0]), n_volumes=np.int64(4))
     assert d == "select=[2, 0]: volumes [2, 0] of 4; the others are not read"

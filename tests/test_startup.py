@@ -16,9 +16,12 @@ from fastvol.headers import scan as header_scan
 
 #: Modules a small local load in a fresh process must not import: numba and pydicom (about a
 #: second together), and the standard library's heavier ones that only some loads need
-#: (numpy.ma through numpy.median, a thread pool and logging, fsspec, atomic writes' helpers).
+#: (numpy.ma through numpy.median, a thread pool and logging, fsspec, atomic writes' helpers;
+#: the command line's argparse with what it brings, and json, for ``fastvol FOLDER``; string,
+#: which compiles a pattern at import).
 HEAVY = ("numba", "pydicom", "numpy.ma", "concurrent.futures", "logging", "fsspec", "socket",
-         "hashlib", "tempfile", "fastvol.sources.remote")  # fmt: skip
+         "hashlib", "tempfile", "fastvol.sources.remote", "argparse", "gettext", "locale", "shutil",
+         "json", "string")  # fmt: skip
 
 
 @pytest.mark.parametrize("cli", [False, True], ids=["api", "cli"])
@@ -32,6 +35,20 @@ def test_small_load_in_a_fresh_process_imports_none_of_the_heavy_modules(tmp_pat
                          text=True, check=True, env=env)  # fmt: skip
     assert "(4, 16, 12)" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "heavy []"
+
+
+@pytest.mark.parametrize("argv", [[], ["a"], ["a", "b c"], ["convert.d", "+x"]])
+def test_a_command_line_of_paths_parses_as_argparse_parses_it(argv):
+    from fastvol import cli
+
+    assert vars(cli._paths_only(argv)) == vars(cli._parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", [["a", "--json"], ["-h"], ["a", "--gaps=fill"], ["--", "-a"]])
+def test_a_command_line_with_flags_is_left_to_argparse(argv):
+    from fastvol import cli
+
+    assert cli._paths_only(argv) is None
 
 
 def test_small_rle_load_in_a_fresh_process_imports_no_numba(tmp_path):

@@ -79,11 +79,11 @@ import functools
 import importlib
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ._frozen import frozen
 from .codestream import frame_problem
 from .errors import CorruptFileError, DecodeError, FastvolError, MissingCodecError, UnsupportedError
 from .pixels import SUPPORTED_BITS_ALLOCATED, stored_dtype
@@ -162,7 +162,7 @@ _KNOWN_UNSUPPORTED: dict[str, str] = {
 # --- candidates -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Candidate:
     """One way to decode a transfer syntax.
 
@@ -308,7 +308,7 @@ def _syntax_label(transfer_syntax: str) -> str:
 # --- the decoder value ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Decoder:
     """A resolved decoder for one transfer syntax: plain values, picklable, callable.
 

@@ -7,14 +7,17 @@ tags and expected VRs, and the two converters (pydicom Dataset -> record, raw by
 Records are always built by keyword, through :meth:`HeaderRecord.build`, which applies the few
 rules that tie fields together (BitsStored defaults to BitsAllocated, ...).
 
-This module imports nothing of fastvol but :mod:`fastvol.errors`, and no third-party package.
+This module imports nothing of fastvol but :mod:`fastvol._frozen` (how its records are declared),
+and no third-party package.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import TYPE_CHECKING, Any
+
+from ._frozen import frozen
 
 if TYPE_CHECKING:
     from .sources import ByteSource
@@ -56,7 +59,7 @@ PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 PIXEL_KINDS = {0x0010: "int", 0x0008: "float", 0x0009: "double"}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class HeaderField:
     """One header attribute read by the header pass.
 
@@ -89,7 +92,7 @@ def header_field(keyword: str, tag: int, vr: str, kind: str, default: Any = None
     return field(default=default, metadata={"header": (keyword, tag, vr, kind)})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True, compiled_init=True)  # built once per file
 class HeaderRecord:
     """What fastvol knows about one DICOM file after the header pass.
 

@@ -21,10 +21,10 @@ leans off the normal when the gantry was tilted).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from ._frozen import frozen
 from .errors import BadOrientationError, GeometryError, RepeatedPositionsError
 from .numeric import median
 from .options import (
@@ -109,7 +109,7 @@ def orientation_label(row: np.ndarray, col: np.ndarray, normal: np.ndarray) -> t
     return plane, "single-oblique" if np.sum(np.abs(normal) > zero) == 2 else "double-oblique"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class StackGeometry:
     """Where each slice of one stack goes, and the affine of the regular grid.
 
@@ -369,7 +369,7 @@ def _along_and_tilt(step_vector: np.ndarray, axis: np.ndarray) -> tuple[float, f
     return along, tilt
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Repeats:
     """How slices sharing positions split into volumes.
 

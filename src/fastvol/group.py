@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
+from ._frozen import frozen
 from .dicom import HeaderRecord
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ ORIENTATION_DECIMALS = 4
 SPACING_DECIMALS = 4
 
 
-@dataclass(frozen=True)
+@frozen
 class Series:
     """One stackable series found by :func:`fastvol.scan`: files that can form one volume.
 

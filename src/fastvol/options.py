@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import Any
 
+from ._frozen import frozen
 from .errors import InputError
 
 __all__ = ["Options", "Tolerances", "check_extra_tags", "check_threads"]
@@ -59,7 +60,7 @@ def _option(
     return field(default=default, metadata=metadata)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Tolerances:
     """Tolerances of the geometry checks (defaults: the named constants of this module)."""
 
@@ -86,7 +87,7 @@ class Tolerances:
             object.__setattr__(self, f.name, number)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Options:
     """How a load treats unusual geometry and pixel values; see :func:`fastvol.load`.
 

@@ -6,15 +6,17 @@ serialises; :meth:`GeometryReport.text` renders it for people.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import Any
 
 import numpy as np
 
+from ._frozen import frozen
+
 __all__ = ["GeometryReport"]
 
 
-@dataclass(frozen=True)
+@frozen
 class GeometryReport:
     """Geometry of one series, from headers (``Series.geometry``) or after a load (``Volume.geometry``).
 

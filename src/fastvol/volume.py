@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from ._frozen import frozen
 from .atomic import atomic_path
 from .report import GeometryReport
 
@@ -18,7 +19,7 @@ __all__ = ["LPS_TO_RAS", "Volume", "from_nifti", "from_zarr"]
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-@dataclass(frozen=True, eq=False)
+@frozen(eq=False)
 class Volume:
     """A loaded series.
 

@@ -15,9 +15,9 @@ import os
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._frozen import frozen
 from ..errors import FastvolError, UnsupportedError
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def output_suffix(fmt: str, compress: bool) -> str:
     return {"npz": ".npz", "zarr": ".zarr"}[fmt]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class SeriesTask:
     """Everything a worker needs to convert one series (pickles: plain values and the Series).
 

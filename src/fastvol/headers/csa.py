@@ -16,11 +16,11 @@ import math
 import re
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .._frozen import frozen
 from ..errors import CorruptFileError, map_exceptions
 from ..numeric import median
 from ..sources import ByteSource
@@ -43,7 +43,7 @@ _CSA_TAG = struct.Struct("<64si4s3i")  # name, vm, vr, syngodt, n_items, check (
 _CSA_ITEM = struct.Struct("<4i")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class MosaicInfo:
     """How one Siemens mosaic image splits into slices (plain, picklable values).
 

@@ -10,11 +10,11 @@ incomplete, select); what to do with gaps, uneven spacing and tilt is the policy
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from .. import geometry as geo
+from .._frozen import frozen
 from ..dicom import HeaderRecord
 from ..errors import BadOrientationError, CorruptFileError, GeometryError
 from ..options import Options, Tolerances
@@ -30,7 +30,7 @@ __all__ = ["MAX_POSITION_MM", "Layout", "Placement", "arrange", "dedupe", "place
 MAX_POSITION_MM = 1e6
 
 
-@dataclass(frozen=True, eq=False)
+@frozen(eq=False)
 class Placement:
     """Where each frame lies: the series' plane, and each record's position along its normal.
 
@@ -69,7 +69,7 @@ class Placement:
                 for r in self.records]  # fmt: skip
 
 
-@dataclass(frozen=True, eq=False)
+@frozen(eq=False)
 class Layout:
     """Which record fills which slice of which volume, from headers alone.
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .. import geometry as geo
+from .._frozen import frozen
 from ..dicom import HeaderRecord
 from ..errors import UnsupportedError
 from .decisions import Decision
@@ -25,7 +25,7 @@ from .types import Mosaic, PixelFormat, VolumeGeometry
 __all__ = ["MosaicLayout", "detect", "mosaic_layout"]
 
 
-@dataclass(frozen=True, eq=False)
+@frozen(eq=False)
 class MosaicLayout:
     """The tiles of each mosaic: how to cut them, the volume they form, and the decision."""
 

@@ -9,11 +9,11 @@ it describes instead of raising, so a report exists for every series that has a 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 
 from .. import geometry as geo
+from .._frozen import frozen
 from ..errors import (
     GeometryError,
     IrregularSpacingError,
@@ -29,7 +29,7 @@ from .types import Resample, VolumeGeometry
 __all__ = ["Grid", "apply"]
 
 
-@dataclass(frozen=True, eq=False)
+@frozen(eq=False)
 class Grid:
     """The output grid of one volume, as the options chose it.
 

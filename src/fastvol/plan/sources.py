@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from .._frozen import frozen
 from ..dicom import HeaderRecord
 from ..sources import LocalFile
 from .layout import Layout
@@ -13,7 +12,7 @@ from .types import FrameSource
 __all__ = ["Frames", "frame_sources"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Frames:
     """What a load reads, and what each output slice came from.
 

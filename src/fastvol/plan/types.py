@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._frozen import frozen
 from ..colour import SUBSAMPLED
 from ..dicom import TS
 from ..pixels import stored_dtype
@@ -33,7 +34,7 @@ MAX_FRAME_PIXELS = 1 << 28
 MAX_OUTPUT_BYTES = 1 << 36
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class PixelFormat:
     """Stored pixel layout shared by every frame of a series."""
 
@@ -86,7 +87,7 @@ class PixelFormat:
         return 0, (1 << self.bits_stored) - 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True, compiled_init=True)  # built once per frame
 class FrameSource:
     """One frame to read: where its bytes are and which output slot it fills.
 
@@ -110,7 +111,7 @@ class FrameSource:
     extended_offsets: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Resample:
     """Resampling applied after reading, onto the regular orthogonal output grid.
 
@@ -133,7 +134,7 @@ class Resample:
     n_slices: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Mosaic:
     """Cut each read mosaic image into ``info.n_images`` tiles, then reorder them by ``order``."""
 
@@ -141,7 +142,7 @@ class Mosaic:
     order: tuple[int, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@frozen(eq=False)
 class VolumeGeometry:
     """The grid one volume fills, from headers alone and without pixels.
 
@@ -202,7 +203,7 @@ class VolumeGeometry:
         return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
 
 
-@dataclass(frozen=True, eq=False)
+@frozen(eq=False)
 class LoadPlan:
     """Everything a load does, decided from headers: frozen, plain, picklable."""
 

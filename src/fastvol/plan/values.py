@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from .._frozen import frozen
 from ..colour import COLOUR_PHOTOMETRICS, SUBSAMPLED
 from ..dicom import NOT_ADDRESSABLE, TS, HeaderRecord
 from ..errors import CorruptFileError, InputError, UnsupportedError
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class Values:
     """Output dtype and fill value, with the decisions and warnings that explain them."""
 

@@ -10,11 +10,11 @@ the reference's slice axis. Nothing is placed by frame order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from .. import geometry as geo
+from .._frozen import frozen
 from ..errors import AlignmentError, GeometryError
 from .read import SegFile
 
@@ -37,7 +37,7 @@ IN_PLANE_TOLERANCE = 0.05
 ORIENTATION_TOLERANCE = 1e-3
 
 
-@dataclass(frozen=True, eq=False)
+@frozen(eq=False)
 class Grid:
     """Where each stored frame goes: ``slices[i]`` on a grid of ``shape`` with ``affine``."""
 

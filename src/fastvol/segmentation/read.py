@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import numpy as np
 
+from .._frozen import frozen
 from ..dicom import TS, HeaderRecord
 from ..errors import CorruptFileError, FastvolError, UnsupportedError
 from ..headers import read_header
@@ -35,7 +36,7 @@ RawFrames = tuple[Walker, list[dict[int, Any]]]
 
 
 
-@dataclass(frozen=True, eq=False)
+@frozen(eq=False)
 class SegFile:
     """What a SEG says, as plain values; per-frame facts as arrays in stored frame order.
 

@@ -30,9 +30,9 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
+from .._frozen import frozen
 from ..errors import (
     FastvolError,
     InputError,
@@ -77,7 +77,7 @@ PART = 8 * 1024 * 1024
 _KEEP_SPANS = 4
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Retry:
     """Retry policy for transient errors: ``attempts`` in all, sleeping ``backoff * 2**k``
     seconds (at most ``max_backoff``, with jitter) before attempt ``k + 1``."""
