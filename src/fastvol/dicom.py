@@ -92,7 +92,7 @@ def header_field(keyword: str, tag: int, vr: str, kind: str, default: Any = None
     return field(default=default, metadata={"header": (keyword, tag, vr, kind)})
 
 
-@frozen(slots=True, compiled_init=True)  # built once per file
+@frozen(slots=True)  # the header scanner builds its records in C (fastvol.headers.scan)
 class HeaderRecord:
     """What fastvol knows about one DICOM file after the header pass.
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
+from .._frozen import frozen
 from ..dicom import HEADER_FIELDS, TS, HeaderRecord
 from ..errors import InputError
 
@@ -333,7 +333,7 @@ assert {f.kind for f in HEADER_FIELDS} - {"us"} <= set(RAW_CONVERTERS)
 # Extra attributes: plain values, identically from both readers
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ExtraTag:
     """An attribute asked for with ``extra_tags``: its keyword, tag and dictionary VR."""
 

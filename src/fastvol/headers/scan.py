@@ -18,12 +18,12 @@ import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .. import _ckernels, kernels
+from .._frozen import frozen
 from .._pykernels.scan import (  # the kernel's constants, without importing numba
     INFO_COLUMNS,
     INFO_ENHANCED,
@@ -93,7 +93,7 @@ def _sq_tags() -> np.ndarray:
     return _SQ_TAGS
 
 
-@dataclass(frozen=True)
+@frozen
 class Layout:
     """The wanted tags of one scan and where each value sits in a file's flat row.
 
