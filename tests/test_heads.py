@@ -115,3 +115,23 @@ def test_a_subclass_reads_through_its_own_read(tmp_path, heads):
     path = tmp_path / "f"
     path.write_bytes(b"abc")
     assert LocalFile.read_heads([Upper(str(path))], bytearray(8), 8) is None
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_reading_file_by_file_holds_no_descriptors(tmp_path, monkeypatch):
+    # Without the C reader a batch read each first block and closed the files only after the
+    # batch: 256 descriptors at once (a low `ulimit -n` failed with EMFILE).
+    for i in range(300):
+        (tmp_path / f"f{i:03d}").write_bytes(b"\x00" * 200)
+    monkeypatch.setattr(LocalFile, "read_heads", None)
+    baseline = len(os.listdir("/proc/self/fd"))
+    most = [0]
+    read = LocalFile.read
+
+    def counting(self, offset, length):
+        most[0] = max(most[0], len(os.listdir("/proc/self/fd")) - baseline)
+        return read(self, offset, length)
+
+    monkeypatch.setattr(LocalFile, "read", counting)
+    header_scan.scan_headers([LocalFile(str(p)) for p in sorted(tmp_path.iterdir())])
+    assert most[0] <= 3

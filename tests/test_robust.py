@@ -525,3 +525,27 @@ def test_symlinked_folders_are_walked_once(tmp_path):
     found = fastvol.scan(links)
     assert sorted(len(s.files) for s in found) == [3, 4]
     np.testing.assert_array_equal(fastvol.load(links / "a").array, first.volume(rescaled=True))
+
+
+@pytest.mark.parametrize("cut", ["after_meta", "before_pixel_tag", "inside_pixel_header"])
+def test_an_image_file_cut_before_its_pixels_is_unreadable_not_left_out(tmp_path, cut):
+    """A file of the series cut short before its pixel data reads as a data set without
+    PixelData. Left out as 'no pixel data', an end slice would vanish with the volume still
+    regular; it is refused as damaged, naming the file, unless unreadable='skip'."""
+    written = fx.write_series(tmp_path, n=6)
+    whole = fastvol.load(tmp_path)
+    end = whole.meta["files"][0]  # array slice 0: an end of the stack
+    data = Path(end).read_bytes()
+    pixel_tag = data.rfind(b"\xe0\x7f\x10\x00")
+    at = {"after_meta": data.find(b"\x08\x00") + 2, "before_pixel_tag": pixel_tag,
+          "inside_pixel_header": pixel_tag + 6}[cut]  # fmt: skip
+    Path(end).write_bytes(data[:at])
+    found = fastvol.scan(tmp_path)
+    assert found.unreadable == [end] and found.skipped["damaged image"] == [end]
+    assert "truncated or damaged" in found.errors[end]
+    with pytest.raises(fastvol.FastvolError) as info:
+        fastvol.load(tmp_path)
+    assert end in info.value.files
+    assert "unreadable='skip'" in str(info.value)
+    skipped = fastvol.load(tmp_path, unreadable="skip")
+    assert skipped.shape[0] == 5 and len(written.paths) == 6

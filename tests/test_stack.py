@@ -232,3 +232,19 @@ def test_deflated_counts_as_holding_the_gil(tmp_path: Path, monkeypatch: pytest.
     seen = _threads_seen(monkeypatch)
     stack.execute(plan)
     assert seen == [threading.current_thread().name] * 4
+
+
+@pytest.mark.parametrize("slope, intercept", [(3.3, -7.5), (0.1, 0.0), (0.001, 2.25)])
+def test_float_output_is_rounded_once_from_float64(tmp_path, slope, intercept):
+    """A float32 output holds each float64 value rounded once, as pydicom's float64 values cast
+    to float32, not values computed with a float32 copy of the slope (1 ulp off for some)."""
+    import pydicom
+
+    written = fx.write_series(tmp_path, n=3, bits_stored=16, signed=False, slopes=slope,
+                              intercepts=intercept, seed=11)  # fmt: skip
+    vol = fastvol.load(tmp_path, dtype="float32")
+    for k, path in enumerate(vol.meta["files"]):
+        stored = pydicom.dcmread(path).pixel_array.astype(np.float64)
+        expected = (stored * slope + intercept).astype(np.float32)
+        np.testing.assert_array_equal(vol.array[k], expected)
+    assert len(written.paths) == 3

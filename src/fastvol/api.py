@@ -25,7 +25,7 @@ from .errors import (
 )
 from .find import Inputs, locate
 from .group import Series, group_series, main_series
-from .headers import UNREADABLE_FILE, UNREADABLE_FOLDER, read_records
+from .headers import DAMAGED_IMAGE, UNREADABLE_FILE, UNREADABLE_FOLDER, read_records
 from .options import Options, check_extra_tags
 from .plan import describe_series, make_plan
 from .report import GeometryReport
@@ -44,6 +44,7 @@ class ScanResult(list[Series]):
     skipped
         Reason -> file names: ``"not DICOM"``, ``"unreadable"`` (headers that cannot be parsed),
         ``"unreadable file"`` and ``"unreadable folder"`` (the OS refused to read or list them),
+        ``"damaged image"`` (an image file without its pixel data: truncated or damaged),
         ``"DICOMDIR"``, ``"no pixel data"``, ``"not a regular file"``.
     errors
         File name -> why it was unreadable.
@@ -63,8 +64,10 @@ class ScanResult(list[Series]):
 
     @property
     def unreadable(self) -> list[str]:
-        """Files and folders the OS would not let the scan read: their slices may be missing."""
-        return self.skipped.get(UNREADABLE_FOLDER, []) + self.skipped.get(UNREADABLE_FILE, [])
+        """Files and folders the OS would not let the scan read, and image files without their
+        pixel data (truncated or damaged): their slices may be missing."""
+        return (self.skipped.get(UNREADABLE_FOLDER, []) + self.skipped.get(UNREADABLE_FILE, [])
+                + self.skipped.get(DAMAGED_IMAGE, []))  # fmt: skip
 
     def segmentations_of(self, series: Series | str | int) -> list[Series]:
         """The Segmentation (SEG) series found here that segment ``series``.

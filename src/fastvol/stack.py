@@ -201,7 +201,7 @@ def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: Pixel
         if src.slope == 1.0 and src.intercept == 0.0:
             dst[...] = stored
         else:
-            np.copyto(dst, stored * src.slope + src.intercept, casting="unsafe")
+            np.copyto(dst, stored * np.float64(src.slope) + np.float64(src.intercept), casting="unsafe")
         return
     signed = bool(pixel.pixel_representation)
     mask = pixel.bits_stored < pixel.bits_allocated or stored.dtype.itemsize * 8 != pixel.bits_allocated
@@ -214,7 +214,9 @@ def _convert(stored: np.ndarray, dst: np.ndarray, src: FrameSource, pixel: Pixel
                                          intercept)  # fmt: skip
             return
     else:
-        slope, intercept = dst.dtype.type(src.slope), dst.dtype.type(src.intercept)  # type: ignore[assignment]
+        # float64, whatever the output: each value is then rounded once, as pydicom's float64
+        # values cast to the output are (a float32 copy of the slope would be rounded first)
+        slope, intercept = np.float64(src.slope), np.float64(src.intercept)  # type: ignore[assignment]
     kernels.store_frame(stored, dst, pixel.bits_stored, signed, mask, slope, intercept)
 
 

@@ -23,12 +23,13 @@ def _decoded(src: np.ndarray, bits_stored: int, signed: bool, mask: bool) -> np.
 
 def _scaled(values: np.ndarray, slope: object, intercept: object, dtype: np.dtype) -> np.ndarray:
     if dtype.kind == "f":
-        # As numba types the kernel: int64 * float32 is float64, rounded once into dst.
+        # As numba types the kernel: int64 * float is float64, rounded once into dst (slope and
+        # intercept as given: float64 from stack.py, or the output's type).
         out = values.astype(np.float64)
         if slope != 1:
-            out *= np.float64(dtype.type(slope))  # type: ignore[call-overload]
+            out *= np.float64(slope)  # type: ignore[arg-type]
         if intercept != 0:
-            out += np.float64(dtype.type(intercept))  # type: ignore[call-overload]
+            out += np.float64(intercept)  # type: ignore[arg-type]
         return out
     if slope != 1:
         values *= int(slope)  # type: ignore[call-overload]

@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -107,7 +108,7 @@ def run_local(tasks: Sequence[SeriesTask], jobs: int, on_done: Callable[[dict[st
     except BrokenProcessPool:  # a worker died before (reading headers, importing): fresh ones
         pool = start_pool(jobs)
         pending = {pool.submit(convert_one, task): task for task in order}
-    converted_any = False
+    converted_any = warned = False
     try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -120,6 +121,10 @@ def run_local(tasks: Sequence[SeriesTask], jobs: int, on_done: Callable[[dict[st
                     line = failed_line(task, "a worker process died (killed, or out of memory) "
                                              "while this series was queued or running; rerun "
                                              "to convert it" + ("" if converted_any else _GUARD_HINT))  # fmt: skip
+                    if not converted_any and not warned:  # said once where a script shows it
+                        warnings.warn("fastvol.convert: worker processes died before converting "
+                                      "anything" + _GUARD_HINT, RuntimeWarning, stacklevel=2)  # fmt: skip
+                        warned = True
                 except Exception as exc:  # a foreign error in one series must not stop the rest
                     line = failed_line(task, f"{type(exc).__name__}: {exc}", type(exc).__name__)
                 on_done(line)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DICOMDIR_SOP_CLASS",
+    "DAMAGED_IMAGE",
     "HEADER_FIELDS",
     "NOT_ADDRESSABLE",
     "PER_FRAME_FUNCTIONAL_GROUPS",
@@ -67,6 +68,9 @@ DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 #: Skip reasons of files and folders the OS would not let us read (a load refuses them).
 UNREADABLE_FILE = "unreadable file"
 UNREADABLE_FOLDER = "unreadable folder"
+#: Skip reason of an image file without its pixel data (truncated or damaged): a load refuses
+#: it too, since its slice would be missing.
+DAMAGED_IMAGE = "damaged image"
 
 
 class NotDicomContent(NotDicomError):
@@ -193,7 +197,10 @@ def read_records(
     skipped
         Reason -> file names: ``"not DICOM"``, ``"not a regular file"`` (FIFOs, devices: never
         opened), ``"unreadable"`` (a header that cannot be parsed or expanded),
-        ``"unreadable file"`` (the OS refused the read), ``"DICOMDIR"``, ``"no pixel data"``.
+        ``"unreadable file"`` (the OS refused the read), ``"damaged image"`` (a file of a SOP
+        class that other files found hold images in, without its pixel data: truncated or
+        damaged), ``"DICOMDIR"``, ``"no pixel data"`` (objects without images: reports,
+        structure sets, ...).
     errors
         File name -> why it was unreadable.
 
@@ -207,6 +214,7 @@ def read_records(
     skipped: dict[str, list[str]] = {}
     errors: dict[str, str] = {}
     records: list[HeaderRecord] = []
+    no_pixels: list[tuple[str, HeaderRecord]] = []
     regular = []
     for source in sources:
         if source.is_regular():
@@ -224,7 +232,7 @@ def read_records(
         elif rec.sop_class_uid == DICOMDIR_SOP_CLASS:
             skipped.setdefault("DICOMDIR", []).append(name)
         elif not rec.has_pixels:
-            skipped.setdefault("no pixel data", []).append(name)
+            no_pixels.append((name, rec))
         elif needs_expansion(rec):
             try:
                 # One broken enhanced file must not cost the scan of every other series.
@@ -235,4 +243,16 @@ def read_records(
                 errors[name] = str(exc)
         else:
             records.append(rec)
+    # An image file without pixel data is damaged (truncated before or inside its PixelData
+    # element, which its storage class requires), not a file to leave out in silence: if it
+    # belongs at an end of its series, the volume would lose a slice with nothing to show.
+    # Image storage classes are recognised by the images found beside it.
+    image_classes = {r.sop_class_uid for r in records}
+    for name, rec in no_pixels:
+        if rec.sop_class_uid and rec.sop_class_uid in image_classes:
+            skipped.setdefault(DAMAGED_IMAGE, []).append(name)
+            errors[name] = (f"{name}: no pixel data, though files of its SOP class "
+                            f"({rec.sop_class_uid}) hold images: truncated or damaged")  # fmt: skip
+        else:
+            skipped.setdefault("no pixel data", []).append(name)
     return records, skipped, errors

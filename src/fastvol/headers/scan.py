@@ -463,8 +463,9 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
                 file_size = source.size()
                 block = source.read(0, min(first_block, file_size))
             except (OSError, FastvolError):
-                source.close()
                 continue
+            finally:
+                source.close()  # a batch holds no descriptors: a later read reopens
             got = len(block)
             start = i * first_block
             view[start : start + got] = block  # read + copy: cheaper than read_into for 16 KiB
