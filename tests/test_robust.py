@@ -240,6 +240,9 @@ def test_unreadable_file_is_reported_and_refused_unless_skipped(tmp_path):
     assert isinstance(info.value, PermissionError) and isinstance(info.value, ValueError)
     vol = fastvol.load(sources, unreadable="skip")  # the end slice is lost, as the user chose
     assert vol.shape[0] == 5
+    assert vol.meta["unreadable_skipped"] == [written.paths[-1]]  # and the volume says so
+    assert any("unreadable='skip'" in w and written.paths[-1] in w for w in vol.geometry.warnings)
+    assert "unreadable_skipped" not in fastvol.load(sources[:-1]).meta
 
 
 def deny_listing(monkeypatch, denied: Path) -> None:
@@ -549,3 +552,4 @@ def test_an_image_file_cut_before_its_pixels_is_unreadable_not_left_out(tmp_path
     assert "unreadable='skip'" in str(info.value)
     skipped = fastvol.load(tmp_path, unreadable="skip")
     assert skipped.shape[0] == 5 and len(written.paths) == 6
+    assert skipped.meta["unreadable_skipped"] == [end]

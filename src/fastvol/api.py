@@ -349,8 +349,22 @@ def load(
         if series is not None:
             raise InputError(f"series={series!r} with a Series given as path: give one of them")
         return load_series(path, opts, executor=executor, out=out)
-    chosen = find_series(path, opts, series=series, storage_options=storage_options, cache=cache)
-    return load_series(chosen, opts, executor=executor, out=out)
+    found = scan(path, extra_tags=opts.extra_tags, storage_options=storage_options, cache=cache)
+    chosen = _choose(found, path, opts, series)
+    volume = load_series(chosen, opts, executor=executor, out=out)
+    if found.unreadable:  # unreadable="skip": said where the volume is looked at, not only here
+        return _with_skipped(volume, found.unreadable)
+    return volume
+
+
+def _with_skipped(volume: Volume, names: list[str]) -> Volume:
+    """``volume`` whose report warns that files of its path were skipped, and whose meta lists
+    them (``unreadable_skipped``)."""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    text = (f"{len(names)} unreadable or damaged file(s) in the path were skipped "
+            f"(unreadable='skip'), so slices may be missing: {shown}")  # fmt: skip
+    geometry = dataclasses.replace(volume.geometry, warnings=(*volume.geometry.warnings, text))
+    return dataclasses.replace(volume, geometry=geometry, meta={**volume.meta, "unreadable_skipped": list(names)})
 
 
 def find_series(
@@ -364,6 +378,10 @@ def find_series(
     """The series :func:`load` would load from ``path``, found from headers alone (the same
     errors: unreadable files, nothing found, several series and no ``series=``)."""
     found = scan(path, extra_tags=options.extra_tags, storage_options=storage_options, cache=cache)
+    return _choose(found, path, options, series)
+
+
+def _choose(found: ScanResult, path: Inputs, options: Options, series: Series | str | int | None) -> Series:
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
     if found.unreadable and options.unreadable == "raise":
         raise _unreadable(found, where)
