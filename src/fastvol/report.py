@@ -130,8 +130,9 @@ class GeometryReport:
             + (f" (GantryDetectorTilt {self.gantry_tilt_tag:g})" if self.gantry_tilt_tag else ""),
             f"handedness  {self.handedness} ((slice, row, column) in LPS)",
             "affine (slice, row, column) -> LPS mm:",
-            *("  " + row for row in fmt(np.array(self.affine), precision=4, suppress_small=True,
-                                        floatmode="fixed").splitlines()),
+            # rounded first and + 0.0: a tiny negative entry would print as -0.0000
+            *("  " + row for row in fmt(np.round(np.array(self.affine), 4) + 0.0, precision=4,
+                                        suppress_small=True, floatmode="fixed").splitlines()),
         ]
         if self.volumes_tag:
             lines.append(f"volumes     {len(self.volumes_values)} by {self.volumes_tag}: "
