@@ -315,7 +315,7 @@ def _dcmread(path: str) -> Any:
 def _records(path: str) -> int:
     from fastvol.headers import read_records
 
-    records, skipped, _ = read_records([LocalFile(path)])
+    records, skipped, _, _ = read_records([LocalFile(path)])
     assert not skipped
     return len(records)
 

@@ -548,3 +548,20 @@ def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):
     assert "MESSAGES" in done.stdout, done.stderr[-2000:]
     assert 'if __name__ == "__main__":' in done.stdout
     assert "RuntimeWarning: fastvol.convert: worker processes died" in done.stderr  # seen, not only in the report
+
+
+def test_a_damaged_image_refuses_its_series_not_the_batch(tmp_path):
+    """An image file cut before its pixels refuses the series it belongs to (naming the file
+    and --unreadable skip); the other series of the cohort convert."""
+    fx.write_series(tmp_path / "in" / "a", n=4, seed=1)
+    fx.write_series(tmp_path / "in" / "b", n=4, seed=2)
+    victim = sorted((tmp_path / "in" / "b").iterdir())[0]
+    data = victim.read_bytes()
+    victim.write_bytes(data[: data.rfind(b"\xe0\x7f\x10\x00")])  # cut at its PixelData tag
+    report = fastvol.convert(tmp_path / "in", tmp_path / "out", jobs=1)
+    by_status = {line["status"]: line for line in report.lines}
+    assert sorted(line["status"] for line in report.lines) == ["converted", "refused"]
+    assert str(victim) in by_status["refused"]["message"]
+    assert "--unreadable skip" in by_status["refused"]["message"]
+    again = fastvol.convert(tmp_path / "in", tmp_path / "out2", jobs=1, unreadable="skip")
+    assert sorted(line["status"] for line in again.lines) == ["converted", "converted"]

@@ -53,7 +53,7 @@ def test_extra_tags_scanner_equals_pydicom(tmp_path: Path, transfer_syntax: str 
         assert extra["PatientAge"] is None
         assert isinstance(extra["ImagePositionPatient"], tuple)
     # read_records and fastvol.scan carry them too
-    records, _, _ = read_records(find_sources(tmp_path), extra_tags=EXTRA)
+    records, _, _, _ = read_records(find_sources(tmp_path), extra_tags=EXTRA)
     assert [r.extra for r in records] == [r.extra for r in sorted(scanned, key=lambda r: r.path)]
     found = fastvol.scan(tmp_path, extra_tags=["PatientID"])
     assert all(r.extra == (("PatientID", "FACTORY"),) for s in found for r in s.records)
@@ -87,7 +87,7 @@ def test_multiframe_expanded_from_a_source(tmp_path: Path) -> None:
     w = fe.write_enhanced(tmp_path, n_slices=4)
     path = next(p for p in tmp_path.iterdir() if p.is_file())
     memory = MemorySource(path.read_bytes(), name="in-memory.dcm")
-    records, skipped, errors = read_records([memory])
+    records, skipped, errors, _ = read_records([memory])
     assert not skipped and not errors and len(records) == 4
     assert [r.frame for r in records] == [0, 1, 2, 3]
     assert all(r.source is memory and r.path == "in-memory.dcm" for r in records)
@@ -100,7 +100,7 @@ def test_not_dicom_is_a_type(tmp_path: Path) -> None:
     text = fx.write_non_dicom(tmp_path)
     (result,) = read_headers([LocalFile(text)])
     assert isinstance(result, NotDicomContent)
-    records, skipped, errors = read_records([LocalFile(text)])
+    records, skipped, errors, _ = read_records([LocalFile(text)])
     assert records == [] and skipped == {"not DICOM": [text]} and errors == {}
 
 

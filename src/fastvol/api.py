@@ -48,19 +48,23 @@ class ScanResult(list[Series]):
         ``"DICOMDIR"``, ``"no pixel data"``, ``"not a regular file"``.
     errors
         File name -> why it was unreadable.
+    damaged
+        File name -> SeriesInstanceUID (``""`` when unknown) of each damaged image.
     """
 
     skipped: dict[str, list[str]]
     errors: dict[str, str]
+    damaged: dict[str, str]
 
     def __init__(self, series: Iterable[Series] = (), skipped: dict[str, list[str]] | None = None,
-                 errors: dict[str, str] | None = None):  # fmt: skip
+                 errors: dict[str, str] | None = None, damaged: dict[str, str] | None = None):  # fmt: skip
         super().__init__(series)
         self.skipped = skipped or {}
         self.errors = errors or {}
+        self.damaged = damaged or {}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ScanResult, (list(self), self.skipped, self.errors))
+        return (ScanResult, (list(self), self.skipped, self.errors, self.damaged))
 
     @property
     def unreadable(self) -> list[str]:
@@ -145,19 +149,47 @@ def scan(
     """
     extra_tags = check_extra_tags(extra_tags)
     sources, unlisted = locate(paths, storage_options=storage_options, cache=cache)
-    records, skipped, errors = read_records(sources, extra_tags=extra_tags)
-    return scan_result(records, skipped, errors, unlisted)
+    records, skipped, errors, pixelless = read_records(sources, extra_tags=extra_tags)
+    return scan_result(records, skipped, errors, unlisted, pixelless)
 
 
 def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[str, str],
-                unlisted: list[str]) -> ScanResult:  # fmt: skip
-    """The :class:`ScanResult` of a header pass: its records grouped into series, and the
-    folders that could not be listed added to ``skipped`` and ``errors`` (both updated)."""
+                unlisted: list[str], pixelless: Sequence[tuple[str, str, str]] = ()) -> ScanResult:  # fmt: skip
+    """The :class:`ScanResult` of a header pass: its records grouped into series, the folders
+    that could not be listed added to ``skipped`` and ``errors`` (both updated), and the damaged
+    images among the files without pixel data (``pixelless``: name, SOP class, series UID)."""
     if unlisted:
         skipped[UNREADABLE_FOLDER] = unlisted
         errors.update((folder, f"{folder}: folder cannot be listed") for folder in unlisted)
+    damaged = _damaged_images(records, pixelless)
+    if damaged:
+        kept = [name for name in skipped.get("no pixel data", []) if name not in damaged]
+        if kept:
+            skipped["no pixel data"] = kept
+        else:
+            skipped.pop("no pixel data", None)
+        skipped[DAMAGED_IMAGE] = list(damaged)
+        errors.update((name, f"{name}: no pixel data, though files of its SOP class hold images: "
+                             f"truncated or damaged") for name in damaged)  # fmt: skip
     found = [dataclasses.replace(s, services=_SERVICES) for s in group_series(records)]
-    return ScanResult(found, skipped, errors)
+    return ScanResult(found, skipped, errors, damaged)
+
+
+def _damaged_images(records: list[Any], pixelless: Sequence[tuple[str, str, str]]) -> dict[str, str]:
+    """File -> SeriesInstanceUID ("" when it has none) of the image files without pixel data.
+
+    Such a file is damaged (truncated before or inside its PixelData element, which its storage
+    class requires), not one to leave out in silence: at an end of its series, the volume would
+    lose a slice with nothing to show. Image storage classes are recognised by the images found
+    beside it; a file of a series with no images at all (test data stripped of pixels) costs no
+    volume a slice.
+    """
+    if not pixelless:
+        return {}
+    classes = {r.sop_class_uid for r in records}
+    series = {r.series_instance_uid for r in records}
+    return {name: uid for name, sop_class, uid in pixelless
+            if sop_class in classes and (not uid or uid in series)}  # fmt: skip
 
 
 def _listing(found: Sequence[Series]) -> str:
@@ -258,8 +290,9 @@ def _nothing_found(found: ScanResult, where: str) -> Exception:
                          files=[f for v in found.skipped.values() for f in v][:20])  # fmt: skip
 
 
-def _unreadable(found: ScanResult, where: str) -> UnreadableError:
-    names = found.unreadable
+def _unreadable(found: ScanResult, where: str, names: list[str] | None = None) -> UnreadableError:
+    """The error of a path with unreadable files: ``names``, by default all of ``found``'s."""
+    names = found.unreadable if names is None else names
     why = "".join(f"\n  {found.errors.get(n, n)}" for n in names[:5])
     return UnreadableError(
         f"{where}: {len(names)} file(s) or folder(s) could not be read, so a series may lack "

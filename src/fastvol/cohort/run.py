@@ -71,21 +71,41 @@ def _key(series: Series, parts: Sequence[Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
+def _by_series(damaged: dict[str, str]) -> dict[str, list[str]]:
+    """SeriesInstanceUID -> its damaged image files."""
+    out: dict[str, list[str]] = {}
+    for name, uid in damaged.items():
+        if uid:
+            out.setdefault(uid, []).append(name)
+    return out
+
+
 def plan_tasks(found: Sequence[Series], out: str, options: Options, *, pattern: str, fmt: str,
                compress: bool, sidecar: str, ignore_derived: bool, clash: int, version: str,
                ours: set[str], storage_options: dict[str, Any] | None = None,
+               damaged: dict[str, list[str]] | None = None,
                ) -> tuple[list[SeriesTask], list[dict[str, Any]]]:  # fmt: skip
-    """One task per series to convert, and the report lines of the series skipped.
+    """One task per series to convert, and the report lines of the series skipped or refused.
 
     ``out``: the output folder, or a URL (then the tasks carry it and ``storage_options``).
     ``ours``: absolute paths (or URLs) an earlier run of this output wrote (overwritten freely;
-    any other file in the way is a clash for ``-w``).
+    any other file in the way is a clash for ``-w``). ``damaged``: series UID -> damaged image
+    files of it (truncated before their pixels): such a series is refused, naming them.
     """
     output = Output(out, storage_options)
     skipped: dict[int, dict[str, Any]] = {}
     wanted = []
+    damaged = damaged or {}
     for i, series in enumerate(found):
-        if series.records and series.records[0].sop_class_uid in SEG_SOP_CLASSES:
+        bad = damaged.get(series.uid)
+        if bad:
+            skipped[i] = {**series_fields(series), "index": i, "status": "refused",
+                          "error": "UnreadableError", "outputs": [], "bytes_out": 0,
+                          "message": f"series {series.uid}: {len(bad)} damaged image file(s) "
+                                     f"(no pixel data: truncated?), so a slice may be missing; "
+                                     f"--unreadable skip converts it without them: "
+                                     f"{', '.join(bad[:3])}"}  # fmt: skip
+        elif series.records and series.records[0].sop_class_uid in SEG_SOP_CLASSES:
             skipped[i] = {**series_fields(series), "index": i, "status": "skipped",
                           "reason": "DICOM Segmentation: load it with fastvol.load_segmentation",
                           "outputs": [], "bytes_out": 0}  # fmt: skip
@@ -352,12 +372,17 @@ def _run(inputs: Any, output: Output, opts: Options, *, path: str, previous: lis
         found = scan_in_pool(listed, pool, jobs, tags)
     if found is None:
         found = scan(listed, extra_tags=tags, storage_options=output.storage_options or None)
-    if found.unreadable and opts.unreadable == "raise":
-        raise _unreadable(found, ", ".join(map(str, inputs)) if isinstance(inputs, list) else str(inputs))
+    # A damaged image refuses only its series (below), and one whose series is unknown (cut
+    # before its SeriesInstanceUID) is only reported: one bad file must not end the batch.
+    # Files and folders the OS refused do, as for load: any series may lack their slices.
+    refused = [name for name in found.unreadable if name not in found.damaged]
+    if refused and opts.unreadable == "raise":
+        raise _unreadable(found, ", ".join(map(str, inputs)) if isinstance(inputs, list) else str(inputs), refused)
+    damaged = {} if opts.unreadable == "skip" else _by_series(found.damaged)
     tasks, skipped_lines = plan_tasks(found, output.root, opts, pattern=pattern, fmt=format, compress=compress,
                                       sidecar=sidecar, ignore_derived=ignore_derived, clash=clash,
                                       version=__version__, ours=ours,
-                                      storage_options=output.storage_options)  # fmt: skip
+                                      storage_options=output.storage_options, damaged=damaged)  # fmt: skip
     # Plan positions may move when inputs are added: a kept line takes this run's index.
     reused = [{**by_key[t.key], "reused": True, "index": t.index} for t in tasks
               if resume and _reusable(by_key.get(t.key), output)]  # fmt: skip

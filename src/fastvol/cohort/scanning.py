@@ -27,7 +27,7 @@ PARTS_PER_JOB = 4
 
 
 def read_part(sources: Sequence[ByteSource], extra_tags: Sequence[str | int]) -> tuple[Any, ...]:
-    """The header pass over one part (runs in a worker): ``(records, skipped, errors)``."""
+    """The header pass over one part (runs in a worker): ``(records, skipped, errors, pixelless)``."""
     from ..headers import read_records
 
     return read_records(sources, extra_tags=extra_tags)
@@ -67,13 +67,15 @@ def scan_in_pool(inputs: Any, pool: Any, jobs: int, extra_tags: Sequence[str | i
     records: list[Any] = []
     skipped: dict[str, list[str]] = {}
     errors: dict[str, str] = {}
+    pixelless: list[tuple[str, str, str]] = []
     for future, part in zip(futures, parts):
         try:
-            part_records, part_skipped, part_errors = future.result()
+            part_records, part_skipped, part_errors, part_pixelless = future.result()
         except BrokenProcessPool:
-            part_records, part_skipped, part_errors = read_part(part, extra_tags)
+            part_records, part_skipped, part_errors, part_pixelless = read_part(part, extra_tags)
         records += part_records
         for reason, names in part_skipped.items():  # first-seen order, as one pass gives
             skipped.setdefault(reason, []).extend(names)
         errors.update(part_errors)
-    return scan_result(records, skipped, errors, unlisted)
+        pixelless += part_pixelless
+    return scan_result(records, skipped, errors, unlisted, pixelless)

@@ -178,7 +178,7 @@ def _finish_header(
 
 def read_records(
     sources: Sequence[ByteSource], *, extra_tags: Iterable[str | int] = ()
-) -> tuple[list[HeaderRecord], dict[str, list[str]], dict[str, str]]:
+) -> tuple[list[HeaderRecord], dict[str, list[str]], dict[str, str], list[tuple[str, str, str]]]:
     """The header pass of a scan: image records of ``sources``, and what was skipped and why.
 
     Multi-frame files become one record per frame. Nothing here raises for a file.
@@ -197,12 +197,13 @@ def read_records(
     skipped
         Reason -> file names: ``"not DICOM"``, ``"not a regular file"`` (FIFOs, devices: never
         opened), ``"unreadable"`` (a header that cannot be parsed or expanded),
-        ``"unreadable file"`` (the OS refused the read), ``"damaged image"`` (a file of a SOP
-        class that other files found hold images in, without its pixel data: truncated or
-        damaged), ``"DICOMDIR"``, ``"no pixel data"`` (objects without images: reports,
-        structure sets, ...).
+        ``"unreadable file"`` (the OS refused the read), ``"DICOMDIR"``, ``"no pixel data"``.
     errors
         File name -> why it was unreadable.
+    pixelless
+        ``(name, SOP class UID, SeriesInstanceUID)`` of each file without pixel data: which of
+        them are damaged images is decided over the whole scan
+        (:func:`fastvol.api.scan_result`).
 
     Raises
     ------
@@ -214,7 +215,7 @@ def read_records(
     skipped: dict[str, list[str]] = {}
     errors: dict[str, str] = {}
     records: list[HeaderRecord] = []
-    no_pixels: list[tuple[str, HeaderRecord]] = []
+    pixelless: list[tuple[str, str, str]] = []
     regular = []
     for source in sources:
         if source.is_regular():
@@ -232,7 +233,8 @@ def read_records(
         elif rec.sop_class_uid == DICOMDIR_SOP_CLASS:
             skipped.setdefault("DICOMDIR", []).append(name)
         elif not rec.has_pixels:
-            no_pixels.append((name, rec))
+            skipped.setdefault("no pixel data", []).append(name)
+            pixelless.append((name, rec.sop_class_uid, rec.series_instance_uid))
         elif needs_expansion(rec):
             try:
                 # One broken enhanced file must not cost the scan of every other series.
@@ -243,16 +245,4 @@ def read_records(
                 errors[name] = str(exc)
         else:
             records.append(rec)
-    # An image file without pixel data is damaged (truncated before or inside its PixelData
-    # element, which its storage class requires), not a file to leave out in silence: if it
-    # belongs at an end of its series, the volume would lose a slice with nothing to show.
-    # Image storage classes are recognised by the images found beside it.
-    image_classes = {r.sop_class_uid for r in records}
-    for name, rec in no_pixels:
-        if rec.sop_class_uid and rec.sop_class_uid in image_classes:
-            skipped.setdefault(DAMAGED_IMAGE, []).append(name)
-            errors[name] = (f"{name}: no pixel data, though files of its SOP class "
-                            f"({rec.sop_class_uid}) hold images: truncated or damaged")  # fmt: skip
-        else:
-            skipped.setdefault("no pixel data", []).append(name)
-    return records, skipped, errors
+    return records, skipped, errors, pixelless
