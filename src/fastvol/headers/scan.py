@@ -463,9 +463,11 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
                 file_size = source.size()
                 block = source.read(0, min(first_block, file_size))
             except (OSError, FastvolError):
+                source.close()
                 continue
-            finally:
-                source.close()  # a batch holds no descriptors: a later read reopens
+            if type(source).prefetch_many is None:
+                source.close()  # a batch holds no descriptors (a later read reopens); remote
+                # sources are closed once, below: a second close would drop what they keep
             got = len(block)
             start = i * first_block
             view[start : start + got] = block  # read + copy: cheaper than read_into for 16 KiB
