@@ -154,7 +154,8 @@ def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str,
         raise GeometryError(
             f"series {name}: {len(lacking)} file(s) have no usable ImagePositionPatient, so slices "
             f"cannot be placed in patient space (projection images such as DX/CR/XA have no "
-            f"plane geometry; fastvol does not invent one) (e.g. {lacking[:3]})",
+            f"plane geometry; fastvol does not invent one, and no option loads them: read such "
+            f"an image's pixels with pydicom, dcmread(path).pixel_array) (e.g. {lacking[:3]})",
             files=lacking, uid=uid,
         )  # fmt: skip
     if any(r.image_orientation is None for r in records):
