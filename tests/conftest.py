@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -26,6 +29,19 @@ def corpus() -> Path:
     if root is None:
         pytest.skip("real DICOM corpus absent: set FASTVOL_CORPUS or place it at ../shared/corpus")
     return root
+
+
+@pytest.fixture(scope="session")
+def c_kernel() -> Callable[[str], ModuleType]:
+    """``c_kernel(name)``: the C extension ``fastvol._ckernels.<name>``, the test skipped where
+    ``FASTVOL_NATIVE=0`` turns the C kernels off."""
+
+    def load(name: str) -> ModuleType:
+        if os.environ.get("FASTVOL_NATIVE") == "0":
+            pytest.skip("FASTVOL_NATIVE=0: the C kernels are turned off")
+        return importlib.import_module(f"fastvol._ckernels.{name}")
+
+    return load
 
 
 @pytest.fixture(scope="session")

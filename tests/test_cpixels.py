@@ -7,8 +7,6 @@ view; and loads choose them unless ``FASTVOL_JIT`` or ``FASTVOL_NATIVE`` says ot
 
 from __future__ import annotations
 
-import os
-
 import factory as fx
 import numpy as np
 import pytest
@@ -22,12 +20,8 @@ OUTPUTS = (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.int64
 
 
 @pytest.fixture(scope="module")
-def cpixels():
-    if os.environ.get("FASTVOL_NATIVE") == "0":
-        pytest.skip("FASTVOL_NATIVE=0: the C kernels are turned off")
-    from fastvol._ckernels import _pixels
-
-    return _pixels
+def cpixels(c_kernel):
+    return c_kernel("_pixels")
 
 
 @pytest.fixture(scope="module")

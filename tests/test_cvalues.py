@@ -11,7 +11,6 @@ factory series in every transfer syntax.
 from __future__ import annotations
 
 import dataclasses
-import os
 import struct
 from pathlib import Path
 
@@ -31,12 +30,8 @@ KINDS = ("text", "uid", "lo", "int", "float", "scale", "fd", "floats2", "floats3
 
 
 @pytest.fixture(scope="module")
-def cvalues():
-    if os.environ.get("FASTVOL_NATIVE") == "0":
-        pytest.skip("FASTVOL_NATIVE=0: the C kernels are turned off")
-    from fastvol._ckernels import _values
-
-    return _values
+def cvalues(c_kernel):
+    return c_kernel("_values")
 
 
 def _python(kind: str, raw: bytes, latin1: bool = True):

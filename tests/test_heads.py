@@ -13,17 +13,14 @@ import threading
 import factory as fx
 import pytest
 
+import fastvol
 from fastvol.headers import scan as header_scan
 from fastvol.sources import LocalFile
 
 
 @pytest.fixture(scope="module")
-def heads():
-    if os.environ.get("FASTVOL_NATIVE") == "0":
-        pytest.skip("FASTVOL_NATIVE=0: the C kernels are turned off")
-    from fastvol._ckernels import _heads
-
-    return _heads
+def heads(c_kernel):
+    return c_kernel("_heads")
 
 
 def test_reads_what_read_reads(tmp_path, heads):
@@ -135,3 +132,9 @@ def test_reading_file_by_file_holds_no_descriptors(tmp_path, monkeypatch):
     monkeypatch.setattr(LocalFile, "read", counting)
     header_scan.scan_headers([LocalFile(str(p)) for p in sorted(tmp_path.iterdir())])
     assert most[0] <= 3
+
+
+def test_a_path_with_a_nul_byte_is_an_input_error():
+    # os.open raises a bare ValueError for it, in the C reader and in Python alike
+    with pytest.raises(fastvol.InputError, match="NUL"):
+        LocalFile("/tmp/a\x00b")

@@ -447,8 +447,7 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
     whole = np.zeros(n_files, dtype=np.bool_)
     file_sizes = [-1] * n_files
     try:
-        kinds = {type(s) for s in sources}
-        read_heads = kinds.pop().read_heads if len(kinds) == 1 else None
+        read_heads = type(sources[0]).read_heads  # it refuses (None) sources not all its own
         heads = read_heads(sources, data, first_block) if read_heads is not None else None
         if heads is not None:  # one call for the batch (local files, in C); -1: unreadable
             file_sizes = heads[1]

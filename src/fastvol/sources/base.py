@@ -35,8 +35,9 @@ class ByteSource:
     #: ``read_heads(sources, buf, block) -> (got, sizes)`` of sources that read the first
     #: blocks of many files faster at once than one by one (local files, in C): per source the
     #: bytes read into ``buf[i * block:]`` and its size, -1 for both where it cannot be read;
-    #: it may return None (not available in this process). None, or a None result: the header
-    #: pass reads each source's first block with :meth:`read`.
+    #: it returns None where it cannot serve them (not available in this process, or sources not
+    #: all of its own class). None, or a None result: the header pass reads each source's first
+    #: block with :meth:`read`.
     read_heads: ClassVar[Callable[..., tuple[list[int], list[int]] | None] | None] = None
 
     def size(self) -> int:

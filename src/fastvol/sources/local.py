@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import CorruptFileError
+from ..errors import CorruptFileError, InputError
 from .base import Buffer, ByteSource
 
 __all__ = ["LocalFile"]
@@ -55,6 +55,8 @@ class LocalFile(ByteSource):
 
     def __init__(self, path: str | os.PathLike[str], *, regular: bool | None = None) -> None:
         self.name = os.fspath(path)
+        if "\x00" in self.name:  # os.open would raise a bare ValueError at the first read
+            raise InputError(f"{self.name!r}: a path cannot hold a NUL byte", files=[self.name])
         self._regular = regular  # known from the folder listing (no stat needed), else None
         self._fd = -1
         self._size = -1
