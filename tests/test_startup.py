@@ -146,3 +146,39 @@ def test_in_place_twin_wraps_like_the_kernel():
         store_frame_in_place(a, bits, signed, mask, slope, intercept)
         vector.store_frame_in_place(b, bits, signed, mask, slope, intercept)
         np.testing.assert_array_equal(a, b)
+
+
+def _run_command(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+def test_the_command_exits_as_python_would_less_the_teardown(tmp_path):
+    # exit_now skips freeing the interpreter, not what Python's exit promises: non-daemon
+    # threads are joined, atexit functions run, buffered output reaches a pipe, status kept.
+    fx.write_series(tmp_path / "s", n=4)
+    flag = tmp_path / "thread-finished"
+    code = (
+        "import atexit, sys, threading, time\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        "def late(flag=sys.argv[2]):\n    time.sleep(0.3); open(flag, 'w').close()\n"
+        "threading.Thread(target=late).start()\n"
+        "sys.argv = ['fastvol', sys.argv[1]]\n"
+        "from fastvol.cli import run\nrun()\nprint('not reached')\n"
+    )
+    ok = _run_command(code, str(tmp_path / "s"), str(flag))
+    assert ok.returncode == 0, ok.stderr
+    assert "shape       (4, 16, 12)" in ok.stdout and ok.stdout.rstrip().endswith("atexit ran")
+    assert "not reached" not in ok.stdout
+    assert flag.exists()
+    missing = _run_command(code, str(tmp_path / "none"), str(tmp_path / "flag2"))
+    assert missing.returncode == 2
+    assert "PathNotFoundError" in missing.stderr and "atexit ran" in missing.stdout
+
+
+def test_python_m_fastvol_prints_the_whole_report_into_a_pipe(tmp_path):
+    fx.write_series(tmp_path, n=3)
+    out = subprocess.run([sys.executable, "-m", "fastvol", str(tmp_path)], capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Volume(shape=(3, 16, 12)") and "affine (slice, row, column)" in out.stdout

@@ -1,6 +1,6 @@
 """``python -m fastvol``: the command line (:mod:`fastvol.cli`)."""
 
-from fastvol.cli import main
+from fastvol.cli import run
 
 if __name__ == "__main__":  # not when worker processes re-import the main module
-    raise SystemExit(main())
+    run()
