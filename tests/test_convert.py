@@ -565,3 +565,18 @@ def test_a_damaged_image_refuses_its_series_not_the_batch(tmp_path):
     assert "--unreadable skip" in by_status["refused"]["message"]
     again = fastvol.convert(tmp_path / "in", tmp_path / "out2", jobs=1, unreadable="skip")
     assert sorted(line["status"] for line in again.lines) == ["converted", "converted"]
+
+
+def test_a_file_cut_before_its_series_uid_refuses_the_series_of_its_folder(tmp_path):
+    """A file cut before (or inside) its SeriesInstanceUID names no series: the series with
+    files in its folder are refused (a slice of theirs may be missing), the others convert."""
+    fx.write_series(tmp_path / "in" / "a", n=4, seed=1)
+    fx.write_series(tmp_path / "in" / "b", n=4, seed=2)
+    victim = fastvol.load(tmp_path / "in" / "b").meta["files"][-1]
+    data = Path(victim).read_bytes()
+    Path(victim).write_bytes(data[: data.find(b"\x20\x00\x0e\x00") + 12])  # inside the UID's value
+    report = fastvol.convert(tmp_path / "in", tmp_path / "out", jobs=1)
+    statuses = {line["folder"]: line["status"] for line in report.lines}
+    assert statuses == {str(tmp_path / "in" / "a"): "converted", str(tmp_path / "in" / "b"): "refused"}
+    refused = next(line for line in report.lines if line["status"] == "refused")
+    assert victim in refused["message"] and "--unreadable skip" in refused["message"]

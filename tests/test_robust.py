@@ -553,3 +553,39 @@ def test_an_image_file_cut_before_its_pixels_is_unreadable_not_left_out(tmp_path
     skipped = fastvol.load(tmp_path, unreadable="skip")
     assert skipped.shape[0] == 5 and len(written.paths) == 6
     assert skipped.meta["unreadable_skipped"] == [end]
+
+
+@pytest.mark.parametrize("syntax", ["explicit", "implicit"])
+def test_an_end_slice_cut_anywhere_never_loads_a_shorter_volume(tmp_path, syntax):
+    """An end slice cut at any byte: before its preamble ends, inside its file meta, inside
+    a UID (a prefix of the series' own), before or inside its pixels. The load refuses (naming
+    the file, or the corrupt pixels), never a volume one slice short with regular spacing;
+    with unreadable='skip' what loads says what was skipped."""
+    ts = fx.ImplicitVRLittleEndian if syntax == "implicit" else fx.ExplicitVRLittleEndian
+    fx.write_series(tmp_path, n=4, transfer_syntax=ts)
+    end = fastvol.load(tmp_path).meta["files"][-1]
+    data = Path(end).read_bytes()
+    for at in [*range(0, 300, 1), *range(300, len(data), 7)]:
+        Path(end).write_bytes(data[:at])
+        with pytest.raises(fastvol.FastvolError) as info:
+            fastvol.load(tmp_path)
+        assert end in info.value.files or end in str(info.value), at
+        if isinstance(info.value, fastvol.UnreadableError):
+            assert fastvol.load(tmp_path, unreadable="skip").meta["unreadable_skipped"] == [end], at
+    Path(end).write_bytes(data)
+    assert fastvol.load(tmp_path).shape[0] == 4
+
+
+def test_empty_and_unparseable_files_beside_images_are_damaged_only_there(tmp_path):
+    fx.write_series(tmp_path / "s", n=3)
+    (tmp_path / "s" / "IM0099").write_bytes(b"")  # a copy that failed at its start
+    (tmp_path / "s" / ".keep").write_bytes(b"")  # hidden: not a slice
+    (tmp_path / "s" / "notes.txt").write_bytes(b"not an image")
+    found = fastvol.scan(tmp_path / "s")
+    assert found.damaged == {str(tmp_path / "s" / "IM0099"): ""}
+    assert sorted(found.skipped["not DICOM"]) == [str(tmp_path / "s" / n) for n in (".keep", "notes.txt")] or \
+        found.skipped["not DICOM"] == [str(tmp_path / "s" / "notes.txt")]  # fmt: skip
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "empty.dcm").write_bytes(b"")
+    assert fastvol.scan(alone).damaged == {}  # no images here: nothing lost

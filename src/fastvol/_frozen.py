@@ -3,10 +3,11 @@
 ``@dataclass(frozen=True)`` writes a class's ``__init__``, ``__repr__``, ``__eq__``, ``__hash__``,
 ``__setattr__`` and ``__delattr__`` as source text and compiles each when the class is created:
 about 0.2 ms a method, 1-6 ms a class, some 35 ms for the two dozen record classes a first load
-imports -- more than the rest of fastvol's own import (issue 9). :func:`frozen` asks
-``dataclasses`` for everything but those methods (fields, defaults, ``__slots__``,
-``__match_args__``; so ``dataclasses.fields``, ``replace`` and ``asdict`` work as before) and
-adds them as closures over the class's field table, made here once, compiled with this module.
+imports -- more than the rest of fastvol's own import (issue 9). :func:`frozen` builds the
+field table itself (:class:`dataclasses.Field` objects, defaults, ``__slots__``,
+``__match_args__``; so ``dataclasses.fields``, ``replace`` and ``asdict`` work as before),
+without ``dataclass``'s resolving of every annotation, and adds the methods as closures over
+that table, made here once, compiled with this module.
 
 The instances behave as those of ``@dataclass(frozen=True, ...)``: construction by keyword or
 position, with defaults, default factories and ``__post_init__``; ``FrozenInstanceError`` on
@@ -21,7 +22,8 @@ these classes is subclassed).
 from __future__ import annotations
 
 import dataclasses
-import inspect  # dataclasses imports it: no cost here
+import inspect
+import re  # dataclasses imports it: no cost here
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError
 from itertools import pairwise
@@ -63,8 +65,10 @@ def frozen(
     def wrap(cls: type[T]) -> type[T]:
         own = set(cls.__dict__)
         explicit_hash = "__hash__" in own and not (cls.__dict__["__hash__"] is None and "__eq__" in own)
-        cls = dataclasses.dataclass(cls, init=compiled_init, frozen=compiled_init, repr=False, eq=False,  # type: ignore[call-overload]
-                                    slots=slots)  # fmt: skip
+        if compiled_init:
+            cls = dataclasses.dataclass(cls, frozen=True, repr=False, eq=False, slots=slots)  # type: ignore[call-overload]
+        else:
+            cls = _declare(cls, slots)
         if compiled_init:
             own.add("__init__")
         elif "__signature__" not in own:
@@ -76,6 +80,66 @@ def frozen(
         return cls
 
     return wrap if cls is None else wrap(cls)
+
+
+#: What ``dataclass(init=False, repr=False, eq=False)`` records of its arguments; one for all.
+_PARAMS = dataclasses.dataclass(type("_Params", (), {"__doc__": "-"}),  # a doc: else inspect.signature
+                                init=False, repr=False, eq=False).__dataclass_params__  # type: ignore[attr-defined]
+_CLASSVAR = re.compile(r"\s*(?:typing\.)?ClassVar\b").match
+_REFUSED = re.compile(r"\b(?:InitVar|KW_ONLY)\b").search
+
+
+def _declare(cls: type[T], slots: bool) -> type[T]:
+    """``dataclasses.dataclass(cls, init=False, repr=False, eq=False, slots=slots)`` for the
+    declarations :func:`frozen` takes: the field table, ``__match_args__`` and ``__slots__``.
+
+    ``dataclass`` resolves every string annotation against the module's names to find
+    ``ClassVar`` and ``InitVar``, some 7 ms for the two dozen classes a first load imports;
+    here a ``ClassVar`` is recognised by its name, and ``InitVar`` and ``KW_ONLY`` are refused.
+    The fields are :class:`dataclasses.Field` objects made by :func:`dataclasses.field`, so
+    ``fields``, ``replace``, ``asdict`` and ``is_dataclass`` read them as ``dataclass``'s.
+    """
+    fields: dict[str, dataclasses.Field[Any]] = {}
+    for base in cls.__mro__[-1:0:-1]:  # inherited fields first, as dataclass orders them
+        fields.update(getattr(base, "__dataclass_fields__", None) or {})
+    own = cls.__dict__
+    for name, annotation in own.get("__annotations__", {}).items():
+        text = annotation if isinstance(annotation, str) else repr(annotation)
+        if _CLASSVAR(text):
+            continue
+        if _REFUSED(text):
+            raise TypeError(f"{cls.__name__}.{name}: frozen() does not take InitVar or KW_ONLY fields")
+        default = own.get(name, MISSING)
+        declared = isinstance(default, dataclasses.Field)
+        f = default if declared else dataclasses.field(default=default)
+        f.name, f.type = name, annotation
+        f._field_type = dataclasses._FIELD  # type: ignore[attr-defined]  # what fields() keeps
+        if f.kw_only is MISSING:  # type: ignore[comparison-overlap]
+            f.kw_only = False
+        if f.default is not MISSING and f.default.__class__.__hash__ is None:  # as dataclass
+            raise ValueError(f"mutable default {type(f.default)} for field {name} is not allowed: "
+                             "use default_factory")  # fmt: skip
+        if declared:  # the class attribute: the plain default, or none (as dataclass leaves it)
+            if f.default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, f.default)
+        fields[name] = f
+    cls.__dataclass_fields__ = fields  # type: ignore[attr-defined]
+    cls.__dataclass_params__ = _PARAMS  # type: ignore[attr-defined]
+    if "__match_args__" not in own:
+        cls.__match_args__ = tuple(fields)  # type: ignore[attr-defined]
+    if not slots:
+        return cls
+    body = dict(own)  # a new class with __slots__, as dataclass(slots=True) makes it
+    inherited = {name for base in cls.__mro__[1:-1]
+                 for name in ((lambda s: (s,) if isinstance(s, str) else s)(getattr(base, "__slots__", ())))}  # fmt: skip
+    body["__slots__"] = tuple(name for name in fields if name not in inherited)
+    for name in (*fields, "__dict__", "__weakref__"):
+        body.pop(name, None)
+    slotted = type(cls)(cls.__name__, cls.__bases__, body)
+    slotted.__qualname__ = cls.__qualname__
+    return slotted
 
 
 class _Signature:

@@ -7,6 +7,7 @@ reports) never call back up here.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import operator
 import os
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CorruptFileError,
+    FastvolError,
     InputError,
     MixedGeometryError,
     NotDicomError,
@@ -29,6 +31,7 @@ from .headers import DAMAGED_IMAGE, UNREADABLE_FILE, UNREADABLE_FOLDER, read_rec
 from .options import Options, check_extra_tags
 from .plan import describe_series, make_plan
 from .report import GeometryReport
+from .sources import LocalFile
 from .volume import Volume
 
 if TYPE_CHECKING:
@@ -49,7 +52,12 @@ class ScanResult(list[Series]):
     errors
         File name -> why it was unreadable.
     damaged
-        File name -> SeriesInstanceUID (``""`` when unknown) of each damaged image.
+        File name -> SeriesInstanceUID (``""`` when unknown) of each damaged image: an image
+        file without its pixel data (skipped as ``"damaged image"``), and, where images were
+        found, a DICOM file whose header cannot be parsed (``"unreadable"``), and a file named
+        as DICOM (``.dcm``, ``.dicom``, ``.ima``) that is not, or one cut inside the 128 zero
+        bytes that start a DICOM file (an empty file too), skipped as ``"damaged image"``.
+        Any of them may be a slice of a series found here.
     """
 
     skipped: dict[str, list[str]]
@@ -68,10 +76,9 @@ class ScanResult(list[Series]):
 
     @property
     def unreadable(self) -> list[str]:
-        """Files and folders the OS would not let the scan read, and image files without their
-        pixel data (truncated or damaged): their slices may be missing."""
-        return (self.skipped.get(UNREADABLE_FOLDER, []) + self.skipped.get(UNREADABLE_FILE, [])
-                + self.skipped.get(DAMAGED_IMAGE, []))  # fmt: skip
+        """Files and folders the OS would not let the scan read, and damaged images (see
+        ``damaged``): their slices may be missing."""
+        return self.skipped.get(UNREADABLE_FOLDER, []) + self.skipped.get(UNREADABLE_FILE, []) + list(self.damaged)
 
     def segmentations_of(self, series: Series | str | int) -> list[Series]:
         """The Segmentation (SEG) series found here that segment ``series``.
@@ -171,12 +178,47 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
         skipped[DAMAGED_IMAGE] = list(damaged)
         errors.update((name, f"{name}: no pixel data, though files of its SOP class hold images: "
                              f"truncated or damaged") for name in damaged)  # fmt: skip
+    if records:  # files that may have been images: their series is unknown
+        damaged.update((name, "") for name in skipped.get("unreadable", []))
+        cut = [name for name in skipped.get("not DICOM", []) if _cut_before_header(name)]
+        if cut:
+            cut_set = set(cut)
+            skipped["not DICOM"] = [name for name in skipped["not DICOM"] if name not in cut_set]
+            if not skipped["not DICOM"]:
+                del skipped["not DICOM"]
+            skipped.setdefault(DAMAGED_IMAGE, []).extend(cut)
+            damaged.update((name, "") for name in cut)
+            errors.update((name, f"{name}: empty, or cut before its DICOM header (or named as DICOM "
+                                 f"but not DICOM): truncated or damaged") for name in cut)  # fmt: skip
     found = [dataclasses.replace(s, services=_SERVICES) for s in group_series(records)]
     return ScanResult(found, skipped, errors, damaged)
 
 
+#: Suffixes that name a file as DICOM: such a file that is not DICOM is a damaged one.
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+
+
+def _cut_before_header(name: str) -> bool:
+    """Whether a file found not DICOM looks like a DICOM file cut before its header: named as
+    DICOM, or (a local file, not hidden) a start of the zero preamble and ``DICM`` magic, as a
+    copy that failed at its start leaves it (an empty file too)."""
+    if name.lower().endswith(DICOM_SUFFIXES):
+        return True
+    if "://" in name or os.path.basename(name).startswith("."):
+        return False
+    source = LocalFile(name)  # only files the scan already found not DICOM
+    try:
+        size = source.size()
+        head = source.read(0, size) if size < 132 else b"-"
+        return not head[:128].strip(b"\0") and b"DICM".startswith(head[128:])
+    except (OSError, FastvolError):
+        return False
+    finally:
+        source.close()
+
+
 def _damaged_images(records: list[Any], pixelless: Sequence[tuple[str, str, str]]) -> dict[str, str]:
-    """File -> SeriesInstanceUID ("" when it has none) of the image files without pixel data.
+    """File -> SeriesInstanceUID ("" when unknown) of the image files without pixel data.
 
     Such a file is damaged (truncated before or inside its PixelData element, which its storage
     class requires), not one to leave out in silence: at an end of its series, the volume would
@@ -184,12 +226,21 @@ def _damaged_images(records: list[Any], pixelless: Sequence[tuple[str, str, str]
     beside it; a file of a series with no images at all (test data stripped of pixels) costs no
     volume a slice.
     """
-    if not pixelless:
+    if not pixelless or not records:
         return {}
     classes = {r.sop_class_uid for r in records}
-    series = {r.series_instance_uid for r in records}
-    return {name: uid for name, sop_class, uid in pixelless
-            if sop_class in classes and (not uid or uid in series)}  # fmt: skip
+    series = sorted({r.series_instance_uid for r in records})
+
+    def cut_inside(uid: str) -> bool:  # a proper prefix of a series' UID: cut inside the value
+        i = bisect.bisect_left(series, uid)
+        return i < len(series) and series[i].startswith(uid)
+
+    # Without a SeriesInstanceUID (every stored object has one; the SOP class comes before
+    # it): cut before or inside it. With one: an image class, of a series here or cut inside.
+    # A UID cut short names no series: "", as an unknown one (convert goes by the folder).
+    exact = set(series)
+    return {name: uid if uid in exact else "" for name, sop_class, uid in pixelless
+            if not uid or (sop_class in classes and cut_inside(uid))}  # fmt: skip
 
 
 def _listing(found: Sequence[Series]) -> str:

@@ -26,6 +26,7 @@ from .sidecar import SIDECAR_TAGS
 from .tasks import FORMATS, SeriesTask, output_suffix, series_fields
 
 if TYPE_CHECKING:
+    from ..api import ScanResult
     from ..group import Series
 
 __all__ = ["convert", "plan_tasks", "sweep"]
@@ -71,12 +72,22 @@ def _key(series: Series, parts: Sequence[Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def _by_series(damaged: dict[str, str]) -> dict[str, list[str]]:
-    """SeriesInstanceUID -> its damaged image files."""
+def _by_series(found: ScanResult) -> dict[str, list[str]]:
+    """SeriesInstanceUID -> the damaged image files that may be its slices: those of its UID,
+    and those of unknown series (cut before their SeriesInstanceUID, or unparseable) in a
+    folder that holds its files."""
     out: dict[str, list[str]] = {}
-    for name, uid in damaged.items():
+    unknown: dict[str, list[str]] = {}  # folder -> damaged files of unknown series
+    for name, uid in found.damaged.items():
         if uid:
             out.setdefault(uid, []).append(name)
+        else:
+            unknown.setdefault(os.path.dirname(name), []).append(name)
+    if unknown:
+        for series in found:
+            folders = {os.path.dirname(r.path) for r in series.records}
+            for folder in folders & unknown.keys():
+                out.setdefault(series.uid, []).extend(unknown[folder])
     return out
 
 
@@ -102,7 +113,7 @@ def plan_tasks(found: Sequence[Series], out: str, options: Options, *, pattern: 
             skipped[i] = {**series_fields(series), "index": i, "status": "refused",
                           "error": "UnreadableError", "outputs": [], "bytes_out": 0,
                           "message": f"series {series.uid}: {len(bad)} damaged image file(s) "
-                                     f"(no pixel data: truncated?), so a slice may be missing; "
+                                     f"(truncated or unparseable), so a slice may be missing; "
                                      f"--unreadable skip converts it without them: "
                                      f"{', '.join(bad[:3])}"}  # fmt: skip
         elif series.records and series.records[0].sop_class_uid in SEG_SOP_CLASSES:
@@ -372,13 +383,14 @@ def _run(inputs: Any, output: Output, opts: Options, *, path: str, previous: lis
         found = scan_in_pool(listed, pool, jobs, tags)
     if found is None:
         found = scan(listed, extra_tags=tags, storage_options=output.storage_options or None)
-    # A damaged image refuses only its series (below), and one whose series is unknown (cut
-    # before its SeriesInstanceUID) is only reported: one bad file must not end the batch.
+    # A damaged image refuses only its series (below); one whose series is unknown (cut before
+    # its SeriesInstanceUID), the series with files in its folder: one bad file must not end
+    # the batch, nor leave a series short of a slice in silence.
     # Files and folders the OS refused do, as for load: any series may lack their slices.
     refused = [name for name in found.unreadable if name not in found.damaged]
     if refused and opts.unreadable == "raise":
         raise _unreadable(found, ", ".join(map(str, inputs)) if isinstance(inputs, list) else str(inputs), refused)
-    damaged = {} if opts.unreadable == "skip" else _by_series(found.damaged)
+    damaged = {} if opts.unreadable == "skip" else _by_series(found)
     tasks, skipped_lines = plan_tasks(found, output.root, opts, pattern=pattern, fmt=format, compress=compress,
                                       sidecar=sidecar, ignore_derived=ignore_derived, clash=clash,
                                       version=__version__, ours=ours,
