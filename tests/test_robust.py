@@ -589,3 +589,19 @@ def test_empty_and_unparseable_files_beside_images_are_damaged_only_there(tmp_pa
     alone.mkdir()
     (alone / "empty.dcm").write_bytes(b"")
     assert fastvol.scan(alone).damaged == {}  # no images here: nothing lost
+
+
+def test_a_damaged_image_of_a_known_series_refuses_only_that_series(tmp_path):
+    a = fx.write_series(tmp_path / "a", n=3, seed=1)
+    b = fx.write_series(tmp_path / "b", n=4, seed=2, series_uid="1.2.3.4.9")
+    victim = fastvol.load(tmp_path / "b").meta["files"][0]
+    data = Path(victim).read_bytes()
+    Path(victim).write_bytes(data[: data.rfind(b"\xe0\x7f\x10\x00")])  # cut at its PixelData tag
+    assert fastvol.scan(tmp_path).damaged == {victim: b.series_uid}
+    np.testing.assert_array_equal(fastvol.load(tmp_path, series=a.series_uid).array, a.volume(rescaled=True))
+    with pytest.raises(fastvol.UnreadableError) as info:
+        fastvol.load(tmp_path, series=b.series_uid)
+    assert list(info.value.files) == [victim]
+    (tmp_path / "a" / "IM0100").write_bytes(b"")  # a file of no known series: refuses any
+    with pytest.raises(fastvol.UnreadableError):
+        fastvol.load(tmp_path, series=a.series_uid)

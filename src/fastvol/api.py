@@ -168,7 +168,8 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
     if unlisted:
         skipped[UNREADABLE_FOLDER] = unlisted
         errors.update((folder, f"{folder}: folder cannot be listed") for folder in unlisted)
-    damaged = _damaged_images(records, pixelless)
+    unparsed = set(skipped.get("unreadable", []))  # headers that cannot be parsed or expanded
+    damaged = _damaged_images(records, [p for p in pixelless if p[0] not in unparsed])
     if damaged:
         kept = [name for name in skipped.get("no pixel data", []) if name not in damaged]
         if kept:
@@ -178,8 +179,16 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
         skipped[DAMAGED_IMAGE] = list(damaged)
         errors.update((name, f"{name}: no pixel data, though files of its SOP class hold images: "
                              f"truncated or damaged") for name in damaged)  # fmt: skip
-    if records:  # files that may have been images: their series is unknown
-        damaged.update((name, "") for name in skipped.get("unreadable", []))
+    if records and unparsed:  # files that may have been images of a series found here
+        uids = {r.series_instance_uid for r in records}
+        known = {name: uid for name, _, uid in pixelless if name in unparsed}
+        for name in skipped["unreadable"]:
+            uid = known.get(name)  # frames not expanded: its series is known
+            if uid is None or not uid:
+                damaged[name] = ""  # header not parsed: any series here may lack it
+            elif uid in uids:
+                damaged[name] = uid  # (else its whole series is unreadable: it costs no other)
+    if records:
         cut = [name for name in skipped.get("not DICOM", []) if _cut_before_header(name)]
         if cut:
             cut_set = set(cut)
@@ -468,7 +477,15 @@ def find_series(
 def _choose(found: ScanResult, path: Inputs, options: Options, series: Series | str | int | None) -> Series:
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
     if found.unreadable and options.unreadable == "raise":
-        raise _unreadable(found, where)
+        placed = {name: uid for name, uid in found.damaged.items() if uid}
+        if len(placed) < len(found.unreadable):  # any series may lack these
+            raise _unreadable(found, where)
+        # Only damaged images of known series: they refuse the load of their own series.
+        chosen = select_series(found, series, where)
+        own = [name for name, uid in placed.items() if uid == chosen.uid]
+        if own:
+            raise _unreadable(found, where, own)
+        return chosen
     if not found:
         raise _nothing_found(found, where)
     return select_series(found, series, where)

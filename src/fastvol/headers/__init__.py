@@ -201,8 +201,9 @@ def read_records(
     errors
         File name -> why it was unreadable.
     pixelless
-        ``(name, SOP class UID, SeriesInstanceUID)`` of each file without pixel data: which of
-        them are damaged images is decided over the whole scan
+        ``(name, SOP class UID, SeriesInstanceUID)`` of each file without pixel data, and of
+        each multi-frame file whose frames could not be expanded (skipped as unreadable): which
+        of them are damaged images is decided over the whole scan
         (:func:`fastvol.api.scan_result`).
 
     Raises
@@ -243,6 +244,7 @@ def read_records(
             except FastvolError as exc:
                 skipped.setdefault("unreadable", []).append(name)
                 errors[name] = str(exc)
+                pixelless.append((name, rec.sop_class_uid, rec.series_instance_uid))  # no images
         else:
             records.append(rec)
     return records, skipped, errors, pixelless
