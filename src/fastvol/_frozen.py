@@ -128,18 +128,20 @@ def _declare(cls: type[T], slots: bool) -> type[T]:
     cls.__dataclass_fields__ = fields  # type: ignore[attr-defined]
     cls.__dataclass_params__ = _PARAMS  # type: ignore[attr-defined]
     if "__match_args__" not in own:
-        cls.__match_args__ = tuple(fields)  # type: ignore[attr-defined]
+        cls.__match_args__ = tuple(fields)  # type: ignore[attr-defined,misc]
     if not slots:
         return cls
     body = dict(own)  # a new class with __slots__, as dataclass(slots=True) makes it
-    inherited = {name for base in cls.__mro__[1:-1]
-                 for name in ((lambda s: (s,) if isinstance(s, str) else s)(getattr(base, "__slots__", ())))}  # fmt: skip
+    inherited: set[str] = set()
+    for base in cls.__mro__[1:-1]:
+        names = getattr(base, "__slots__", ())
+        inherited.update((names,) if isinstance(names, str) else names)
     body["__slots__"] = tuple(name for name in fields if name not in inherited)
     for name in (*fields, "__dict__", "__weakref__"):
         body.pop(name, None)
-    slotted = type(cls)(cls.__name__, cls.__bases__, body)
+    slotted: Any = type(cls)(cls.__name__, cls.__bases__, body)  # type: ignore[misc]
     slotted.__qualname__ = cls.__qualname__
-    return slotted
+    return slotted  # type: ignore[no-any-return]
 
 
 class _Signature:

@@ -257,6 +257,13 @@ class HeaderRecord:
         return any(v.upper() in ("LOCALIZER", "SCOUT") for v in self.image_type)
 
     @property
+    def needs_expansion(self) -> bool:
+        """True for files holding several frames (or enhanced single-frame files): their frames
+        become records of their own (:func:`fastvol.headers.multiframe.expand_frames`)."""
+        # RT Dose also for one frame: its values need DoseGridScaling, read with the grid offsets.
+        return self.has_pixels and (self.number_of_frames > 1 or self.is_enhanced or self.modality == "RTDOSE")
+
+    @property
     def is_mosaic(self) -> bool:
         """True when ImageType marks a Siemens mosaic."""
         return any(v.upper() == "MOSAIC" for v in self.image_type)

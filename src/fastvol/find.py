@@ -96,17 +96,24 @@ def _is_file(entry: os.DirEntry[str]) -> bool | None:
         return None
 
 
-def _check_input(item: object) -> None:
-    """Refuse what cannot name a file before anything is opened (a clear error, not a crash)."""
+def _is_file_object(item: object) -> bool:
+    """:func:`fastvol.sources.fileobj.is_file_object`, imported only for what is not a path."""
+    if isinstance(item, (str, bytes, os.PathLike)):
+        return False
     from .sources.fileobj import is_file_object
 
+    return is_file_object(item)
+
+
+def _check_input(item: object) -> None:
+    """Refuse what cannot name a file before anything is opened (a clear error, not a crash)."""
     if isinstance(item, (bytes, bytearray, memoryview)) and (
         not isinstance(item, bytes) or b"\x00" in item
     ):
         # A path never holds NUL; a file's contents do (the DICOM preamble).
         raise InputError(f"{len(item)} bytes given as a path: wrap file contents in "
                          f"io.BytesIO(data) to load them from memory")  # fmt: skip
-    if not isinstance(item, (str, bytes, os.PathLike, ByteSource)) and not is_file_object(item):
+    if not isinstance(item, (str, bytes, os.PathLike, ByteSource)) and not _is_file_object(item):
         raise InputError(f"{type(item).__name__} {item!r:.60} is not an input: give a path, "
                          f"folder, URL or open binary file object")  # fmt: skip
 
@@ -135,9 +142,7 @@ def locate(
     PathNotFoundError
         A path, object or prefix that does not exist.
     """
-    from .sources.fileobj import is_file_object, source_from_file_object
-
-    if isinstance(paths, (str, bytes, os.PathLike, ByteSource)) or is_file_object(paths):
+    if isinstance(paths, (str, bytes, os.PathLike, ByteSource)) or _is_file_object(paths):
         paths = [paths]  # type: ignore[list-item]
     try:
         paths = list(paths)  # type: ignore[arg-type]
@@ -152,7 +157,9 @@ def locate(
     for item in paths:
         if isinstance(item, ByteSource):
             out.append(item)
-        elif is_file_object(item):
+        elif not isinstance(item, (str, bytes, os.PathLike)) and _is_file_object(item):
+            from .sources.fileobj import source_from_file_object
+
             out.append(source_from_file_object(item))
         elif isinstance(item, str) and is_url(item):
             local = local_path(item)

@@ -509,11 +509,11 @@ def _pixel_ranges(
 
 def _multiframe_ranges(sources: tuple[FrameSource, ...], frame_bytes: int) -> dict[str, list[Any]]:
     """Fragment ranges of every encapsulated multi-frame file, walked once per file, not per frame."""
-    from .frames import frame_ranges, max_fragments
-
     out: dict[str, list[Any]] = {}
     for src in sources:
         if src.n_frames > 1 and src.pixel_length == UNDEFINED_LENGTH and src.path not in out:
+            from .frames import frame_ranges, max_fragments  # encapsulated multi-frame only
+
             eot = src.extended_offsets
             try:
                 out[src.path] = frame_ranges(

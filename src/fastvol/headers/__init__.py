@@ -211,7 +211,6 @@ def read_records(
     InputError
         ``extra_tags`` names no attribute of the DICOM dictionary.
     """
-    from .multiframe import expand_frames, needs_expansion
 
     skipped: dict[str, list[str]] = {}
     errors: dict[str, str] = {}
@@ -236,7 +235,9 @@ def read_records(
         elif not rec.has_pixels:
             skipped.setdefault("no pixel data", []).append(name)
             pixelless.append((name, rec.sop_class_uid, rec.series_instance_uid))
-        elif needs_expansion(rec):
+        elif rec.needs_expansion:
+            from .multiframe import expand_frames  # only for multi-frame files
+
             try:
                 # One broken enhanced file must not cost the scan of every other series.
                 with map_exceptions(f"{name}: per-frame headers cannot be read", files=[name]):

@@ -33,10 +33,7 @@ __all__ = ["expand_frames", "needs_expansion"]
 
 def needs_expansion(record: HeaderRecord) -> bool:
     """True for files holding several frames (or enhanced single-frame files)."""
-    # RT Dose also for one frame: its values need DoseGridScaling, read with the grid offsets.
-    return record.has_pixels and (
-        record.number_of_frames > 1 or record.is_enhanced or record.modality == "RTDOSE"
-    )
+    return record.needs_expansion
 
 
 def _item(ds: Any, keyword: str) -> Any:
