@@ -228,6 +228,15 @@ def test_mixed_orientations_under_one_uid_raise(tmp_path):
     assert len(info.value.groups) == 2
     vol = _load(tmp_path, series=info.value.groups[1])
     assert vol.shape[0] == 3
+    # Chosen among other series: the error lists that series' groups only, at their indices.
+    other = fx.write_series(tmp_path / "c", n=2, seed=3)
+    found = fastvol.scan(tmp_path)
+    with pytest.raises(fastvol.MixedGeometryError) as info:
+        _load(tmp_path, series=uid)
+    listed = [line for line in str(info.value).splitlines() if line.startswith("  [")]
+    assert len(listed) == 2 and other.series_uid not in str(info.value)
+    assert all(line.startswith(f"  [{i}] {found[i].id}") for line in listed
+               for i in [int(line.split("]")[0][3:])])  # fmt: skip
 
 
 def test_several_series_need_series_argument(tmp_path):

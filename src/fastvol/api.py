@@ -252,8 +252,10 @@ def _damaged_images(records: list[Any], pixelless: Sequence[tuple[str, str, str]
             if not uid or (sop_class in classes and cut_inside(uid))}  # fmt: skip
 
 
-def _listing(found: Sequence[Series]) -> str:
-    return "\n".join(f"  [{i}] {s}" for i, s in enumerate(found))
+def _listing(found: Sequence[Series], only: Sequence[Series] | None = None) -> str:
+    """One line per series of ``found`` (or of ``only`` among them), with its index there."""
+    ids = None if only is None else {s.id for s in only}
+    return "\n".join(f"  [{i}] {s}" for i, s in enumerate(found) if ids is None or s.id in ids)
 
 
 def _candidates(found: ScanResult, series: str | int | None, where: str) -> list[Series]:
@@ -300,7 +302,7 @@ def select_series(found: ScanResult, series: Series | str | int | None, where: s
     if len({s.uid for s in candidates}) == 1:
         raise MixedGeometryError(
             f"{where}: series {candidates[0].uid} holds {len(candidates)} groups of different "
-            f"orientation or size that cannot be stacked:\n{_listing(found)}\npass "
+            f"orientation or size that cannot be stacked:\n{_listing(found, candidates)}\npass "
             f"series='<id>' (e.g. {candidates[0].id!r}) to load one group",
             files=[f for s in candidates for f in s.files[:2]], uid=candidates[0].uid,
             groups=tuple(s.id for s in candidates),
@@ -308,7 +310,7 @@ def select_series(found: ScanResult, series: Series | str | int | None, where: s
     matched = f" match {series!r} (as SeriesNumber)" if isinstance(series, str) else " found"
     raise SeriesSelectionError(
         f"{where}: {len(candidates)} series{matched}; pass series= (an index, a Series, a "
-        f"SeriesInstanceUID or SeriesNumber) to choose one:\n{_listing(found)}",
+        f"SeriesInstanceUID or SeriesNumber) to choose one:\n{_listing(found, candidates)}",
         files=[f for s in candidates for f in s.files[:1]],
         series=tuple(s.id for s in candidates),
     )
