@@ -182,3 +182,18 @@ def test_python_m_fastvol_prints_the_whole_report_into_a_pipe(tmp_path):
                          text=True, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("Volume(shape=(3, 16, 12)") and "affine (slice, row, column)" in out.stdout
+
+
+def test_the_command_runs_blas_in_one_thread_unless_told(tmp_path):
+    # The command imports numpy after setting it; a user's own setting is kept.
+    fx.write_series(tmp_path / "s", n=2)
+    code = ("import atexit, os, sys\n"
+            "atexit.register(lambda: print('BLAS', os.environ.get('OPENBLAS_NUM_THREADS')))\n"
+            "sys.argv = ['fastvol', sys.argv[1]]\nfrom fastvol.cli import run\nrun()\n")  # fmt: skip
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], capture_output=True,
+                         text=True, check=True, env=env, timeout=120)  # fmt: skip
+    assert out.stdout.rstrip().endswith("BLAS 1")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], capture_output=True,
+                         text=True, check=True, env={**env, "OPENBLAS_NUM_THREADS": "3"}, timeout=120)  # fmt: skip
+    assert out.stdout.rstrip().endswith("BLAS 3")

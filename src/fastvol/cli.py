@@ -279,7 +279,15 @@ def sigterm_exits(needed: bool = True) -> Iterator[None]:
 
 def run() -> None:
     """The ``fastvol`` command (console script and ``python -m fastvol``): :func:`main`, then
-    :func:`exit_now` with its status."""
+    :func:`exit_now` with its status.
+
+    numpy's OpenBLAS starts a thread per core when numpy is imported, and each spins a while
+    before it sleeps: on a few cores that competes with the threads filling the volume, and
+    costs about 5% of a small load's instructions. No command does linear algebra that BLAS
+    threads would speed up (affines are 4 x 4), so the command, and the worker processes of
+    ``fastvol convert``, run BLAS in one thread unless ``OPENBLAS_NUM_THREADS`` says otherwise.
+    """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before anything imports numpy
     exit_now(main())
 
 
