@@ -565,6 +565,10 @@ def test_a_damaged_image_refuses_its_series_not_the_batch(tmp_path):
     assert "--unreadable skip" in by_status["refused"]["message"]
     again = fastvol.convert(tmp_path / "in", tmp_path / "out2", jobs=1, unreadable="skip")
     assert sorted(line["status"] for line in again.lines) == ["converted", "converted"]
+    line_b = next(line for line in again.lines if line["folder"].endswith("b"))
+    assert str(victim) in json.dumps(line_b["geometry"])  # the skip is said, per series
+    sidecar = json.loads(Path(next(p for p in line_b["outputs"] if p.endswith(".json"))).read_text())
+    assert str(victim) in json.dumps(sidecar)
 
 
 def test_a_file_cut_before_its_series_uid_refuses_the_series_of_its_folder(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -605,3 +606,25 @@ def test_a_damaged_image_of_a_known_series_refuses_only_that_series(tmp_path):
     (tmp_path / "a" / "IM0100").write_bytes(b"")  # a file of no known series: refuses any
     with pytest.raises(fastvol.UnreadableError):
         fastvol.load(tmp_path, series=a.series_uid)
+
+
+def test_a_scanned_series_carries_its_damaged_files_into_its_own_load(tmp_path):
+    """scan(...)[i].load() and load(Series) refuse as load(path) does: the damage travels
+    with the Series (and pickles with it), and a skipped load says so in warnings, skipped
+    and meta; damage beside another series leaves this one's report clean."""
+    a = fx.write_series(tmp_path / "a", n=3, seed=1)
+    fx.write_series(tmp_path / "b", n=4, seed=2)
+    victim = fastvol.load(tmp_path / "b").meta["files"][-1]
+    Path(victim).write_bytes(Path(victim).read_bytes()[:435])  # inside a UID: series unknown
+    found = fastvol.scan(tmp_path)
+    b = next(s for s in found if s.folder.endswith("b"))
+    assert [name for name, _ in b.damaged] == [victim]
+    for attempt in (b.load, lambda: fastvol.load(b), lambda: pickle.loads(pickle.dumps(b)).load()):
+        with pytest.raises(fastvol.UnreadableError) as info:
+            attempt()
+        assert list(info.value.files) == [victim] and "unreadable='skip'" in str(info.value)
+    vol = b.load(unreadable="skip")
+    assert vol.shape[0] == 3 and vol.meta["unreadable_skipped"] == [victim]
+    assert victim in [name for name, _ in vol.geometry.skipped] and "skipped" in vol.geometry.warnings[-1]
+    clean = fastvol.load(tmp_path, series=a.series_uid)
+    assert clean.geometry.warnings == () and "unreadable_skipped" not in clean.meta

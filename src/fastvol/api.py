@@ -199,8 +199,38 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
             damaged.update((name, "") for name in cut)
             errors.update((name, f"{name}: empty, or cut before its DICOM header (or named as DICOM "
                                  f"but not DICOM): truncated or damaged") for name in cut)  # fmt: skip
-    found = [dataclasses.replace(s, services=_SERVICES) for s in group_series(records)]
+    found = group_series(records)
+    beside = _beside(found, damaged, skipped.get(UNREADABLE_FILE, []), unlisted, errors)
+    found = [dataclasses.replace(s, services=_SERVICES, damaged=beside.get(i, ())) for i, s in enumerate(found)]
     return ScanResult(found, skipped, errors, damaged)
+
+
+def _beside(found: Sequence[Series], damaged: dict[str, str], refused: Sequence[str],
+            unlisted: Sequence[str], errors: dict[str, str]) -> dict[int, tuple[tuple[str, str], ...]]:  # fmt: skip
+    """Series index -> ``(file, why)`` of what the scan could not read that may be its slices:
+    damaged images of its UID; damaged images of no known series and files the OS refused, in
+    a folder holding its files; every folder that could not be listed."""
+    if not (damaged or refused or unlisted):
+        return {}
+    by_uid: dict[str, list[str]] = {}
+    by_folder: dict[str, list[str]] = {}
+    for name, uid in damaged.items():
+        if uid:
+            by_uid.setdefault(uid, []).append(name)
+        else:
+            by_folder.setdefault(os.path.dirname(name), []).append(name)
+    for name in refused:
+        by_folder.setdefault(os.path.dirname(name), []).append(name)
+    out = {}
+    for i, series in enumerate(found):
+        names = list(by_uid.get(series.uid, ()))
+        if by_folder:
+            for folder in sorted({os.path.dirname(r.path) for r in series.records} & by_folder.keys()):
+                names += by_folder[folder]
+        names += unlisted
+        if names:
+            out[i] = tuple((name, errors.get(name, name)) for name in names)
+    return out
 
 
 #: Suffixes that name a file as DICOM: such a file that is not DICOM is a damaged one.
@@ -335,11 +365,27 @@ def load_series(
     from .stack import execute
 
     opts = Options.resolve(options, overrides)
+    if series.damaged and opts.unreadable == "raise":
+        raise _damaged_error(series, f"series {series.id}")
     # The load boundary: whatever a lower layer raises on bad input leaves as a fastvol error.
     with map_exceptions(f"series {series.id}", files=series.files[:3], uid=series.uid):
         plan = make_plan(series, opts)
         array = execute(plan, executor=executor, threads=opts.threads, out=out)
-    return Volume(array=array, affine=plan.affine, geometry=plan.report, meta=plan.meta)
+    volume = Volume(array=array, affine=plan.affine, geometry=plan.report, meta=plan.meta)
+    if series.damaged:  # unreadable="skip": said where the volume is looked at
+        return _with_skipped(volume, [name for name, _ in series.damaged])
+    return volume
+
+
+def _damaged_error(series: Series, where: str) -> UnreadableError:
+    """The error of a series beside files the scan could not read (:attr:`Series.damaged`)."""
+    names = [name for name, _ in series.damaged]
+    why = "".join(f"\n  {text}" for _, text in series.damaged[:5])
+    return UnreadableError(
+        f"{where}: {len(names)} file(s) or folder(s) that may hold its slices could not be read "
+        f"(damaged or refused by the OS), so it may lack slices; pass unreadable='skip' to load "
+        f"what could be read{why}", files=names, uid=series.uid,
+    )  # fmt: skip
 
 
 def _nothing_found(found: ScanResult, where: str) -> Exception:
@@ -446,19 +492,18 @@ def load(
         return load_series(path, opts, executor=executor, out=out)
     found = scan(path, extra_tags=opts.extra_tags, storage_options=storage_options, cache=cache)
     chosen = _choose(found, path, opts, series)
-    volume = load_series(chosen, opts, executor=executor, out=out)
-    if found.unreadable:  # unreadable="skip": said where the volume is looked at, not only here
-        return _with_skipped(volume, found.unreadable)
-    return volume
+    return load_series(chosen, opts, executor=executor, out=out)  # says what was skipped
 
 
 def _with_skipped(volume: Volume, names: list[str]) -> Volume:
     """``volume`` whose report warns that files of its path were skipped, and whose meta lists
     them (``unreadable_skipped``)."""
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    text = (f"{len(names)} unreadable or damaged file(s) in the path were skipped "
+    text = (f"{len(names)} unreadable or damaged file(s) beside the series were skipped "
             f"(unreadable='skip'), so slices may be missing: {shown}")  # fmt: skip
-    geometry = dataclasses.replace(volume.geometry, warnings=(*volume.geometry.warnings, text))
+    left_out = tuple((name, "unreadable or damaged (unreadable='skip')") for name in names)
+    geometry = dataclasses.replace(volume.geometry, warnings=(*volume.geometry.warnings, text),
+                                   skipped=(*volume.geometry.skipped, *left_out))  # fmt: skip
     return dataclasses.replace(volume, geometry=geometry, meta={**volume.meta, "unreadable_skipped": list(names)})
 
 
@@ -478,19 +523,15 @@ def find_series(
 
 def _choose(found: ScanResult, path: Inputs, options: Options, series: Series | str | int | None) -> Series:
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the given files"
-    if found.unreadable and options.unreadable == "raise":
-        placed = {name: uid for name, uid in found.damaged.items() if uid}
-        if len(placed) < len(found.unreadable):  # any series may lack these
-            raise _unreadable(found, where)
-        # Only damaged images of known series: they refuse the load of their own series.
-        chosen = select_series(found, series, where)
-        own = [name for name, uid in placed.items() if uid == chosen.uid]
-        if own:
-            raise _unreadable(found, where, own)
-        return chosen
+    raising = options.unreadable == "raise"
     if not found:
+        if found.unreadable and raising:  # nothing to load, but something could not be read
+            raise _unreadable(found, where)
         raise _nothing_found(found, where)
-    return select_series(found, series, where)
+    chosen = select_series(found, series, where)
+    if chosen.damaged and raising:  # only what may be its slices refuses it
+        raise _damaged_error(chosen, where)
+    return chosen
 
 
 #: What a scanned Series delegates to (injected, so group.py never imports this module).

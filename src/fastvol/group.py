@@ -44,12 +44,18 @@ class Series:
     services
         ``(load_series, describe)`` of :mod:`fastvol.api`, set by :func:`fastvol.scan` so that
         :meth:`load` and :attr:`geometry` work without this value module importing the loader.
+    damaged
+        ``(file, why)`` of the files the scan could not read that may be slices of this series
+        (damaged images of its UID; damaged images of unknown series, and files the OS refused,
+        in its folders; folders that could not be listed): its load refuses unless
+        ``unreadable="skip"``, which loads without them and says so. Set by :func:`fastvol.scan`.
     """
 
     records: tuple[HeaderRecord, ...]
     part: int = 0
     siblings: tuple[HeaderRecord, ...] = ()
     services: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    damaged: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
     _report: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     @property

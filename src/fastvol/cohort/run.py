@@ -26,7 +26,6 @@ from .sidecar import SIDECAR_TAGS
 from .tasks import FORMATS, SeriesTask, output_suffix, series_fields
 
 if TYPE_CHECKING:
-    from ..api import ScanResult
     from ..group import Series
 
 __all__ = ["convert", "plan_tasks", "sweep"]
@@ -72,48 +71,28 @@ def _key(series: Series, parts: Sequence[Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def _by_series(found: ScanResult) -> dict[str, list[str]]:
-    """SeriesInstanceUID -> the damaged image files that may be its slices: those of its UID,
-    and those of unknown series (cut before their SeriesInstanceUID, or unparseable) in a
-    folder that holds its files."""
-    out: dict[str, list[str]] = {}
-    unknown: dict[str, list[str]] = {}  # folder -> damaged files of unknown series
-    for name, uid in found.damaged.items():
-        if uid:
-            out.setdefault(uid, []).append(name)
-        else:
-            unknown.setdefault(os.path.dirname(name), []).append(name)
-    if unknown:
-        for series in found:
-            folders = {os.path.dirname(r.path) for r in series.records}
-            for folder in folders & unknown.keys():
-                out.setdefault(series.uid, []).extend(unknown[folder])
-    return out
-
-
 def plan_tasks(found: Sequence[Series], out: str, options: Options, *, pattern: str, fmt: str,
                compress: bool, sidecar: str, ignore_derived: bool, clash: int, version: str,
                ours: set[str], storage_options: dict[str, Any] | None = None,
-               damaged: dict[str, list[str]] | None = None,
                ) -> tuple[list[SeriesTask], list[dict[str, Any]]]:  # fmt: skip
     """One task per series to convert, and the report lines of the series skipped or refused.
 
     ``out``: the output folder, or a URL (then the tasks carry it and ``storage_options``).
     ``ours``: absolute paths (or URLs) an earlier run of this output wrote (overwritten freely;
-    any other file in the way is a clash for ``-w``). ``damaged``: series UID -> damaged image
-    files of it (truncated before their pixels): such a series is refused, naming them.
+    any other file in the way is a clash for ``-w``). A series beside files the scan could not
+    read (``Series.damaged``) is refused, naming them, unless ``options.unreadable`` is
+    ``"skip"`` (then its load says what it skipped).
     """
     output = Output(out, storage_options)
     skipped: dict[int, dict[str, Any]] = {}
     wanted = []
-    damaged = damaged or {}
     for i, series in enumerate(found):
-        bad = damaged.get(series.uid)
+        bad = [name for name, _ in series.damaged] if options.unreadable == "raise" else []
         if bad:
             skipped[i] = {**series_fields(series), "index": i, "status": "refused",
                           "error": "UnreadableError", "outputs": [], "bytes_out": 0,
                           "message": f"series {series.uid}: {len(bad)} damaged image file(s) "
-                                     f"(truncated or unparseable), so a slice may be missing; "
+                                     f"(truncated, unparseable or unreadable), so a slice may be missing; "
                                      f"--unreadable skip converts it without them: "
                                      f"{', '.join(bad[:3])}"}  # fmt: skip
         elif series.records and series.records[0].sop_class_uid in SEG_SOP_CLASSES:
@@ -383,18 +362,16 @@ def _run(inputs: Any, output: Output, opts: Options, *, path: str, previous: lis
         found = scan_in_pool(listed, pool, jobs, tags)
     if found is None:
         found = scan(listed, extra_tags=tags, storage_options=output.storage_options or None)
-    # A damaged image refuses only its series (below); one whose series is unknown (cut before
-    # its SeriesInstanceUID), the series with files in its folder: one bad file must not end
-    # the batch, nor leave a series short of a slice in silence.
-    # Files and folders the OS refused do, as for load: any series may lack their slices.
+    # A damaged image refuses only the series it may belong to (plan_tasks, Series.damaged):
+    # one bad file must not end the batch, nor leave a series short of a slice in silence.
+    # Files and folders the OS refused stop the run: they may hold anything, whole series too.
     refused = [name for name in found.unreadable if name not in found.damaged]
     if refused and opts.unreadable == "raise":
         raise _unreadable(found, ", ".join(map(str, inputs)) if isinstance(inputs, list) else str(inputs), refused)
-    damaged = {} if opts.unreadable == "skip" else _by_series(found)
     tasks, skipped_lines = plan_tasks(found, output.root, opts, pattern=pattern, fmt=format, compress=compress,
                                       sidecar=sidecar, ignore_derived=ignore_derived, clash=clash,
                                       version=__version__, ours=ours,
-                                      storage_options=output.storage_options, damaged=damaged)  # fmt: skip
+                                      storage_options=output.storage_options)  # fmt: skip
     # Plan positions may move when inputs are added: a kept line takes this run's index.
     reused = [{**by_key[t.key], "reused": True, "index": t.index} for t in tasks
               if resume and _reusable(by_key.get(t.key), output)]  # fmt: skip
