@@ -352,10 +352,11 @@ def test_executors_agree(tmp_path):
 
 def test_truncated_file_is_named(tmp_path):
     w = fx.write_series(tmp_path, n=3)
-    fx.truncate(w.paths[1], 100)
-    with pytest.raises(fastvol.CorruptFileError) as info:
+    fx.truncate(w.paths[1], 100)  # inside its pixels: a damaged image, found by the scan
+    with pytest.raises(fastvol.UnreadableError) as info:
         _load(tmp_path)
-    assert w.paths[1] in info.value.files
+    assert w.paths[1] in info.value.files and "pixel data cut short" in str(info.value)
+    assert fastvol.load(tmp_path, unreadable="skip", gaps="fill").meta["unreadable_skipped"] == [w.paths[1]]
 
 
 @pytest.mark.parametrize("ts", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90"])
@@ -365,7 +366,9 @@ def test_short_pixel_data_is_named(tmp_path, ts):
     fx.short_pixel_data(w.paths[0])
     with pytest.raises(fastvol.FastvolError) as info:
         _load(tmp_path)
-    assert isinstance(info.value, (fastvol.CorruptFileError, fastvol.DecodeError))
+    # Native pixels cut short are found by the scan (damaged: UnreadableError, skippable);
+    # compressed ones when their frame is read.
+    assert isinstance(info.value, (fastvol.UnreadableError, fastvol.CorruptFileError, fastvol.DecodeError))
     assert w.paths[0] in str(info.value)
 
 

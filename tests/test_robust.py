@@ -577,6 +577,26 @@ def test_an_end_slice_cut_anywhere_never_loads_a_shorter_volume(tmp_path, syntax
     assert fastvol.load(tmp_path).shape[0] == 4
 
 
+def test_a_file_cut_inside_a_vendor_preamble_is_damaged_not_left_out(tmp_path):
+    # Some vendors write bytes into the 128-byte preamble; a copy cut inside it (no suffix)
+    # equals the start of its siblings, so it is a cut DICOM file, not "not DICOM".
+    fx.write_series(tmp_path, n=4)
+    for path in sorted(tmp_path.iterdir()):
+        data = bytearray(path.read_bytes())
+        data[17] = 1
+        path.write_bytes(bytes(data))
+    end = fastvol.load(tmp_path).meta["files"][-1]
+    data = Path(end).read_bytes()
+    for at in (18, 64, 131):
+        Path(end).write_bytes(data[:at])
+        with pytest.raises(fastvol.UnreadableError) as info:
+            fastvol.load(tmp_path)
+        assert list(info.value.files) == [end], at
+    (tmp_path / "README").write_bytes(b"notes about this series")  # not a prefix: not DICOM
+    Path(end).write_bytes(data)
+    assert fastvol.load(tmp_path).shape[0] == 4
+
+
 def test_empty_and_unparseable_files_beside_images_are_damaged_only_there(tmp_path):
     fx.write_series(tmp_path / "s", n=3)
     (tmp_path / "s" / "IM0099").write_bytes(b"")  # a copy that failed at its start

@@ -164,35 +164,40 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
                 unlisted: list[str], pixelless: Sequence[tuple[str, str, str]] = ()) -> ScanResult:  # fmt: skip
     """The :class:`ScanResult` of a header pass: its records grouped into series, the folders
     that could not be listed added to ``skipped`` and ``errors`` (both updated), and the damaged
-    images among the files without pixel data (``pixelless``: name, SOP class, series UID)."""
+    images decided over the whole scan (so split worker scans agree).
+
+    ``pixelless`` (name, SOP class, series UID) holds the files that gave no image record:
+    without pixel data, with pixel data cut short (already skipped as damaged images), or with
+    frames that could not be expanded (skipped as unreadable).
+    """
     if unlisted:
         skipped[UNREADABLE_FOLDER] = unlisted
         errors.update((folder, f"{folder}: folder cannot be listed") for folder in unlisted)
-    unparsed = set(skipped.get("unreadable", []))  # headers that cannot be parsed or expanded
-    damaged = _damaged_images(records, [p for p in pixelless if p[0] not in unparsed])
+    # Skipped by the header pass, but perhaps images: their series, where it is known.
+    flagged = set(skipped.get("unreadable", [])) | set(skipped.get(DAMAGED_IMAGE, []))
+    damaged = _damaged_images(records, [p for p in pixelless if p[0] not in flagged])
     if damaged:
         kept = [name for name in skipped.get("no pixel data", []) if name not in damaged]
         if kept:
             skipped["no pixel data"] = kept
         else:
             skipped.pop("no pixel data", None)
-        skipped[DAMAGED_IMAGE] = list(damaged)
+        skipped.setdefault(DAMAGED_IMAGE, []).extend(damaged)
         errors.update((name, f"{name}: no pixel data, though files of its SOP class hold images: "
                              f"truncated or damaged") for name in damaged)  # fmt: skip
-    if records and unparsed:  # files that may have been images of a series found here
+    if records and flagged:
         uids = {r.series_instance_uid for r in records}
-        known = {name: uid for name, _, uid in pixelless if name in unparsed}
-        for name in skipped["unreadable"]:
-            uid = known.get(name)  # frames not expanded: its series is known
-            if uid is None or not uid:
-                damaged[name] = ""  # header not parsed: any series here may lack it
+        known = {name: uid for name, _, uid in pixelless if name in flagged}
+        for name in (*skipped.get("unreadable", []), *skipped.get(DAMAGED_IMAGE, [])):
+            uid = known.get(name, "") if name in flagged else damaged.get(name, "")
+            if not uid:
+                damaged.setdefault(name, "")  # header not parsed: any series beside it may lack it
             elif uid in uids:
                 damaged[name] = uid  # (else its whole series is unreadable: it costs no other)
     if records:
-        cut = [name for name in skipped.get("not DICOM", []) if _cut_before_header(name)]
+        cut = _cut_files(records, skipped.get("not DICOM", []))
         if cut:
-            cut_set = set(cut)
-            skipped["not DICOM"] = [name for name in skipped["not DICOM"] if name not in cut_set]
+            skipped["not DICOM"] = [name for name in skipped["not DICOM"] if name not in cut]
             if not skipped["not DICOM"]:
                 del skipped["not DICOM"]
             skipped.setdefault(DAMAGED_IMAGE, []).extend(cut)
@@ -203,6 +208,16 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
     beside = _beside(found, damaged, skipped.get(UNREADABLE_FILE, []), unlisted, errors)
     found = [dataclasses.replace(s, services=_SERVICES, damaged=beside.get(i, ())) for i, s in enumerate(found)]
     return ScanResult(found, skipped, errors, damaged)
+
+
+def _cut_files(records: Sequence[Any], not_dicom: Sequence[str]) -> list[str]:
+    """The files found not DICOM that are DICOM files cut before their header."""
+    if not not_dicom:
+        return []
+    first_image: dict[str, str] = {}  # folder -> one image file there: what a cut file starts as
+    for r in records:
+        first_image.setdefault(os.path.dirname(r.path), r.path)
+    return [name for name in not_dicom if _cut_before_header(name, first_image.get(os.path.dirname(name)))]
 
 
 def _beside(found: Sequence[Series], damaged: dict[str, str], refused: Sequence[str],
@@ -237,21 +252,31 @@ def _beside(found: Sequence[Series], damaged: dict[str, str], refused: Sequence[
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 
 
-def _cut_before_header(name: str) -> bool:
-    """Whether a file found not DICOM looks like a DICOM file cut before its header: named as
-    DICOM, or (a local file, not hidden) a start of the zero preamble and ``DICM`` magic, as a
-    copy that failed at its start leaves it (an empty file too)."""
+def _cut_before_header(name: str, sibling: str | None) -> bool:
+    """Whether a file found not DICOM is a DICOM file cut before its header: named as DICOM,
+    or (a local file, not hidden, beside image files) shorter than the 132-byte preamble and
+    ``DICM`` magic and equal to the start of an image file beside it (``sibling``): a copy
+    that failed early, an empty file too. Vendors write the same preamble into every file."""
     if name.lower().endswith(DICOM_SUFFIXES):
         return True
-    if "://" in name or os.path.basename(name).startswith("."):
+    if sibling is None or "://" in name or os.path.basename(name).startswith("."):
         return False
-    source = LocalFile(name)  # only files the scan already found not DICOM
     try:
-        size = source.size()
-        head = source.read(0, size) if size < 132 else b"-"
-        return not head[:128].strip(b"\0") and b"DICM".startswith(head[128:])
+        head = _start(name, 131)
+        return head is not None and (_start(sibling, None) or b"").startswith(head)
     except (OSError, FastvolError):
         return False
+
+
+def _start(name: str, whole_below: int | None) -> bytes | None:
+    """The first 132 bytes of a local file; with ``whole_below``, the whole file if it holds no
+    more than that, else None."""
+    source = LocalFile(name)
+    try:
+        size = source.size()
+        if whole_below is not None and size > whole_below:
+            return None
+        return source.read(0, min(size, 132))
     finally:
         source.close()
 

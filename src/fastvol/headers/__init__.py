@@ -235,6 +235,15 @@ def read_records(
         elif not rec.has_pixels:
             skipped.setdefault("no pixel data", []).append(name)
             pixelless.append((name, rec.sop_class_uid, rec.series_instance_uid))
+        elif 0 <= rec.pixel_offset and rec.pixel_length != UNDEFINED_LENGTH and \
+                rec.pixel_offset + rec.pixel_length > rec.file_size > 0:  # fmt: skip
+            # Native pixel data cut short: damaged (decided over the whole scan), not a
+            # CorruptFileError at load that unreadable='skip' could not pass.
+            skipped.setdefault(DAMAGED_IMAGE, []).append(name)
+            errors[name] = (f"{name}: pixel data cut short: the file ends "
+                            f"{rec.pixel_offset + rec.pixel_length - rec.file_size} bytes before "
+                            f"its PixelData does (truncated)")  # fmt: skip
+            pixelless.append((name, rec.sop_class_uid, rec.series_instance_uid))  # no images
         elif rec.needs_expansion:
             from .multiframe import expand_frames  # only for multi-frame files
 
