@@ -648,3 +648,14 @@ def test_a_scanned_series_carries_its_damaged_files_into_its_own_load(tmp_path):
     assert victim in [name for name, _ in vol.geometry.skipped] and "skipped" in vol.geometry.warnings[-1]
     clean = fastvol.load(tmp_path, series=a.series_uid)
     assert clean.geometry.warnings == () and "unreadable_skipped" not in clean.meta
+
+
+def test_the_command_says_what_became_of_a_damaged_file_without_pydicoms_warnings(tmp_path):
+    written = fx.write_series(tmp_path, n=3)
+    data = Path(written.paths[0]).read_bytes()
+    Path(written.paths[0]).write_bytes(data[: data.find(b"\x20\x00\x0e\x00") + 12])  # inside a UID
+    env = {**os.environ, "FASTVOL_NATIVE": "0"}  # pydicom reads (and warns about) the header
+    done = subprocess.run([sys.executable, "-m", "fastvol", str(tmp_path)], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.startswith("fastvol: UnreadableError")
+    assert "UserWarning" not in done.stderr and written.paths[0] in done.stderr

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import IO, TYPE_CHECKING, Any
@@ -319,6 +320,9 @@ def main(argv: list[str] | None = None, stdout: IO[str] | None = None, stderr: I
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     argv = sys.argv[1:] if argv is None else list(argv)
+    # pydicom warns as it parses a damaged header; the command's report and errors say what
+    # became of that file, in fastvol's words, so its warnings would only repeat them.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     if argv[:1] == ["convert"]:  # the cohort command (a folder named convert: ./convert)
         from .cohort.cli import main as convert_main
 
