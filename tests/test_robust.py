@@ -659,3 +659,15 @@ def test_the_command_says_what_became_of_a_damaged_file_without_pydicoms_warning
                           text=True, env=env, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 2 and done.stderr.startswith("fastvol: UnreadableError")
     assert "UserWarning" not in done.stderr and written.paths[0] in done.stderr
+
+
+def test_one_slice_with_a_damaged_position_is_named_as_damaged_not_as_a_projection(tmp_path):
+    written = fx.write_series(tmp_path, n=4)
+    path = Path(written.paths[1])
+    data = path.read_bytes()
+    at = data.find(b"\x20\x00\x32\x00DS") + 8  # ImagePositionPatient's value
+    size = int.from_bytes(data[at - 2 : at], "little")
+    path.write_bytes(data[:at] + b"abc\\0\\1".ljust(size) + data[at + size :])  # not three numbers
+    with pytest.raises(fastvol.CorruptFileError, match="damaged headers") as info:
+        fastvol.load(tmp_path)
+    assert list(info.value.files) == [str(path)] and "DX/CR" not in str(info.value)

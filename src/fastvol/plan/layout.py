@@ -145,11 +145,21 @@ def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str,
     Raises
     ------
     GeometryError
-        A record without ImagePositionPatient (projection images have no plane geometry).
+        No record has ImagePositionPatient (projection images have no plane geometry).
+    CorruptFileError
+        Some records lack a usable ImagePositionPatient that the others have.
     BadOrientationError
         ImageOrientationPatient missing, or not two orthonormal directions.
     """
     lacking = [r.path for r in records if r.image_position is None]
+    if lacking and len(lacking) < len(records):  # the others have one: damaged headers
+        raise CorruptFileError(
+            f"series {name}: {len(lacking)} of its {len(records)} files have no usable "
+            f"ImagePositionPatient (missing, or not three numbers) though the others have one, "
+            f"so they cannot be placed: damaged headers? (e.g. {lacking[:3]}); move them out "
+            f"of the folder to load the rest (the gap is then reported)",
+            files=lacking, uid=uid,
+        )  # fmt: skip
     if lacking:
         raise GeometryError(
             f"series {name}: {len(lacking)} file(s) have no usable ImagePositionPatient, so slices "
