@@ -563,6 +563,8 @@ def test_a_damaged_image_refuses_its_series_not_the_batch(tmp_path):
     assert sorted(line["status"] for line in report.lines) == ["converted", "refused"]
     assert str(victim) in by_status["refused"]["message"]
     assert "--unreadable skip" in by_status["refused"]["message"]
+    summary = report.summary()  # what the terminal shows names the series and the file
+    assert f"refused {tmp_path / 'in' / 'b'}:" in summary and f"damaged image: {victim}" in summary
     again = fastvol.convert(tmp_path / "in", tmp_path / "out2", jobs=1, unreadable="skip")
     assert sorted(line["status"] for line in again.lines) == ["converted", "converted"]
     line_b = next(line for line in again.lines if line["folder"].endswith("b"))

@@ -20,6 +20,8 @@ __all__ = ["EXIT_CODES", "REPORT_NAME", "Report", "ReportLog", "read_lines"]
 
 #: The report's file name inside the output folder.
 REPORT_NAME = "fastvol-report.jsonl"
+#: Refused or failed series the summary names one by one (the report holds them all).
+SHOWN = 10
 
 #: Exit status of ``fastvol convert`` -> meaning.
 EXIT_CODES = {
@@ -137,9 +139,21 @@ class Report:
                           if line["status"] != "converted")  # fmt: skip
         for reason, n in reasons.most_common(8):
             text.append(f"  {n:>5} x {reason}")
+        # What needs the user: each refused or failed series, and the files behind it.
+        problems = [line for line in self.lines if line["status"] in ("refused", "failed")]
+        for line in problems[:SHOWN]:
+            why = str(line.get("message") or line.get("error") or "").splitlines()
+            text.append(f"  {line['status']} {line.get('folder') or line['series']}: {why[0][:300] if why else ''}")
+        if len(problems) > SHOWN:
+            text.append(f"  ... {len(problems) - SHOWN} more refused or failed: see {self.path}")
         skipped = self.scan.get("skipped", {})
         if skipped:
             text.append("scan skipped: " + ", ".join(f"{len(v)} {k}" for k, v in sorted(skipped.items())))
+            for reason in ("damaged image", "unreadable", "unreadable file", "unreadable folder"):
+                names = skipped.get(reason, [])
+                if names:
+                    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+                    text.append(f"  {reason}: {', '.join(names[:3])}{more}")
         files = sum(line["n_files"] for line in self.lines if line["status"] == "converted")
         mb = sum(line["bytes_in"] for line in self.lines if line["status"] == "converted") / 1e6
         if self.wall_s > 0:
