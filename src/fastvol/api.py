@@ -111,10 +111,16 @@ class ScanResult(list[Series]):
         return found
 
     def summary(self) -> str:
-        """One line per series, then the skipped counts."""
+        """One line per series, then the skipped counts, naming the damaged and unreadable
+        files (they may be slices of a series listed)."""
         lines = [f"[{i}] {s}" for i, s in enumerate(self)]
         for reason, files in sorted(self.skipped.items()):
             lines.append(f"skipped {len(files)} file(s): {reason}")
+            if reason in (DAMAGED_IMAGE, "unreadable", UNREADABLE_FILE, UNREADABLE_FOLDER):
+                # what may cost a series its slices: named (and why), the first few
+                lines += [f"  {self.errors.get(name, name)}" for name in files[:5]]
+                if len(files) > 5:
+                    lines.append(f"  ... and {len(files) - 5} more (ScanResult.errors)")
         return "\n".join(lines)
 
 
@@ -475,8 +481,10 @@ def load(
         - ``rescale``: apply RescaleSlope/Intercept per slice (output: the smallest signed
           integer holding every value when they are whole, else float32); ``False`` returns
           stored values. ``dtype`` overrides the output dtype.
-        - ``unreadable``: ``"raise"`` when a file or folder under ``path`` could not be read
-          (permission denied, I/O error), or ``"skip"`` it (listed in the scan's ``skipped``).
+        - ``unreadable``: ``"raise"`` when a file that may be a slice of the series could not
+          be read (permission denied, I/O error; or damaged: truncated, empty, unparseable;
+          see ``Series.damaged``), or ``"skip"`` it (the volume's report and
+          ``meta["unreadable_skipped"]`` say so).
         - ``threads``: ``None`` (the process's shared pool), ``1`` (the calling thread; for
           DataLoader and Dask workers) or a count.
         - tolerances: ``spacing_rtol``, ``orientation_tolerance``, ``position_rtol``,
@@ -506,7 +514,8 @@ def load(
         Gaps, uneven spacing, ambiguous repeats or mixed geometry (each subclass names the files
         and the option that loads the series anyway).
     UnreadableError
-        A file or folder the OS would not let us read (unless ``unreadable="skip"``).
+        A file or folder that may hold the series' slices could not be read, or is damaged
+        (unless ``unreadable="skip"``).
     PathNotFoundError, NotDicomError, CorruptFileError, UnsupportedError, DecodeError
         Missing paths; unreadable, truncated or unsupported files.
     """

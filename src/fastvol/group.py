@@ -142,7 +142,8 @@ class Series:
         first = self.records[0]
         frames = f", {self.n_frames} frames" if self.n_frames != self.n_files else ""
         return (
-            f"{self.id} #{self.number} {self.modality} {self.description!r}: {self.n_files} files"
+            f"{self.id} #{self.number} {self.modality} {self.description!r}: {self.n_files} "
+            f"file{'s' if self.n_files != 1 else ''}"
             f"{frames}, {first.rows}x{first.columns}{' (localizer)' if self.is_localizer else ''}"
             f" in {self.folder or '.'}"
         )

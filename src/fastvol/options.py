@@ -124,7 +124,9 @@ class Options:
         None, "value of filled slices (default NaN, or the integer dtype's minimum)"
     )
     unreadable: str = _option(
-        "raise", "files or folders the OS will not read: raise, or skip them", ("raise", "skip")
+        "raise", "files that may be the series' slices but cannot be read (the OS refused "
+        "them, or they are damaged: truncated, empty, unparseable): raise, or skip them",
+        ("raise", "skip"),
     )
     threads: int | None = _option(
         None, "decode threads: 1 reads in the calling thread (default: a shared pool)"
