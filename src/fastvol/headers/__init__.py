@@ -176,6 +176,12 @@ def _finish_header(
     return rec
 
 
+def _pixels_cut(rec: HeaderRecord) -> bool:
+    """Whether the file ends before its native (not encapsulated) pixel data does."""
+    return 0 <= rec.pixel_offset and rec.pixel_length != UNDEFINED_LENGTH and \
+        rec.pixel_offset + rec.pixel_length > rec.file_size > 0  # fmt: skip
+
+
 def read_records(
     sources: Sequence[ByteSource], *, extra_tags: Iterable[str | int] = ()
 ) -> tuple[list[HeaderRecord], dict[str, list[str]], dict[str, str], list[tuple[str, str, str]]]:
@@ -235,8 +241,7 @@ def read_records(
         elif not rec.has_pixels:
             skipped.setdefault("no pixel data", []).append(name)
             pixelless.append((name, rec.sop_class_uid, rec.series_instance_uid))
-        elif 0 <= rec.pixel_offset and rec.pixel_length != UNDEFINED_LENGTH and \
-                rec.pixel_offset + rec.pixel_length > rec.file_size > 0:  # fmt: skip
+        elif _pixels_cut(rec):
             # Native pixel data cut short: damaged (decided over the whole scan), not a
             # CorruptFileError at load that unreadable='skip' could not pass.
             skipped.setdefault(DAMAGED_IMAGE, []).append(name)
