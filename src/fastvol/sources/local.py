@@ -23,6 +23,8 @@ _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC"
 #: preadv accepts at most IOV_MAX buffers (1024 on Linux).
 _IOV_MAX = 1024
 _preadv = getattr(os, "preadv", None)
+#: Held while a LocalFile makes its lock (once per file, on its first open).
+_MAKING_LOCKS = threading.Lock()
 
 
 def _read_heads(sources: Sequence[LocalFile], buf: Buffer, block: int) -> tuple[list[int], list[int]] | None:
@@ -53,22 +55,54 @@ class LocalFile(ByteSource):
 
     read_heads = staticmethod(_read_heads)
 
+    # The state of a file not opened yet, as class attributes: an instance holds only what
+    # differs (a scan makes one per file and opens few of them itself).
+    _regular: bool | None = None  # known from the folder listing (no stat needed), else None
+    _fd = -1
+    _size = -1
+    _readers = 0  # reads in progress: close() waits for them to end
+    _close_pending = False
+    _lock: threading.Lock | None = None  # made on first open (_locked)
+
     def __init__(self, path: str | os.PathLike[str], *, regular: bool | None = None) -> None:
         self.name = os.fspath(path)
         if "\x00" in self.name:  # os.open would raise a bare ValueError at the first read
             raise InputError(f"{self.name!r}: a path cannot hold a NUL byte", files=[self.name])
-        self._regular = regular  # known from the folder listing (no stat needed), else None
+        self._regular = regular
         self._fd = -1
         self._size = -1
-        self._readers = 0  # reads in progress: close() waits for them to end
+        self._readers = 0
         self._close_pending = False
-        self._lock = threading.Lock()
+        self._lock = None
+
+    @classmethod
+    def listed(cls, paths: Sequence[str]) -> list[LocalFile]:
+        """Sources of regular files a folder listing found (names from ``os.scandir``, which
+        never hold a NUL byte): as ``LocalFile(path, regular=True)`` each, made cheaply."""
+        new = object.__new__
+        out = []
+        for path in paths:
+            source = new(cls)
+            source.name = path
+            source._regular = True
+            out.append(source)
+        return out
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def _locked(self) -> threading.Lock:
+        """This file's lock, made on first use (one lock, whichever thread asks first)."""
+        lock = self._lock
+        if lock is None:
+            with _MAKING_LOCKS:
+                lock = self._lock
+                if lock is None:
+                    lock = self._lock = threading.Lock()
+        return lock
+
     def _acquire(self) -> int:
         """The open descriptor, counted as in use until :meth:`_release`."""
-        with self._lock:
+        with self._locked():
             if self._fd < 0:
                 fd = os.open(self.name, _READ_FLAGS | getattr(os, "O_NONBLOCK", 0))
                 st = os.fstat(fd)
@@ -82,7 +116,7 @@ class LocalFile(ByteSource):
             return self._fd
 
     def _release(self) -> None:
-        with self._lock:
+        with self._locked():
             self._readers -= 1
             if self._readers == 0 and self._close_pending:
                 self._close_now()
@@ -96,7 +130,9 @@ class LocalFile(ByteSource):
     def close(self) -> None:
         # Never close a descriptor another thread is reading: its number could be reused by
         # another file. The last reader closes it instead.
-        with self._lock:
+        if self._fd < 0 and not self._close_pending:
+            return  # not open (readers hold it open): nothing to close, no lock to take
+        with self._locked():
             if self._readers:
                 self._close_pending = True
             else:
