@@ -8,6 +8,7 @@ so ``Series.id`` stays unique (``uid`` or ``uid#part``).
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import field
@@ -167,34 +168,61 @@ def _group_key(r: HeaderRecord, memo: dict[Any, Any]) -> tuple[Any, ...]:
     )
 
 
+#: What a record's group key (:func:`_group_key`) is made of, with its SeriesInstanceUID first.
+_KEY_PARTS = operator.attrgetter("series_instance_uid", "image_type", "image_orientation", "rows",
+                                 "columns", "pixel_spacing", "samples_per_pixel", "is_enhanced")  # fmt: skip
+
+
 def group_series(records: Iterable[HeaderRecord]) -> list[Series]:
     """Group header records into stackable series.
 
     Records without pixel data must be filtered out before. Series come out ordered by
     SeriesNumber, then UID, then group size (largest first), so runs are repeatable.
     """
-    by_uid: dict[str, list[HeaderRecord]] = {}
-    for rec in records:
-        by_uid.setdefault(rec.series_instance_uid, []).append(rec)
-    out: list[Series] = []
+    # uid -> group key -> records, each in order of first appearance. The key is computed once
+    # per distinct combination of its parts; consecutive records of a series mostly repeat the
+    # parts (often the very objects), so a record costs one comparison with the one before.
+    if not isinstance(records, (list, tuple)):
+        records = list(records)  # read twice when a UID splits
+    by_uid: dict[str, dict[tuple[Any, ...], list[HeaderRecord]]] = {}
+    group_of: dict[tuple[Any, ...], list[HeaderRecord]] = {}  # parts -> its group's records
     memo: dict[Any, Any] = {}
-    for uid_records in by_uid.values():
-        groups: dict[tuple[Any, ...], list[HeaderRecord]] = {}
-        for rec in uid_records:
-            groups.setdefault(_group_key(rec, memo), []).append(rec)
+    previous: tuple[Any, ...] | None = None
+    group: list[HeaderRecord] = []
+    for rec in records:
+        parts = _KEY_PARTS(rec)
+        if parts != previous:
+            found = group_of.get(parts)
+            if found is None:
+                groups = by_uid.get(parts[0])
+                if groups is None:
+                    groups = by_uid[parts[0]] = {}
+                found = groups.get(key := _group_key(rec, memo))
+                if found is None:
+                    found = groups[key] = []
+                group_of[parts] = found
+            group = found
+            previous = parts
+        group.append(rec)
+    # A UID split into groups keeps the others' records as siblings, in scan order.
+    split: dict[str, list[HeaderRecord]] = {uid: [] for uid, groups in by_uid.items() if len(groups) > 1}
+    if split:
+        for rec in records:
+            in_split = split.get(rec.series_instance_uid)
+            if in_split is not None:
+                in_split.append(rec)
+    out: list[Series] = []
+    for uid, groups in by_uid.items():
         # Largest non-localizer group first; it gets part 1 when the UID splits.
         ordered = sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1])))
-        single = len(ordered) == 1
+        if len(ordered) == 1:
+            out.append(Series(records=tuple(ordered[0][1])))
+            continue
+        uid_records = split[uid]
         for part, (_, group_records) in enumerate(ordered, start=1):
             mine = {id(r) for r in group_records}
             siblings = tuple(r for r in uid_records if id(r) not in mine)
-            out.append(
-                Series(
-                    records=tuple(group_records),
-                    part=0 if single else part,
-                    siblings=siblings,
-                )
-            )
+            out.append(Series(records=tuple(group_records), part=part, siblings=siblings))
     out.sort(key=lambda s: (s.number if s.number is not None else 1 << 30, s.uid, s.part))
     return out
 

@@ -767,6 +767,7 @@ typedef struct {
     PyObject *ts_implicit, *ts_explicit, *ts_explicit_be, *ts_deflated; /* owned str */
     PyObject *pixel_kinds, *pixel_kind_default;                       /* owned */
     PyObject *name_attr;                                              /* owned "name" */
+    PyObject *acyclic_source; /* owned: the source class whose records leave the GC (below) */
 } Plan;
 
 static const char PLAN_NAME[] = "fastvol._ckernels._values.Plan";
@@ -805,6 +806,7 @@ static void plan_free(Plan *plan) {
     Py_XDECREF(plan->pixel_kinds);
     Py_XDECREF(plan->pixel_kind_default);
     Py_XDECREF(plan->name_attr);
+    Py_XDECREF(plan->acyclic_source);
     PyMem_Free(plan);
 }
 
@@ -817,7 +819,8 @@ static Plan *get_plan(PyObject *capsule) {
 }
 
 PyDoc_STRVAR(make_plan_doc,
-"make_plan(cls, slots, values, ts_wanted, charset_wanted, info, ok, syntaxes, pixel_kinds)\n"
+"make_plan(cls, slots, values, ts_wanted, charset_wanted, info, ok, syntaxes, pixel_kinds,\n"
+"          acyclic_source)\n"
 "--\n\n"
 "The plan build_records and complete follow, checked once (a capsule).\n\n"
 "cls: the slotted record class (object's __new__); slots: per slot (name, member descriptor,\n"
@@ -826,11 +829,12 @@ PyDoc_STRVAR(make_plan_doc,
 "syntax and character set; info: the scanner's info columns (status, implicit, meta ts,\n"
 "first VR valid, first group, enhanced, pixel offset, pixel length, pixel element, count);\n"
 "ok: the OK status; syntaxes: (implicit LE, explicit LE, explicit BE, deflated LE) UIDs;\n"
-"pixel_kinds: (dict element -> kind, default kind).");
+"pixel_kinds: (dict element -> kind, default kind); acyclic_source: a class whose instances\n"
+"hold no reference that could lead back to a record, or None (see build_records).");
 
 static PyObject *make_plan(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 9 || !PyType_Check(args[0]) || !PyTuple_Check(args[1]) ||
+    if (nargs != 10 || !PyType_Check(args[0]) || (args[9] != Py_None && !PyType_Check(args[9])) || !PyTuple_Check(args[1]) ||
         !PyTuple_Check(args[2]) || !PyTuple_Check(args[5]) || !PyTuple_Check(args[7]) ||
         !PyTuple_Check(args[8]) || PyTuple_GET_SIZE(args[5]) != I_COUNT + 1 ||
         PyTuple_GET_SIZE(args[7]) != 4 || PyTuple_GET_SIZE(args[8]) != 2 ||
@@ -998,6 +1002,7 @@ static PyObject *make_plan(PyObject *self, PyObject *const *args, Py_ssize_t nar
     plan->ts_deflated = Py_NewRef(PyTuple_GET_ITEM(args[7], 3));
     plan->pixel_kinds = Py_NewRef(PyTuple_GET_ITEM(args[8], 0));
     plan->pixel_kind_default = Py_NewRef(PyTuple_GET_ITEM(args[8], 1));
+    plan->acyclic_source = Py_NewRef(args[9]);
     PyObject *capsule = PyCapsule_New(plan, PLAN_NAME, plan_capsule_free);
     if (capsule == NULL) {
         plan_free(plan);
@@ -1326,6 +1331,14 @@ static PyObject *build_one(const Plan *plan, const uint8_t *data, int64_t data_l
     }
     if (apply_rules(plan, vals) == 0) {
         result = make_record(plan, vals);
+        /* The record holds strings, numbers, tuples of them and its source: when the source
+         * is of the acyclic class, no reference cycle can pass through the record, so the
+         * garbage collector need not track it (as CPython untracks tuples and dicts of atomic
+         * values). A scan makes thousands of records, each of some fifty slots: the collector
+         * would traverse every one of them at each collection. */
+        if (result != NULL && (PyObject *)Py_TYPE(source) == plan->acyclic_source) {
+            PyObject_GC_UnTrack(result);
+        }
     }
 done:
     Py_XDECREF(ts);

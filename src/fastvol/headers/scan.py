@@ -43,7 +43,7 @@ from .._pykernels.scan import (  # the kernel's constants, without importing num
 )
 from ..dicom import _OTHER_DEFAULTS, HEADER_FIELDS, PIXEL_KINDS, TS, HeaderRecord
 from ..errors import FastvolError
-from ..sources import ByteSource, prefetch
+from ..sources import ByteSource, LocalFile, prefetch
 from .convert import (
     LATIN1_CHARSETS,
     RAW_CONVERTERS,
@@ -350,6 +350,8 @@ def _c_plan() -> Any:
         HeaderRecord, slots, tuple(plan_values), index[TRANSFER_SYNTAX_UID],
         index[SPECIFIC_CHARACTER_SET], info, OK,
         (TS.IMPLICIT_LE, TS.EXPLICIT_LE, TS.EXPLICIT_BE, TS.DEFLATED_LE), (PIXEL_KINDS, "int"),
+        LocalFile,  # its instances hold a path and descriptor state only: records of them are
+        # left out of the garbage collector's tracking (no cycle can pass through one)
     )  # fmt: skip
 
 
