@@ -21,6 +21,7 @@
 
 #include <structmember.h> /* T_OBJECT_EX, PyMember_SetOne */
 
+#include <float.h> /* FLT_EVAL_METHOD */
 #include <stdint.h>
 #include <string.h>
 
@@ -136,8 +137,59 @@ static int conv_image_type(const uint8_t *p, Py_ssize_t n, PyObject **out) {
         PyTuple_SET_ITEM(tuple, item, text);
         start = stop + 1;
     }
+    PyObject_GC_UnTrack(tuple); /* strings only: as the collector would on its first pass */
     *out = tuple;
     return 1;
+}
+
+/* Powers of ten a double holds exactly. */
+static const double EXACT_TENS[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The value of [+-]digits[.digits] (no exponent; the syntax already checked) when it needs no
+ * rounding beyond one IEEE operation: at most 15 significant digits (an integer below 2**53,
+ * exact) scaled by a power of ten up to 22 (exact), so the one correctly rounded division or
+ * multiplication gives the correctly rounded value of the decimal: what float() gives, with
+ * none of its set-up. 0 for anything else (float() then parses it). Values such as positions,
+ * spacings and times are all of this kind. */
+static int exact_decimal(const uint8_t *p, Py_ssize_t n, double *value) {
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+    Py_ssize_t i = 0;
+    int negative = 0;
+    if (p[i] == '+' || p[i] == '-') {
+        negative = p[i] == '-';
+        i++;
+    }
+    uint64_t mantissa = 0;
+    int significant = 0, scale = 0, point = 0;
+    for (; i < n; i++) {
+        uint8_t c = p[i];
+        if (c == '.') {
+            point = 1;
+            continue;
+        }
+        if (c < '0' || c > '9') {
+            return 0; /* an exponent: left to float() */
+        }
+        if (mantissa != 0 || c != '0') {
+            if (++significant > 15) {
+                return 0;
+            }
+        }
+        mantissa = mantissa * 10 + (uint64_t)(c - '0');
+        scale += point;
+    }
+    if (scale > 22) {
+        return 0;
+    }
+    double v = (double)mantissa / EXACT_TENS[scale];
+    *value = negative ? -v : v;
+    return 1;
+#else
+    (void)p, (void)n, (void)value;
+    return 0;
+#endif
 }
 
 /* One DS item (spaces already cut): 1 and *value for plain decimal syntax, 2 for blank, 0 for
@@ -181,6 +233,9 @@ static int ds_item(const uint8_t *p, Py_ssize_t n, double *value) {
     }
     if (i != n) {
         return 0;
+    }
+    if (exact_decimal(p, n, value)) {
+        return 1;
     }
     memcpy(text, p, (size_t)n);
     text[n] = '\0';
@@ -292,6 +347,7 @@ static int conv_floats(const uint8_t *p, Py_ssize_t n, Py_ssize_t want, PyObject
         }
         PyTuple_SET_ITEM(tuple, i, v);
     }
+    PyObject_GC_UnTrack(tuple); /* floats only: as the collector would on its first pass */
     *out = tuple;
     return 1;
 }
@@ -768,6 +824,8 @@ typedef struct {
     PyObject *pixel_kinds, *pixel_kind_default;                       /* owned */
     PyObject *name_attr;                                              /* owned "name" */
     PyObject *acyclic_source; /* owned: the source class whose records leave the GC (below) */
+    Py_ssize_t *active, n_active; /* the values not left to their default, in order */
+    Py_ssize_t *ruled, n_ruled;   /* the values with a rule, in order */
 } Plan;
 
 static const char PLAN_NAME[] = "fastvol._ckernels._values.Plan";
@@ -796,6 +854,8 @@ static void plan_free(Plan *plan) {
     PyMem_Free(plan->wanted);
     PyMem_Free(plan->ref);
     PyMem_Free(plan->rule_const);
+    PyMem_Free(plan->active);
+    PyMem_Free(plan->ruled);
     Py_XDECREF(plan->descriptors);
     Py_XDECREF(plan->cls);
     Py_XDECREF(plan->index_of);
@@ -869,11 +929,14 @@ static PyObject *make_plan(PyObject *self, PyObject *const *args, Py_ssize_t nar
     plan->rule = PyMem_Calloc((size_t)n, sizeof(int));
     plan->wanted = PyMem_Calloc((size_t)n, sizeof(Py_ssize_t));
     plan->ref = PyMem_Calloc((size_t)n, sizeof(Py_ssize_t));
+    plan->active = PyMem_Calloc((size_t)n, sizeof(Py_ssize_t));
+    plan->ruled = PyMem_Calloc((size_t)n, sizeof(Py_ssize_t));
     plan->index_of = PyDict_New();
     plan->name_attr = PyUnicode_InternFromString("name");
     if (plan->names == NULL || plan->members == NULL || plan->defaults == NULL ||
         plan->rule_const == NULL || plan->how == NULL || plan->kind == NULL ||
-        plan->rule == NULL || plan->wanted == NULL || plan->ref == NULL) {
+        plan->rule == NULL || plan->wanted == NULL || plan->ref == NULL ||
+        plan->active == NULL || plan->ruled == NULL) {
         plan_free(plan);
         return PyErr_NoMemory();
     }
@@ -897,7 +960,9 @@ static PyObject *make_plan(PyObject *self, PyObject *const *args, Py_ssize_t nar
         }
         PyMemberDescrObject *member = (PyMemberDescrObject *)PyTuple_GET_ITEM(slot, 1);
         if (!PyType_IsSubtype(cls, PyDescr_TYPE(member)) ||
-            member->d_member->type != T_OBJECT_EX) {
+            member->d_member->type != T_OBJECT_EX || (member->d_member->flags & READONLY) ||
+            member->d_member->offset < (Py_ssize_t)sizeof(PyObject) ||
+            member->d_member->offset + (Py_ssize_t)sizeof(PyObject *) > cls->tp_basicsize) {
             PyErr_SetString(PyExc_TypeError, "make_plan: a slot of another class or kind");
             plan_free(plan);
             return NULL;
@@ -951,6 +1016,12 @@ static PyObject *make_plan(PyObject *self, PyObject *const *args, Py_ssize_t nar
                                            "range", i);
             plan_free(plan);
             return NULL;
+        }
+        if (how != H_DEFAULT) {
+            plan->active[plan->n_active++] = i;
+        }
+        if (rule != R_KEEP) {
+            plan->ruled[plan->n_ruled++] = i;
         }
         PyObject *index = PyLong_FromSsize_t(i);
         if (index == NULL || PyDict_SetItem(plan->index_of, plan->names[i], index) < 0) {
@@ -1013,7 +1084,8 @@ static PyObject *make_plan(PyObject *self, PyObject *const *args, Py_ssize_t nar
 /* Apply the rules to vals (n_values, owned references or NULL for absent) in place: 0 on
  * success, -1 with an error set. */
 static int apply_rules(const Plan *plan, PyObject **vals) {
-    for (Py_ssize_t i = 0; i < plan->n_values; i++) {
+    for (Py_ssize_t r = 0; r < plan->n_ruled; r++) {
+        Py_ssize_t i = plan->ruled[r];
         PyObject *v = vals[i], *c = plan->rule_const[i], *out = NULL;
         int truth;
         switch (plan->rule[i]) {
@@ -1099,12 +1171,11 @@ static PyObject *make_record(const Plan *plan, PyObject **vals) {
     if (obj == NULL) {
         return NULL;
     }
+    /* A fresh object's slots are empty: store (what PyMember_SetOne does for an object slot
+     * of a class make_plan checked, less its checks). */
     for (Py_ssize_t i = 0; i < plan->n_slots; i++) {
         PyObject *value = vals[i] != NULL ? vals[i] : plan->defaults[i];
-        if (PyMember_SetOne((char *)obj, plan->members[i], value) < 0) {
-            Py_DECREF(obj);
-            return NULL;
-        }
+        *(PyObject **)((char *)obj + plan->members[i]->offset) = Py_NewRef(value);
     }
     return obj;
 }
@@ -1269,7 +1340,8 @@ static PyObject *build_one(const Plan *plan, const uint8_t *data, int64_t data_l
         }
         ts = Py_NewRef(implicit ? plan->ts_implicit : plan->ts_explicit);
     }
-    for (Py_ssize_t i = 0; i < plan->n_values; i++) {
+    for (Py_ssize_t a = 0; a < plan->n_active; a++) {
+        Py_ssize_t i = plan->active[a];
         PyObject *v = NULL;
         switch (plan->how[i]) {
         case H_FIELD: {

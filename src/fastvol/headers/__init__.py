@@ -23,6 +23,8 @@ CSA, :class:`MosaicInfo`). numpy, numba and pydicom load on first use.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -136,6 +138,12 @@ def read_headers(
         from .scan import scan_headers  # compiled fast path
 
         scanned = scan_headers(sources, extra_tags=[x.tag for x in extras])
+    done = list(filter(_is_record, scanned))
+    if len(done) == len(sources):
+        # Every file scanned: the records are final unless a mosaic's (one record per ImageType
+        # says; is_mosaic reads only it).
+        if not any(rec.is_mosaic for rec in dict(zip(map(_IMAGE_TYPE, done), done)).values()):
+            return list(done)
     out: list[HeaderRecord | FastvolError] = []
     tags = [x.tag for x in extras]
     mosaic_types: dict[tuple[str, ...], bool] = {}  # ImageType values repeat: test each once
@@ -157,6 +165,12 @@ def read_headers(
         finally:
             source.close()
     return out
+
+
+_is_record = functools.partial(operator.is_not, None)
+_IS_REGULAR = operator.methodcaller("is_regular")
+_PIXEL_LENGTH = operator.attrgetter("pixel_length")
+_IMAGE_TYPE = operator.attrgetter("image_type")
 
 
 def _finish_header(
@@ -210,19 +224,29 @@ def read_records(
     InputError
         ``extra_tags`` names no attribute of the DICOM dictionary.
     """
-    from .multiframe import expand_frames, needs_expansion
+    from .multiframe import EXPANSION_FIELDS, expand_frames, needs_expansion
 
     skipped: dict[str, list[str]] = {}
     errors: dict[str, str] = {}
     records: list[HeaderRecord] = []
     pixelless: list[tuple[str, str, str]] = []
-    regular = []
-    for source in sources:
-        if source.is_regular():
-            regular.append(source)
-        else:
-            skipped.setdefault("not a regular file", []).append(source.name)
-    for source, rec in zip(regular, read_headers(regular, extra_tags=extra_tags)):
+    regular = list(sources)
+    if not all(map(_IS_REGULAR, regular)):
+        regular = []
+        for source in sources:
+            if source.is_regular():
+                regular.append(source)
+            else:
+                skipped.setdefault("not a regular file", []).append(source.name)
+    results = read_headers(regular, extra_tags=extra_tags)
+    if set(map(type, results)) <= {HeaderRecord} and -1 not in map(_PIXEL_LENGTH, results):
+        # Only image records (has_pixels): final unless a DICOMDIR or one to expand, which one
+        # record per combination of what those tests read tells.
+        kind = operator.attrgetter("sop_class_uid", *EXPANSION_FIELDS)
+        kinds = dict(zip(map(kind, results), results)).values()
+        if not any(r.sop_class_uid == DICOMDIR_SOP_CLASS or needs_expansion(r) for r in kinds):
+            return results, skipped, errors, pixelless  # type: ignore[return-value]
+    for source, rec in zip(regular, results):
         name = source.name
         if isinstance(rec, NotDicomContent):
             skipped.setdefault("not DICOM", []).append(name)

@@ -31,6 +31,11 @@ _RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 __all__ = ["expand_frames", "needs_expansion"]
 
 
+#: What :func:`needs_expansion` reads of a record besides ``has_pixels`` (the header pass tests
+#: one record per combination of them).
+EXPANSION_FIELDS = ("number_of_frames", "is_enhanced", "modality")
+
+
 def needs_expansion(record: HeaderRecord) -> bool:
     """True for files holding several frames (or enhanced single-frame files)."""
     # RT Dose also for one frame: its values need DoseGridScaling, read with the grid offsets.

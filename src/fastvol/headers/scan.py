@@ -14,6 +14,7 @@ cannot be sure of that it gives ``None`` and the caller reads the file with pydi
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import functools
 import threading
@@ -505,13 +506,19 @@ def scan_headers(
         Per source, as :func:`scan_header`: ``None`` where pydicom must read the file.
     """
     lay = layout(resolve_extra_tags(extra_tags))
-    if any(type(s).prefetch_many is not None for s in sources):
+    if any(kind.prefetch_many is not None for kind in set(map(type, sources))):
         # Remote sources fetch every first block now, concurrently; local ones are not touched.
         prefetch([(s, 0, first_block) for s in sources if s.is_regular()], errors="defer")
     records: list[HeaderRecord | None] = []
     for first in range(0, len(sources), BATCH):
         records.extend(_scan_batch(sources[first : first + BATCH], first_block, lay))
     return records
+
+
+def _int64s(values: list[int]) -> np.ndarray:
+    """A list of ints as an int64 array (through ``array``: numpy's own conversion inspects
+    each item's type)."""
+    return np.frombuffer(array.array("q", values), dtype=np.int64)
 
 
 def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) -> list[HeaderRecord | None]:
@@ -527,7 +534,7 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
         heads = read_heads(sources, data, first_block) if read_heads is not None else None
         if heads is not None:  # one call for the batch (local files, in C); -1: unreadable
             file_sizes = heads[1]
-            read, total = np.array(heads[0], dtype=np.int64), np.array(file_sizes, dtype=np.int64)
+            read, total = _int64s(heads[0]), _int64s(file_sizes)
             sizes[:] = np.maximum(read, 0)
             whole[:] = (total >= 0) & (read >= total)
         for i, source in enumerate(sources if heads is None else ()):
@@ -552,7 +559,7 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
         fields, info = _scan(np.frombuffer(data, dtype=np.uint8), starts, sizes, whole, lay)
     finally:
         view.release()
-    readable = np.array(file_sizes) >= 0  # a file that could not be read: pydicom names the error
+    readable = _int64s(file_sizes) >= 0  # a file that could not be read: pydicom names the error
     more = readable & (info[:, INFO_STATUS] == NEED_MORE)  # its header runs past the first block
     todo = np.flatnonzero(readable & ~more).tolist()
     records = _records(data, fields, info, todo, sources, file_sizes, lay)

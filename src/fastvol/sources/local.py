@@ -32,13 +32,29 @@ def _read_heads(sources: Sequence[LocalFile], buf: Buffer, block: int) -> tuple[
     None where the C reader is not built or ``FASTVOL_NATIVE=0``."""
     from .. import _ckernels
 
-    if not _ckernels.enabled() or any(type(s) is not LocalFile for s in sources):
+    if not _ckernels.enabled() or set(map(type, sources)) != {LocalFile}:
         return None  # a subclass may read otherwise (its own read())
     try:
         from .._ckernels import _heads  # type: ignore[attr-defined]
     except ImportError:
         return None
     return _heads.read_heads([s.name for s in sources], buf, block)  # type: ignore[no-any-return]
+
+
+class _Descriptor:
+    """An open descriptor of a :class:`LocalFile`, closed when dropped unless closed before."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __del__(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
 
 
 class LocalFile(ByteSource):
@@ -63,6 +79,9 @@ class LocalFile(ByteSource):
     _readers = 0  # reads in progress: close() waits for them to end
     _close_pending = False
     _lock: threading.Lock | None = None  # made on first open (_locked)
+    #: Closes the open descriptor if the file is dropped without close(): only an opened file
+    #: pays for a finalizer, not each of the many a scan lists and never opens itself.
+    _open: _Descriptor | None = None
 
     def __init__(self, path: str | os.PathLike[str], *, regular: bool | None = None) -> None:
         self.name = os.fspath(path)
@@ -74,6 +93,7 @@ class LocalFile(ByteSource):
         self._readers = 0
         self._close_pending = False
         self._lock = None
+        self._open = None
 
     @classmethod
     def listed(cls, paths: Sequence[str]) -> list[LocalFile]:
@@ -111,6 +131,7 @@ class LocalFile(ByteSource):
                     raise CorruptFileError(f"{self.name}: not a regular file", files=[self.name])
                 self._size = st.st_size
                 self._fd = fd
+                self._open = _Descriptor(fd)
             self._readers += 1
             self._close_pending = False
             return self._fd
@@ -123,6 +144,8 @@ class LocalFile(ByteSource):
 
     def _close_now(self) -> None:
         if self._fd >= 0:
+            self._open.fd = -1  # closed here, not again when dropped
+            self._open = None
             os.close(self._fd)
             self._fd = -1
         self._close_pending = False
@@ -137,13 +160,6 @@ class LocalFile(ByteSource):
                 self._close_pending = True
             else:
                 self._close_now()
-
-    def __del__(self) -> None:
-        if getattr(self, "_fd", -1) >= 0:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
 
     def __getstate__(self) -> dict[str, Any]:
         return {"name": self.name}  # the descriptor and lock stay in this process
