@@ -86,6 +86,21 @@ typedef struct {
     int st_implicit[MAX_DEPTH];
 } Scan;
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* One unaligned load each where the machine is little endian, as the files are (compilers do
+ * not merge the byte-by-byte form below into it). */
+static inline int64_t u16(const uint8_t *buf, int64_t p) {
+    uint16_t v;
+    memcpy(&v, buf + p, sizeof(v));
+    return (int64_t)v;
+}
+
+static inline int64_t u32(const uint8_t *buf, int64_t p) {
+    uint32_t v;
+    memcpy(&v, buf + p, sizeof(v));
+    return (int64_t)v;
+}
+#else
 static inline int64_t u16(const uint8_t *buf, int64_t p) {
     return (int64_t)buf[p] | ((int64_t)buf[p + 1] << 8);
 }
@@ -94,6 +109,7 @@ static inline int64_t u32(const uint8_t *buf, int64_t p) {
     return (int64_t)buf[p] | ((int64_t)buf[p + 1] << 8) | ((int64_t)buf[p + 2] << 16) |
            ((int64_t)buf[p + 3] << 24);
 }
+#endif
 
 static inline int64_t tag_at(const uint8_t *buf, int64_t p) {
     return (u16(buf, p) << 16) | u16(buf, p + 2);
