@@ -15,6 +15,7 @@ from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from ._frozen import frozen
+from ._ckernels import group_by_slots
 from .dicom import HeaderRecord
 
 if TYPE_CHECKING:
@@ -169,8 +170,35 @@ def _group_key(r: HeaderRecord, memo: dict[Any, Any]) -> tuple[Any, ...]:
 
 
 #: What a record's group key (:func:`_group_key`) is made of, with its SeriesInstanceUID first.
-_KEY_PARTS = operator.attrgetter("series_instance_uid", "image_type", "image_orientation", "rows",
-                                 "columns", "pixel_spacing", "samples_per_pixel", "is_enhanced")  # fmt: skip
+_KEY_PARTS = ("series_instance_uid", "image_type", "image_orientation", "rows", "columns",
+              "pixel_spacing", "samples_per_pixel", "is_enhanced")  # fmt: skip
+
+
+def _by_uid_and_key(records: Sequence[HeaderRecord]) -> dict[str, dict[tuple[Any, ...], list[HeaderRecord]]]:
+    """uid -> group key -> records, each in order of first appearance.
+
+    The records are first sorted out by the parts of their key (one pass, in C where built:
+    the files of a series share most values, often the very objects), and the key is computed
+    once per distinct parts.
+    """
+    memo: dict[Any, Any] = {}
+    by_uid: dict[str, dict[tuple[Any, ...], list[HeaderRecord]]] = {}
+    key_of: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    merged = False
+    for parts, same in group_by_slots(records, HeaderRecord, _KEY_PARTS).items():
+        groups = by_uid.setdefault(parts[0], {})
+        key = key_of[parts] = _group_key(same[0], memo)
+        merged |= key in groups
+        groups.setdefault(key, []).extend(same)
+    if merged:
+        # Parts that differ and give one key (two ImageTypes, neither a localizer): their
+        # records may interleave, so the group is laid out again in scan order.
+        by_uid = {}
+        get = operator.attrgetter(*_KEY_PARTS)
+        for rec in records:
+            parts = get(rec)
+            by_uid.setdefault(parts[0], {}).setdefault(key_of[parts], []).append(rec)
+    return by_uid
 
 
 def group_series(records: Iterable[HeaderRecord]) -> list[Series]:
@@ -179,31 +207,9 @@ def group_series(records: Iterable[HeaderRecord]) -> list[Series]:
     Records without pixel data must be filtered out before. Series come out ordered by
     SeriesNumber, then UID, then group size (largest first), so runs are repeatable.
     """
-    # uid -> group key -> records, each in order of first appearance. The key is computed once
-    # per distinct combination of its parts; consecutive records of a series mostly repeat the
-    # parts (often the very objects), so a record costs one comparison with the one before.
     if not isinstance(records, (list, tuple)):
-        records = list(records)  # read twice when a UID splits
-    by_uid: dict[str, dict[tuple[Any, ...], list[HeaderRecord]]] = {}
-    group_of: dict[tuple[Any, ...], list[HeaderRecord]] = {}  # parts -> its group's records
-    memo: dict[Any, Any] = {}
-    previous: tuple[Any, ...] | None = None
-    group: list[HeaderRecord] = []
-    for rec in records:
-        parts = _KEY_PARTS(rec)
-        if parts != previous:
-            found = group_of.get(parts)
-            if found is None:
-                groups = by_uid.get(parts[0])
-                if groups is None:
-                    groups = by_uid[parts[0]] = {}
-                found = groups.get(key := _group_key(rec, memo))
-                if found is None:
-                    found = groups[key] = []
-                group_of[parts] = found
-            group = found
-            previous = parts
-        group.append(rec)
+        records = list(records)  # read more than once
+    by_uid = _by_uid_and_key(records)
     # A UID split into groups keeps the others' records as siblings, in scan order.
     split: dict[str, list[HeaderRecord]] = {uid: [] for uid, groups in by_uid.items() if len(groups) > 1}
     if split:

@@ -23,10 +23,13 @@ Two more carry the header pass past the scan, where Python per file cost most:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["available", "enabled"]
+__all__ = ["available", "enabled", "group_by_slots"]
 
 
 def enabled() -> bool:
@@ -46,3 +49,34 @@ def available(name: str) -> bool:
         return importlib.util.find_spec(f"{__name__}.{name}") is not None
     except (ImportError, ValueError):
         return False
+
+
+def group_by_slots(records: Iterable[Any], cls: type, names: tuple[str, ...]) -> dict[tuple[Any, ...], list[Any]]:
+    """``{key: [records]}``: each record under the tuple of its attributes ``names``, keys and
+    records in order of appearance (``d.setdefault(key, []).append(record)``).
+
+    ``cls`` is the records' (slotted) class. In C (``_values.group_by_slots``) a record whose
+    values are the very objects of the record before joins its list without a key made or
+    hashed, so a pass over the records of a scan costs little more than reading their slots.
+    """
+    members = _slot_members(cls, names) if enabled() else None
+    if members is not None:
+        try:
+            from ._values import group_by_slots as grouped  # type: ignore[attr-defined]
+        except ImportError:
+            pass
+        else:
+            return grouped(records, members)  # type: ignore[no-any-return]
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for record in records:
+        out.setdefault(tuple([getattr(record, name) for name in names]), []).append(record)
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _slot_members(cls: type, names: tuple[str, ...]) -> tuple[Any, ...] | None:
+    """The member descriptors of ``cls``'s slots ``names``; None if one is not a slot."""
+    members = tuple(getattr(cls, "__dict__", {}).get(name) for name in names)
+    if not names or any(type(m).__name__ != "member_descriptor" for m in members):
+        return None
+    return members

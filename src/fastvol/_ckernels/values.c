@@ -1549,6 +1549,115 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Records grouped by some of their slots, in one pass: the header pass's tests and the
+ * grouping into series look at one record per distinct combination, not at each. */
+
+PyDoc_STRVAR(group_by_slots_doc,
+"group_by_slots(records, members)\n"
+"--\n\n"
+"{key: [records]} as ``d.setdefault(tuple(getattr(r, m.__name__) for m in members), [])\n"
+".append(r)`` for each record in order would give (the same keys, lists and order).\n\n"
+"members: a tuple of member descriptors (object slots) of the records' class; a record of\n"
+"another class is read by getattr. A record whose values are each the very objects of the\n"
+"record before (files of a series share them) joins its list without a key made or hashed.");
+
+static PyObject *group_by_slots(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) == 0) {
+        PyErr_SetString(PyExc_TypeError, "group_by_slots(records, members: non-empty tuple)");
+        return NULL;
+    }
+    PyObject *members = args[1];
+    Py_ssize_t n = PyTuple_GET_SIZE(members);
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *m = PyTuple_GET_ITEM(members, j);
+        if (!Py_IS_TYPE(m, &PyMemberDescr_Type) ||
+            ((PyMemberDescrObject *)m)->d_member->type != T_OBJECT_EX) {
+            PyErr_SetString(PyExc_TypeError, "group_by_slots: members are object slots");
+            return NULL;
+        }
+    }
+    /* a tuple: Python code run from here (__eq__, __hash__) cannot change it */
+    PyObject *records = PySequence_Tuple(args[0]);
+    if (records == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyDict_New();
+    PyObject **now = PyMem_Calloc((size_t)n, sizeof(PyObject *));
+    PyObject **before = PyMem_Calloc((size_t)n, sizeof(PyObject *));
+    PyObject *list = NULL; /* the previous record's list (a new reference) */
+    if (result == NULL || now == NULL || before == NULL) {
+        if (result != NULL) {
+            PyErr_NoMemory();
+        }
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(records); i++) {
+        PyObject *record = PyTuple_GET_ITEM(records, i);
+        int same = list != NULL;
+        for (Py_ssize_t j = 0; j < n; j++) {
+            PyMemberDescrObject *m = (PyMemberDescrObject *)PyTuple_GET_ITEM(members, j);
+            PyObject *value = NULL;
+            if (Py_TYPE(record) == PyDescr_TYPE(m)) { /* a subclass might shadow the slot */
+                value = *(PyObject **)((char *)record + m->d_member->offset);
+                Py_XINCREF(value);
+            }
+            if (value == NULL) { /* another class, or an empty slot: getattr says what */
+                value = PyObject_GetAttr(record, PyDescr_NAME(m));
+                if (value == NULL) {
+                    goto fail;
+                }
+            }
+            Py_XSETREF(now[j], value);
+            same &= value == before[j];
+        }
+        if (!same) {
+            PyObject *key = PyTuple_New(n);
+            if (key == NULL) {
+                goto fail;
+            }
+            for (Py_ssize_t j = 0; j < n; j++) {
+                PyTuple_SET_ITEM(key, j, Py_NewRef(now[j]));
+            }
+            PyObject *found = PyDict_GetItemWithError(result, key);
+            if (found == NULL) {
+                if (PyErr_Occurred() || (found = PyList_New(0)) == NULL ||
+                    PyDict_SetItem(result, key, found) < 0) {
+                    Py_XDECREF(found);
+                    Py_DECREF(key);
+                    goto fail;
+                }
+            } else {
+                Py_INCREF(found);
+            }
+            Py_DECREF(key);
+            Py_XSETREF(list, found);
+            for (Py_ssize_t j = 0; j < n; j++) {
+                Py_XSETREF(before[j], Py_NewRef(now[j]));
+            }
+        }
+        if (PyList_Append(list, record) < 0) {
+            goto fail;
+        }
+    }
+    goto done;
+fail:
+    Py_CLEAR(result);
+done:
+    if (now != NULL && before != NULL) {
+        for (Py_ssize_t j = 0; j < n; j++) {
+            Py_XDECREF(now[j]);
+            Py_XDECREF(before[j]);
+        }
+    }
+    PyMem_Free(now);
+    PyMem_Free(before);
+    Py_XDECREF(list);
+    Py_DECREF(records);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"new_record", (PyCFunction)(void (*)(void))new_record, METH_FASTCALL, new_record_doc},
     {"convert_rows", (PyCFunction)(void (*)(void))convert_rows, METH_FASTCALL, convert_rows_doc},
@@ -1558,6 +1667,8 @@ static PyMethodDef methods[] = {
     {"complete", (PyCFunction)(void (*)(void))complete, METH_FASTCALL, complete_doc},
     {"build_records", (PyCFunction)(void (*)(void))build_records, METH_FASTCALL,
      build_records_doc},
+    {"group_by_slots", (PyCFunction)(void (*)(void))group_by_slots, METH_FASTCALL,
+     group_by_slots_doc},
     {NULL, NULL, 0, NULL}};
 
 static int add_constants(PyObject *module) {

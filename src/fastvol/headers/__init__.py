@@ -38,6 +38,7 @@ from ..dicom import (
     UNDEFINED_LENGTH,
     HeaderRecord,
 )
+from .._ckernels import group_by_slots
 from ..errors import FastvolError, NotDicomError, UnreadableError, map_exceptions
 from .sniff import is_dicom_source
 from ..sources import ByteSource, LocalFile
@@ -142,7 +143,8 @@ def read_headers(
     if len(done) == len(sources):
         # Every file scanned: the records are final unless a mosaic's (one record per ImageType
         # says; is_mosaic reads only it).
-        if not any(rec.is_mosaic for rec in dict(zip(map(_IMAGE_TYPE, done), done)).values()):
+        by_type = group_by_slots(done, HeaderRecord, ("image_type",))
+        if not any(same[0].is_mosaic for same in by_type.values()):
             return list(done)
     out: list[HeaderRecord | FastvolError] = []
     tags = [x.tag for x in extras]
@@ -170,7 +172,6 @@ def read_headers(
 _is_record = functools.partial(operator.is_not, None)
 _IS_REGULAR = operator.methodcaller("is_regular")
 _PIXEL_LENGTH = operator.attrgetter("pixel_length")
-_IMAGE_TYPE = operator.attrgetter("image_type")
 
 
 def _finish_header(
@@ -231,7 +232,7 @@ def read_records(
     records: list[HeaderRecord] = []
     pixelless: list[tuple[str, str, str]] = []
     regular = list(sources)
-    if not all(map(_IS_REGULAR, regular)):
+    if not LocalFile.all_listed_regular(regular) and not all(map(_IS_REGULAR, regular)):
         regular = []
         for source in sources:
             if source.is_regular():
@@ -242,9 +243,8 @@ def read_records(
     if set(map(type, results)) <= {HeaderRecord} and -1 not in map(_PIXEL_LENGTH, results):
         # Only image records (has_pixels): final unless a DICOMDIR or one to expand, which one
         # record per combination of what those tests read tells.
-        kind = operator.attrgetter("sop_class_uid", *EXPANSION_FIELDS)
-        kinds = dict(zip(map(kind, results), results)).values()
-        if not any(r.sop_class_uid == DICOMDIR_SOP_CLASS or needs_expansion(r) for r in kinds):
+        kinds = group_by_slots(results, HeaderRecord, ("sop_class_uid", *EXPANSION_FIELDS)).values()
+        if not any(same[0].sop_class_uid == DICOMDIR_SOP_CLASS or needs_expansion(same[0]) for same in kinds):
             return results, skipped, errors, pixelless  # type: ignore[return-value]
     for source, rec in zip(regular, results):
         name = source.name

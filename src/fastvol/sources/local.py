@@ -8,6 +8,7 @@ never end, so :meth:`LocalFile.is_regular` says so before anything is opened.
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
 import threading
@@ -23,6 +24,7 @@ _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC"
 #: preadv accepts at most IOV_MAX buffers (1024 on Linux).
 _IOV_MAX = 1024
 _preadv = getattr(os, "preadv", None)
+_REGULAR = operator.attrgetter("_regular")
 #: Held while a LocalFile makes its lock (once per file, on its first open).
 _MAKING_LOCKS = threading.Lock()
 
@@ -107,6 +109,12 @@ class LocalFile(ByteSource):
             source._regular = True
             out.append(source)
         return out
+
+    @staticmethod
+    def all_listed_regular(sources: Sequence[ByteSource]) -> bool:
+        """Whether every source is a LocalFile (not a subclass) that a folder listing saw as a
+        regular file: then each ``is_regular()`` is True, known without a call or a stat."""
+        return set(map(type, sources)) == {LocalFile} and set(map(_REGULAR, sources)) == {True}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
