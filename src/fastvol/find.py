@@ -89,7 +89,11 @@ def _walk_folders(root: str, unlisted: list[str] | None) -> Iterator[tuple[list[
             if name[0] == ".":
                 continue  # hidden
             entry = by_name[name]
-            if _is_plain_file(entry):  # the entry's type alone: not a folder, not a link
+            try:
+                regular = entry.is_file(follow_symlinks=False)  # the entry's type alone
+            except OSError:
+                regular = False
+            if regular:  # not a folder, not a link
                 if others is None:
                     plain.append(entry.path)
                 else:
@@ -102,13 +106,6 @@ def _walk_folders(root: str, unlisted: list[str] | None) -> Iterator[tuple[list[
                 others.append((entry.path, _is_file(entry)))
         yield (plain, None) if others is None else ([], others)
         folders.extend(reversed(subfolders))  # popped in sorted order
-
-
-def _is_plain_file(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_file(follow_symlinks=False)
-    except OSError:
-        return False
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

@@ -26,10 +26,10 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["available", "enabled", "group_by_slots"]
+__all__ = ["available", "enabled", "group_by_slots", "types_of"]
 
 
 def enabled() -> bool:
@@ -80,3 +80,15 @@ def _slot_members(cls: type, names: tuple[str, ...]) -> tuple[Any, ...] | None:
     if not names or any(type(m).__name__ != "member_descriptor" for m in members):
         return None
     return members
+
+
+def types_of(items: Sequence[Any]) -> set[type]:
+    """``set(map(type, items))``: in C (``_values.types_of``) without a call per item."""
+    if enabled():
+        try:
+            from ._values import types_of as found  # type: ignore[attr-defined]
+        except ImportError:
+            pass
+        else:
+            return found(items)  # type: ignore[no-any-return]
+    return set(map(type, items))

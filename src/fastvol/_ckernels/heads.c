@@ -16,6 +16,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <string.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -132,8 +133,20 @@ static PyObject *read_heads(PyObject *self, PyObject *const *args, Py_ssize_t na
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        if (PyUnicode_CheckExact(item) && PyUnicode_IS_ASCII(item)) {
+            /* ASCII is the same bytes in every file system encoding: the string's own, with no
+             * copy (after a check for NUL, which PyUnicode_FSConverter refuses) */
+            Py_ssize_t length = PyUnicode_GET_LENGTH(item);
+            const char *text = (const char *)PyUnicode_DATA(item);
+            if (memchr(text, 0, (size_t)length) == NULL) {
+                PyList_SET_ITEM(encoded, i, Py_NewRef(item));
+                paths[i] = text;
+                continue;
+            }
+        }
         PyObject *path = NULL; /* bytes, file system encoding; NUL bytes refused */
-        if (!PyUnicode_FSConverter(PyTuple_GET_ITEM(items, i), &path)) {
+        if (!PyUnicode_FSConverter(item, &path)) {
             goto done;
         }
         PyList_SET_ITEM(encoded, i, path);

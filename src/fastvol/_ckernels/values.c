@@ -85,8 +85,13 @@ static int conv_uid(const uint8_t *p, Py_ssize_t n, PyObject **out) {
             return 0;
         }
     }
-    *out = PyUnicode_DecodeLatin1((const char *)p, end, NULL);
-    return *out == NULL ? -1 : 1;
+    /* ASCII: the str is made at once (DecodeLatin1 would look for its widest character) */
+    *out = PyUnicode_New(end, 127);
+    if (*out == NULL) {
+        return -1;
+    }
+    memcpy(PyUnicode_DATA(*out), p, (size_t)end);
+    return 1;
 }
 
 /* lo: sure for printable ASCII (and NUL) without a backslash: identical in every character set
@@ -1247,7 +1252,22 @@ typedef struct {
     const uint8_t *raw;
     Py_ssize_t len;
     PyObject *value; /* owned; NULL when none */
+    int64_t number;  /* memo_int's: the value's number */
 } Memo;
+
+/* An int, the previous file's object when the number repeats (offsets and lengths of a series'
+ * pixel data do); a new reference. */
+static PyObject *memo_int(Memo *memo, int64_t number) {
+    if (memo->value != NULL && memo->number == number) {
+        return Py_NewRef(memo->value);
+    }
+    PyObject *value = PyLong_FromLongLong(number);
+    if (value != NULL) {
+        Py_XSETREF(memo->value, Py_NewRef(value));
+        memo->number = number;
+    }
+    return value;
+}
 
 /* 1 and *out (new reference, NULL for absent) when sure, 0 when not, -1 on error. */
 static int memo_convert(Memo *memo, int kind, const uint8_t *data, int64_t data_len,
@@ -1372,10 +1392,10 @@ static PyObject *build_one(const Plan *plan, const uint8_t *data, int64_t data_l
             v = PyBool_FromLong(info[plan->info[I_ENHANCED]] == 1);
             break;
         case H_PIXEL_OFFSET:
-            v = PyLong_FromLongLong(info[plan->info[I_PIXEL_OFFSET]]);
+            v = memo_int(&memos[i], info[plan->info[I_PIXEL_OFFSET]]);
             break;
         case H_PIXEL_LENGTH:
-            v = PyLong_FromLongLong(info[plan->info[I_PIXEL_LENGTH]]);
+            v = memo_int(&memos[i], info[plan->info[I_PIXEL_LENGTH]]);
             break;
         case H_PIXEL_KIND: {
             PyObject *element = PyLong_FromLongLong(info[plan->info[I_PIXEL_ELEMENT]]);
@@ -1467,7 +1487,7 @@ static PyObject *build_records(PyObject *self, PyObject *const *args, Py_ssize_t
     PyObject *result = NULL, *files = NULL, *sources = NULL, *sizes = NULL;
     Memo *memos = NULL;
     PyObject **vals = NULL;
-    Memo ts_memo = {NULL, 0, NULL};
+    Memo ts_memo = {NULL, 0, NULL, 0};
     if (int64_table(&fields, "fields") < 0 || int64_table(&info, "info") < 0) {
         goto done;
     }
@@ -1658,6 +1678,32 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(types_of_doc,
+"types_of(items)\n"
+"--\n\n"
+"set(map(type, items)), without a call per item (the header pass asks it of every batch).");
+
+static PyObject *types_of(PyObject *self, PyObject *items) {
+    (void)self;
+    PyObject *seq = PySequence_Fast(items, "types_of: a sequence");
+    if (seq == NULL) {
+        return NULL;
+    }
+    PyObject *result = PySet_New(NULL);
+    PyTypeObject *last = NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **item = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; result != NULL && i < n; i++) {
+        PyTypeObject *type = Py_TYPE(item[i]);
+        if (type != last && PySet_Add(result, (PyObject *)type) < 0) {
+            Py_CLEAR(result);
+        }
+        last = type;
+    }
+    Py_DECREF(seq);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"new_record", (PyCFunction)(void (*)(void))new_record, METH_FASTCALL, new_record_doc},
     {"convert_rows", (PyCFunction)(void (*)(void))convert_rows, METH_FASTCALL, convert_rows_doc},
@@ -1669,6 +1715,7 @@ static PyMethodDef methods[] = {
      build_records_doc},
     {"group_by_slots", (PyCFunction)(void (*)(void))group_by_slots, METH_FASTCALL,
      group_by_slots_doc},
+    {"types_of", (PyCFunction)types_of, METH_O, types_of_doc},
     {NULL, NULL, 0, NULL}};
 
 static int add_constants(PyObject *module) {

@@ -38,7 +38,7 @@ from ..dicom import (
     UNDEFINED_LENGTH,
     HeaderRecord,
 )
-from .._ckernels import group_by_slots
+from .._ckernels import group_by_slots, types_of
 from ..errors import FastvolError, NotDicomError, UnreadableError, map_exceptions
 from .sniff import is_dicom_source
 from ..sources import ByteSource, LocalFile
@@ -240,7 +240,7 @@ def read_records(
             else:
                 skipped.setdefault("not a regular file", []).append(source.name)
     results = read_headers(regular, extra_tags=extra_tags)
-    if set(map(type, results)) <= {HeaderRecord} and -1 not in map(_PIXEL_LENGTH, results):
+    if types_of(results) <= {HeaderRecord} and -1 not in map(_PIXEL_LENGTH, results):
         # Only image records (has_pixels): final unless a DICOMDIR or one to expand, which one
         # record per combination of what those tests read tells.
         kinds = group_by_slots(results, HeaderRecord, ("sop_class_uid", *EXPANSION_FIELDS)).values()

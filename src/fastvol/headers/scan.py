@@ -508,7 +508,7 @@ def scan_headers(
         Per source, as :func:`scan_header`: ``None`` where pydicom must read the file.
     """
     lay = layout(resolve_extra_tags(extra_tags))
-    if any(kind.prefetch_many is not None for kind in set(map(type, sources))):
+    if any(kind.prefetch_many is not None for kind in _ckernels.types_of(sources)):
         # Remote sources fetch every first block now, concurrently; local ones are not touched.
         prefetch([(s, 0, first_block) for s in sources if s.is_regular()], errors="defer")
     records: list[HeaderRecord | None] = []
@@ -531,6 +531,7 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
     sizes = np.zeros(n_files, dtype=np.int64)
     whole = np.zeros(n_files, dtype=np.bool_)
     file_sizes = [-1] * n_files
+    total: np.ndarray | None = None
     try:
         read_heads = type(sources[0]).read_heads  # it refuses (None) sources not all its own
         heads = read_heads(sources, data, first_block) if read_heads is not None else None
@@ -561,7 +562,8 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
         fields, info = _scan(np.frombuffer(data, dtype=np.uint8), starts, sizes, whole, lay)
     finally:
         view.release()
-    readable = _int64s(file_sizes) >= 0  # a file that could not be read: pydicom names the error
+    # A file that could not be read (size -1): the pydicom path names the error.
+    readable = (_int64s(file_sizes) if total is None else total) >= 0
     more = readable & (info[:, INFO_STATUS] == NEED_MORE)  # its header runs past the first block
     todo = np.flatnonzero(readable & ~more).tolist()
     records = _records(data, fields, info, todo, sources, file_sizes, lay)

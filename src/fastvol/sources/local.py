@@ -34,7 +34,7 @@ def _read_heads(sources: Sequence[LocalFile], buf: Buffer, block: int) -> tuple[
     None where the C reader is not built or ``FASTVOL_NATIVE=0``."""
     from .. import _ckernels
 
-    if not _ckernels.enabled() or set(map(type, sources)) != {LocalFile}:
+    if not _ckernels.enabled() or _ckernels.types_of(sources) != {LocalFile}:
         return None  # a subclass may read otherwise (its own read())
     try:
         from .._ckernels import _heads  # type: ignore[attr-defined]
@@ -114,7 +114,9 @@ class LocalFile(ByteSource):
     def all_listed_regular(sources: Sequence[ByteSource]) -> bool:
         """Whether every source is a LocalFile (not a subclass) that a folder listing saw as a
         regular file: then each ``is_regular()`` is True, known without a call or a stat."""
-        return set(map(type, sources)) == {LocalFile} and set(map(_REGULAR, sources)) == {True}
+        from .._ckernels import types_of
+
+        return types_of(sources) == {LocalFile} and set(map(_REGULAR, sources)) == {True}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
