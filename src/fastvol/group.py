@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
-from ._frozen import frozen
 from ._ckernels import group_by_slots
+from ._frozen import frozen
 from .dicom import HeaderRecord
 
 if TYPE_CHECKING:

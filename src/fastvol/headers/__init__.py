@@ -145,7 +145,7 @@ def read_headers(
         # says; is_mosaic reads only it).
         by_type = group_by_slots(done, HeaderRecord, ("image_type",))
         if not any(same[0].is_mosaic for same in by_type.values()):
-            return list(done)
+            return list(done)  # type: ignore[arg-type]  # None filtered out
     out: list[HeaderRecord | FastvolError] = []
     tags = [x.tag for x in extras]
     mosaic_types: dict[tuple[str, ...], bool] = {}  # ImageType values repeat: test each once

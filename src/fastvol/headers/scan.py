@@ -508,7 +508,7 @@ def scan_headers(
         Per source, as :func:`scan_header`: ``None`` where pydicom must read the file.
     """
     lay = layout(resolve_extra_tags(extra_tags))
-    if any(kind.prefetch_many is not None for kind in _ckernels.types_of(sources)):
+    if any(getattr(kind, "prefetch_many", None) is not None for kind in _ckernels.types_of(sources)):
         # Remote sources fetch every first block now, concurrently; local ones are not touched.
         prefetch([(s, 0, first_block) for s in sources if s.is_regular()], errors="defer")
     records: list[HeaderRecord | None] = []

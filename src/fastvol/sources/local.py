@@ -154,8 +154,9 @@ class LocalFile(ByteSource):
 
     def _close_now(self) -> None:
         if self._fd >= 0:
-            self._open.fd = -1  # closed here, not again when dropped
-            self._open = None
+            if self._open is not None:
+                self._open.fd = -1  # closed here, not again when dropped
+                self._open = None
             os.close(self._fd)
             self._fd = -1
         self._close_pending = False
