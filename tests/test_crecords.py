@@ -421,7 +421,8 @@ def test_heads_of_empty_and_large_files(tmp_path, c_kernel):
     assert got == [0, 1000] and sizes == [0, 25600]
 
 
-def test_listed_names_of_every_kind(tmp_path):
+def test_listed_names_of_every_kind(tmp_path, c_kernel):
+    c_kernel("_heads")  # the batch reader: skipped where the C kernels are off
     names = ["a", "ä", "b c", "ü\udcff"]  # ASCII, non-ASCII, surrogate-escaped bytes
     for name in names:
         try:
@@ -430,7 +431,7 @@ def test_listed_names_of_every_kind(tmp_path):
             continue
     sources = LocalFile.listed([str(tmp_path / n) for n in sorted(os.listdir(tmp_path))])
     buf = bytearray(64 * len(sources))
-    got, _ = LocalFile.read_heads(sources, buf, 64) or ([], [])
+    got, _ = LocalFile.read_heads(sources, buf, 64)
     for i, source in enumerate(sources):
         assert bytes(buf[64 * i : 64 * i + got[i]]) == source.read(0, 64)
 
