@@ -400,7 +400,7 @@ def _records(
     out: list[HeaderRecord | None]
     if plan is not None:
         out = values.build_records(plan, data, fields, info, todo, sources, sizes)
-        left = [k for k, rec in enumerate(out) if rec is None]
+        left = [k for k, rec in enumerate(out) if rec is None] if type(None) in _ckernels.types_of(out) else []
     else:
         out = [None] * len(todo)
         left = list(range(len(todo)))
@@ -572,6 +572,9 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
         grow = set(np.flatnonzero(more).tolist())
         records = [_grown(source, 2 * first_block, lay) if i in grow else scanned.get(i)
                    for i, source in enumerate(sources)]  # fmt: skip
-    for source in sources:
-        source.close()
+    if heads is not None:
+        LocalFile.close_all(sources)
+    else:
+        for source in sources:
+            source.close()
     return records

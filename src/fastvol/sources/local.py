@@ -25,6 +25,8 @@ _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC"
 _IOV_MAX = 1024
 _preadv = getattr(os, "preadv", None)
 _REGULAR = operator.attrgetter("_regular")
+_NAME = operator.attrgetter("name")
+_FD = operator.attrgetter("_fd")
 #: Held while a LocalFile makes its lock (once per file, on its first open).
 _MAKING_LOCKS = threading.Lock()
 
@@ -40,7 +42,7 @@ def _read_heads(sources: Sequence[LocalFile], buf: Buffer, block: int) -> tuple[
         from .._ckernels import _heads  # type: ignore[attr-defined]
     except ImportError:
         return None
-    return _heads.read_heads([s.name for s in sources], buf, block)  # type: ignore[no-any-return]
+    return _heads.read_heads(list(map(_NAME, sources)), buf, block)  # type: ignore[no-any-return]
 
 
 class _Descriptor:
@@ -117,6 +119,13 @@ class LocalFile(ByteSource):
         from .._ckernels import types_of
 
         return types_of(sources) == {LocalFile} and set(map(_REGULAR, sources)) == {True}
+
+    @staticmethod
+    def close_all(sources: Sequence[LocalFile]) -> None:
+        """``close()`` each source; those never opened (a scan's, read in C) without a call."""
+        if sources and max(map(_FD, sources)) >= 0:
+            for source in sources:
+                source.close()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
