@@ -171,8 +171,7 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
         skipped[DAMAGED_IMAGE] = list(damaged)
         errors.update((name, f"{name}: no pixel data, though files of its SOP class hold images: "
                              f"truncated or damaged") for name in damaged)  # fmt: skip
-    found = [dataclasses.replace(s, services=_SERVICES) for s in group_series(records)]
-    return ScanResult(found, skipped, errors, damaged)
+    return ScanResult(group_series(records, services=_SERVICES), skipped, errors, damaged)
 
 
 def _damaged_images(records: list[Any], pixelless: Sequence[tuple[str, str, str]]) -> dict[str, str]:

@@ -12,6 +12,7 @@ then; ``file://`` URLs are local paths. Open binary file objects become sources 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -60,7 +61,11 @@ def walk(root: str, unlisted: list[str] | None = None) -> Iterator[tuple[str, bo
 def _walk_folders(root: str, unlisted: list[str] | None) -> Iterator[tuple[list[str], list[tuple[str, bool | None]] | None]]:
     """:func:`walk` a folder at a time: per folder ``(paths, None)`` when all its files are
     plain regular files (the common case, no tuple per file), else ``([], [(path, regular)])``."""
-    if not os.path.isdir(root):
+    try:
+        root_info: os.stat_result | None = os.stat(root)
+    except (OSError, ValueError):  # as os.path.isdir: not a folder
+        root_info = None
+    if root_info is None or not stat.S_ISDIR(root_info.st_mode):
         if not os.path.lexists(root):
             raise PathNotFoundError(f"{root}: no such file or folder", files=[root])
         # A file, or something that is not one (FIFO, socket, dangling link): the header pass
@@ -72,7 +77,7 @@ def _walk_folders(root: str, unlisted: list[str] | None) -> Iterator[tuple[list[
     while folders:
         folder = folders.pop()
         try:
-            info = os.stat(folder)
+            info = root_info if folder is root else os.stat(folder)  # the root's: stat once
             if (info.st_dev, info.st_ino) in walked:
                 continue
             walked.add((info.st_dev, info.st_ino))

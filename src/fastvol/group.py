@@ -201,11 +201,12 @@ def _by_uid_and_key(records: Sequence[HeaderRecord]) -> dict[str, dict[tuple[Any
     return by_uid
 
 
-def group_series(records: Iterable[HeaderRecord]) -> list[Series]:
+def group_series(records: Iterable[HeaderRecord], *, services: tuple[Any, ...] = ()) -> list[Series]:
     """Group header records into stackable series.
 
     Records without pixel data must be filtered out before. Series come out ordered by
     SeriesNumber, then UID, then group size (largest first), so runs are repeatable.
+    ``services`` become each Series' :attr:`Series.services` (what :func:`fastvol.scan` gives).
     """
     if not isinstance(records, (list, tuple)):
         records = list(records)  # read more than once
@@ -222,13 +223,13 @@ def group_series(records: Iterable[HeaderRecord]) -> list[Series]:
         # Largest non-localizer group first; it gets part 1 when the UID splits.
         ordered = sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1])))
         if len(ordered) == 1:
-            out.append(Series(records=tuple(ordered[0][1])))
+            out.append(Series(records=tuple(ordered[0][1]), services=services))
             continue
         uid_records = split[uid]
         for part, (_, group_records) in enumerate(ordered, start=1):
             mine = {id(r) for r in group_records}
             siblings = tuple(r for r in uid_records if id(r) not in mine)
-            out.append(Series(records=tuple(group_records), part=part, siblings=siblings))
+            out.append(Series(records=tuple(group_records), part=part, siblings=siblings, services=services))
     out.sort(key=lambda s: (s.number if s.number is not None else 1 << 30, s.uid, s.part))
     return out
 

@@ -121,7 +121,7 @@ class LocalFile(ByteSource):
         return types_of(sources) == {LocalFile} and set(map(_REGULAR, sources)) == {True}
 
     @staticmethod
-    def close_all(sources: Sequence[LocalFile]) -> None:
+    def close_all(sources: Sequence[ByteSource]) -> None:
         """``close()`` each source; those never opened (a scan's, read in C) without a call."""
         if sources and max(map(_FD, sources)) >= 0:
             for source in sources:
