@@ -444,3 +444,21 @@ def test_random_listing_order_is_sorted(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert [Path(p).name for p, _ in walk(str(tmp_path))] == sorted(n for n in names if n[0] != ".")
     assert math.isnan(_NAN)
+
+
+def test_listed_local_files_leave_the_collector_and_still_free(tmp_path, c_kernel):
+    import weakref
+
+    c_kernel("_values")
+    (tmp_path / "f").write_bytes(b"abc")
+    source = LocalFile.listed([str(tmp_path / "f")])[0]
+    assert not gc.is_tracked(source)
+    assert source.read(0, 3) == b"abc"  # opened, a lock and a descriptor holder added
+    gone = weakref.ref(source)
+    del source
+    assert gone() is None  # freed by its reference count, no collection needed
+
+    class Mine(LocalFile):
+        pass
+
+    assert gc.is_tracked(Mine.listed([str(tmp_path / "f")])[0])  # a subclass may hold more

@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["available", "enabled", "group_by_slots", "types_of"]
+__all__ = ["available", "enabled", "group_by_slots", "leave_gc", "types_of"]
 
 
 def enabled() -> bool:
@@ -92,3 +92,15 @@ def types_of(items: Sequence[Any]) -> set[type]:
         else:
             return found(items)  # type: ignore[no-any-return]
     return set(map(type, items))
+
+
+def leave_gc(objects: Sequence[Any]) -> None:
+    """Leave ``objects`` out of the cyclic garbage collector's tracking (``_values.leave_gc``;
+    nothing where the C kernels are off): for objects nothing they refer to can lead back to,
+    made by the thousand, which every full collection would otherwise traverse."""
+    if enabled():
+        try:
+            from ._values import leave_gc as untrack  # type: ignore[attr-defined]
+        except ImportError:
+            return
+        untrack(objects)

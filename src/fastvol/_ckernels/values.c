@@ -1704,6 +1704,31 @@ static PyObject *types_of(PyObject *self, PyObject *items) {
     return result;
 }
 
+PyDoc_STRVAR(leave_gc_doc,
+"leave_gc(objects)\n"
+"--\n\n"
+"Untrack each object from the cyclic garbage collector (PyObject_GC_UnTrack), as CPython does\n"
+"for tuples and dicts of atomic values: for objects that nothing they refer to can lead back\n"
+"to (the caller's promise; a cycle through one would never be collected). They are freed by\n"
+"their reference counts as before.");
+
+static PyObject *leave_gc(PyObject *self, PyObject *objects) {
+    (void)self;
+    PyObject *seq = PySequence_Fast(objects, "leave_gc: a sequence");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyObject_IS_GC(items[i])) {
+            PyObject_GC_UnTrack(items[i]);
+        }
+    }
+    Py_DECREF(seq);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"new_record", (PyCFunction)(void (*)(void))new_record, METH_FASTCALL, new_record_doc},
     {"convert_rows", (PyCFunction)(void (*)(void))convert_rows, METH_FASTCALL, convert_rows_doc},
@@ -1716,6 +1741,7 @@ static PyMethodDef methods[] = {
     {"group_by_slots", (PyCFunction)(void (*)(void))group_by_slots, METH_FASTCALL,
      group_by_slots_doc},
     {"types_of", (PyCFunction)types_of, METH_O, types_of_doc},
+    {"leave_gc", (PyCFunction)leave_gc, METH_O, leave_gc_doc},
     {NULL, NULL, 0, NULL}};
 
 static int add_constants(PyObject *module) {

@@ -102,7 +102,15 @@ class LocalFile(ByteSource):
     @classmethod
     def listed(cls, paths: Sequence[str]) -> list[LocalFile]:
         """Sources of regular files a folder listing found (names from ``os.scandir``, which
-        never hold a NUL byte): as ``LocalFile(path, regular=True)`` each, made cheaply."""
+        never hold a NUL byte): as ``LocalFile(path, regular=True)`` each, made cheaply.
+
+        A LocalFile holds its path and descriptor state only (strings, numbers, a lock, a
+        :class:`_Descriptor`), nothing that could refer back to it: those made here (a scan
+        makes one per file and keeps them in its records) are left out of the cyclic garbage
+        collector, which would otherwise traverse each at every full collection.
+        """
+        from .. import _ckernels
+
         new = object.__new__
         out = []
         for path in paths:
@@ -110,6 +118,8 @@ class LocalFile(ByteSource):
             source.name = path
             source._regular = True
             out.append(source)
+        if cls is LocalFile:  # a subclass may hold more
+            _ckernels.leave_gc(out)
         return out
 
     @staticmethod
