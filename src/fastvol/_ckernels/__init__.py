@@ -16,7 +16,10 @@ Two more carry the header pass past the scan, where Python per file cost most:
 
 - :mod:`fastvol._ckernels._values` (``values.c``): the raw-value converters of
   :mod:`fastvol.headers.convert` (only where provably equal; the rest is left to them), and
-  records built without their ``__init__``; used by :mod:`fastvol.headers.scan`.
+  whole records of plain files (values, transfer syntax, ``HeaderRecord.completed``'s rules)
+  built a batch per call without their ``__init__``; used by :mod:`fastvol.headers.scan`. Also
+  :func:`group_by_slots`, :func:`types_of` and :func:`leave_gc` below, which keep the scan's
+  passes over its records and sources from costing a Python call per item.
 - :mod:`fastvol._ckernels._heads` (``heads.c``): the first block of many local files in one call,
   used by :class:`fastvol.sources.LocalFile` (POSIX only).
 """

@@ -232,13 +232,11 @@ def read_records(
     records: list[HeaderRecord] = []
     pixelless: list[tuple[str, str, str]] = []
     regular = list(sources)
-    if not LocalFile.all_listed_regular(regular) and not all(map(_IS_REGULAR, regular)):
-        regular = []
-        for source in sources:
-            if source.is_regular():
-                regular.append(source)
-            else:
-                skipped.setdefault("not a regular file", []).append(source.name)
+    if not LocalFile.all_listed_regular(regular):  # else each is, known from its listing
+        flags = list(map(_IS_REGULAR, regular))
+        if not all(flags):
+            regular = [source for source, ok in zip(sources, flags) if ok]
+            skipped["not a regular file"] = [source.name for source, ok in zip(sources, flags) if not ok]
     results = read_headers(regular, extra_tags=extra_tags)
     if types_of(results) <= {HeaderRecord} and -1 not in map(_PIXEL_LENGTH, results):
         # Only image records (has_pixels): final unless a DICOMDIR or one to expand, which one

@@ -6,6 +6,10 @@ module reads the first block of every file of a batch through
 re-reads (doubling) the few files whose header runs past the first block, and converts the
 wanted values to a :class:`~fastvol.dicom.HeaderRecord` by the converters of
 :mod:`fastvol.headers.convert`, field by field as :data:`~fastvol.dicom.HEADER_FIELDS` declares.
+Where the C converter is built, the records of plain files (every value provably converted,
+the common encodings) are built whole in C, a batch per call (:func:`_c_plan`: the same values,
+transfer syntax and :meth:`~fastvol.dicom.HeaderRecord.completed` rules); :func:`_record`
+stays the rule for the rest and the reference the C records are tested against.
 
 The contract is strict: a record from :func:`scan_header` is equal (``==``) to the record
 :func:`~fastvol.headers.read_header_pydicom` gives for the same file. Whenever the scanner
@@ -303,7 +307,7 @@ def _record_slots() -> tuple[tuple[str, Any, Any], ...] | None:
 
 #: HeaderRecord.completed's rules, for the C record builder (:func:`_c_plan`): attribute ->
 #: (rule, constant, attribute the rule reads). The text fields' None -> default rule
-#: (``_OTHER_DEFAULTS``) is added by :func:`_c_plan`. tests/test_cvalues.py proves records built
+#: (``_OTHER_DEFAULTS``) is added by :func:`_c_plan`. tests/test_crecords.py proves records built
 #: by these equal to ``HeaderRecord.build``'s on generated values.
 _C_RULES: dict[str, tuple[str, Any, str | None]] = {
     "bits_allocated": ("R_OR", 0, None),
@@ -405,10 +409,12 @@ def _records(
         out = [None] * len(todo)
         left = list(range(len(todo)))
     if left:  # values C left to Python, other statuses and encodings: _record decides
-        files = [todo[k] for k in left]
+        ok = [todo[k] for k in left if info[todo[k], INFO_STATUS] == OK]  # others: None at once
+        converted = dict(zip(ok, values.convert_rows(data, fields, lay.c_spec, ok)))
         rows = fields.reshape(len(fields), -1)  # read for a few offsets only: no list made
-        for k, i, converted in zip(left, files, values.convert_rows(data, fields, lay.c_spec, files)):
-            out[k] = _record(data, rows[i], info[i].tolist(), sources[i], sizes[i], lay, converted,
+        for k in left:
+            i = todo[k]
+            out[k] = _record(data, rows[i], info[i].tolist(), sources[i], sizes[i], lay, converted.get(i),
                              values.new_record)  # fmt: skip
     return out
 
