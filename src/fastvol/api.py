@@ -210,9 +210,10 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
             damaged.update((name, "") for name in cut)
             errors.update((name, f"{name}: empty, or cut before its DICOM header (or named as DICOM "
                                  f"but not DICOM): truncated or damaged") for name in cut)  # fmt: skip
-    found = group_series(records)
+    found = group_series(records, services=_SERVICES)
     beside = _beside(found, damaged, skipped.get(UNREADABLE_FILE, []), unlisted, errors)
-    found = [dataclasses.replace(s, services=_SERVICES, damaged=beside.get(i, ())) for i, s in enumerate(found)]
+    for i, marks in beside.items():  # few: the others are made once, as they are
+        found[i] = dataclasses.replace(found[i], damaged=marks)
     return ScanResult(found, skipped, errors, damaged)
 
 

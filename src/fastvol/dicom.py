@@ -92,6 +92,11 @@ def header_field(keyword: str, tag: int, vr: str, kind: str, default: Any = None
     return field(default=default, metadata={"header": (keyword, tag, vr, kind)})
 
 
+#: What :attr:`HeaderRecord.needs_expansion` reads besides ``has_pixels`` (the header pass
+#: tests one record per combination of them).
+EXPANSION_FIELDS = ("number_of_frames", "is_enhanced", "modality")
+
+
 @frozen(slots=True)  # the header scanner builds its records in C (fastvol.headers.scan)
 class HeaderRecord:
     """What fastvol knows about one DICOM file after the header pass.

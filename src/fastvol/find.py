@@ -12,6 +12,7 @@ then; ``file://`` URLs are local paths. Open binary file objects become sources 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -49,35 +50,66 @@ def walk(root: str, unlisted: list[str] | None = None) -> Iterator[tuple[str, bo
     PathNotFoundError
         ``root`` does not exist.
     """
-    if not os.path.isdir(root):
+    for plain, others in _walk_folders(root, unlisted):
+        if others is None:
+            for path in plain:
+                yield path, True
+        else:
+            yield from others
+
+
+def _walk_folders(root: str, unlisted: list[str] | None) -> Iterator[tuple[list[str], list[tuple[str, bool | None]] | None]]:
+    """:func:`walk` a folder at a time: per folder ``(paths, None)`` when all its files are
+    plain regular files (the common case, no tuple per file), else ``([], [(path, regular)])``."""
+    try:
+        root_info: os.stat_result | None = os.stat(root)
+    except (OSError, ValueError):  # as os.path.isdir: not a folder
+        root_info = None
+    if root_info is None or not stat.S_ISDIR(root_info.st_mode):
         if not os.path.lexists(root):
             raise PathNotFoundError(f"{root}: no such file or folder", files=[root])
         # A file, or something that is not one (FIFO, socket, dangling link): the header pass
         # says which, without opening what is not a regular file.
-        yield root, None
+        yield [], [(root, None)]
         return
     folders = [root]
     walked: set[tuple[int, int]] = set()  # (device, inode) of every folder listed
     while folders:
         folder = folders.pop()
         try:
-            info = os.stat(folder)
+            info = root_info if folder is root else os.stat(folder)  # the root's: stat once
             if (info.st_dev, info.st_ino) in walked:
                 continue
             walked.add((info.st_dev, info.st_ino))
             with os.scandir(folder) as listing:
-                entries = sorted((e for e in listing if not e.name.startswith(".")),
-                                 key=lambda e: e.name)  # fmt: skip
+                by_name = {entry.name: entry for entry in listing}
         except OSError as exc:
             if unlisted is not None:
                 unlisted.append(exc.filename if exc.filename is not None else folder)
             continue
         subfolders = []
-        for entry in entries:
-            if _is_dir(entry):
+        plain: list[str] = []
+        others: list[tuple[str, bool | None]] | None = None
+        for name in sorted(by_name):  # names sort faster than entries by a key
+            if name[0] == ".":
+                continue  # hidden
+            entry = by_name[name]
+            try:
+                regular = entry.is_file(follow_symlinks=False)  # the entry's type alone
+            except OSError:
+                regular = False
+            if regular:  # not a folder, not a link
+                if others is None:
+                    plain.append(entry.path)
+                else:
+                    others.append((entry.path, True))
+            elif _is_dir(entry):
                 subfolders.append(entry.path)
             else:
-                yield entry.path, _is_file(entry)
+                if others is None:
+                    others = [(path, True) for path in plain]
+                others.append((entry.path, _is_file(entry)))
+        yield (plain, None) if others is None else ([], others)
         folders.extend(reversed(subfolders))  # popped in sorted order
 
 
@@ -166,12 +198,21 @@ def locate(
             if local is None:
                 urls.append((len(out), item))
             else:
-                out.extend(LocalFile(p, regular=r) for p, r in walk(local, unlisted))
+                _add_files(out, local, unlisted)
         else:
-            out.extend(LocalFile(p, regular=r) for p, r in walk(os.fsdecode(item), unlisted))  # type: ignore[arg-type]  # file objects taken above
+            _add_files(out, os.fsdecode(item), unlisted)  # type: ignore[arg-type]  # file objects taken above
     if urls:
         _insert_remote(out, urls, storage_options, cache)
     return out, unlisted
+
+
+def _add_files(out: list[ByteSource], root: str, unlisted: list[str]) -> None:
+    """Sources of the files under ``root``, appended to ``out`` in :func:`walk`'s order."""
+    for plain, others in _walk_folders(root, unlisted):
+        if others is None:
+            out.extend(LocalFile.listed(plain))
+        else:
+            out.extend(LocalFile(p, regular=r) for p, r in others)
 
 
 def _insert_remote(out: list[ByteSource], urls: list[tuple[int, str]],

@@ -8,11 +8,13 @@ so ``Series.id`` stays unique (``uid`` or ``uid#part``).
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
+from ._ckernels import group_by_slots
 from ._frozen import frozen
 from .dicom import HeaderRecord
 
@@ -174,34 +176,67 @@ def _group_key(r: HeaderRecord, memo: dict[Any, Any]) -> tuple[Any, ...]:
     )
 
 
-def group_series(records: Iterable[HeaderRecord]) -> list[Series]:
+#: What a record's group key (:func:`_group_key`) is made of, with its SeriesInstanceUID first.
+_KEY_PARTS = ("series_instance_uid", "image_type", "image_orientation", "rows", "columns",
+              "pixel_spacing", "samples_per_pixel", "is_enhanced")  # fmt: skip
+
+
+def _by_uid_and_key(records: Sequence[HeaderRecord]) -> dict[str, dict[tuple[Any, ...], list[HeaderRecord]]]:
+    """uid -> group key -> records, each in order of first appearance.
+
+    The records are first sorted out by the parts of their key (one pass, in C where built:
+    the files of a series share most values, often the very objects), and the key is computed
+    once per distinct parts.
+    """
+    memo: dict[Any, Any] = {}
+    by_uid: dict[str, dict[tuple[Any, ...], list[HeaderRecord]]] = {}
+    key_of: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    merged = False
+    for parts, same in group_by_slots(records, HeaderRecord, _KEY_PARTS).items():
+        groups = by_uid.setdefault(parts[0], {})
+        key = key_of[parts] = _group_key(same[0], memo)
+        merged |= key in groups
+        groups.setdefault(key, []).extend(same)
+    if merged:
+        # Parts that differ and give one key (two ImageTypes, neither a localizer): their
+        # records may interleave, so the group is laid out again in scan order.
+        by_uid = {}
+        get = operator.attrgetter(*_KEY_PARTS)
+        for rec in records:
+            parts = get(rec)
+            by_uid.setdefault(parts[0], {}).setdefault(key_of[parts], []).append(rec)
+    return by_uid
+
+
+def group_series(records: Iterable[HeaderRecord], *, services: tuple[Any, ...] = ()) -> list[Series]:
     """Group header records into stackable series.
 
     Records without pixel data must be filtered out before. Series come out ordered by
     SeriesNumber, then UID, then group size (largest first), so runs are repeatable.
+    ``services`` become each Series' :attr:`Series.services` (what :func:`fastvol.scan` gives).
     """
-    by_uid: dict[str, list[HeaderRecord]] = {}
-    for rec in records:
-        by_uid.setdefault(rec.series_instance_uid, []).append(rec)
+    if not isinstance(records, (list, tuple)):
+        records = list(records)  # read more than once
+    by_uid = _by_uid_and_key(records)
+    # A UID split into groups keeps the others' records as siblings, in scan order.
+    split: dict[str, list[HeaderRecord]] = {uid: [] for uid, groups in by_uid.items() if len(groups) > 1}
+    if split:
+        for rec in records:
+            in_split = split.get(rec.series_instance_uid)
+            if in_split is not None:
+                in_split.append(rec)
     out: list[Series] = []
-    memo: dict[Any, Any] = {}
-    for uid_records in by_uid.values():
-        groups: dict[tuple[Any, ...], list[HeaderRecord]] = {}
-        for rec in uid_records:
-            groups.setdefault(_group_key(rec, memo), []).append(rec)
+    for uid, groups in by_uid.items():
         # Largest non-localizer group first; it gets part 1 when the UID splits.
         ordered = sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1])))
-        single = len(ordered) == 1
+        if len(ordered) == 1:
+            out.append(Series(records=tuple(ordered[0][1]), services=services))
+            continue
+        uid_records = split[uid]
         for part, (_, group_records) in enumerate(ordered, start=1):
             mine = {id(r) for r in group_records}
             siblings = tuple(r for r in uid_records if id(r) not in mine)
-            out.append(
-                Series(
-                    records=tuple(group_records),
-                    part=0 if single else part,
-                    siblings=siblings,
-                )
-            )
+            out.append(Series(records=tuple(group_records), part=part, siblings=siblings, services=services))
     out.sort(key=lambda s: (s.number if s.number is not None else 1 << 30, s.uid, s.part))
     return out
 

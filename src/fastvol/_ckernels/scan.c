@@ -86,6 +86,21 @@ typedef struct {
     int st_implicit[MAX_DEPTH];
 } Scan;
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* One unaligned load each where the machine is little endian, as the files are (compilers do
+ * not merge the byte-by-byte form below into it). */
+static inline int64_t u16(const uint8_t *buf, int64_t p) {
+    uint16_t v;
+    memcpy(&v, buf + p, sizeof(v));
+    return (int64_t)v;
+}
+
+static inline int64_t u32(const uint8_t *buf, int64_t p) {
+    uint32_t v;
+    memcpy(&v, buf + p, sizeof(v));
+    return (int64_t)v;
+}
+#else
 static inline int64_t u16(const uint8_t *buf, int64_t p) {
     return (int64_t)buf[p] | ((int64_t)buf[p + 1] << 8);
 }
@@ -94,6 +109,7 @@ static inline int64_t u32(const uint8_t *buf, int64_t p) {
     return (int64_t)buf[p] | ((int64_t)buf[p + 1] << 8) | ((int64_t)buf[p + 2] << 16) |
            ((int64_t)buf[p + 3] << 24);
 }
+#endif
 
 static inline int64_t tag_at(const uint8_t *buf, int64_t p) {
     return (u16(buf, p) << 16) | u16(buf, p + 2);
@@ -126,6 +142,22 @@ static inline Py_ssize_t find(const int64_t *sorted_tags, Py_ssize_t size, int64
         return lo;
     }
     return -1;
+}
+
+/* find() for the tags of one data set, which come in ascending order in nearly every file:
+ * *cursor is how many wanted tags lie below the tags seen so far, so a tag above the last one
+ * costs a comparison or two; a tag out of order is looked up by find(). The same answer. */
+static inline Py_ssize_t find_next(const int64_t *sorted_tags, Py_ssize_t size, int64_t tag,
+                                   Py_ssize_t *cursor) {
+    Py_ssize_t c = *cursor;
+    if (c > 0 && sorted_tags[c - 1] >= tag) {
+        return find(sorted_tags, size, tag);
+    }
+    while (c < size && sorted_tags[c] < tag) {
+        c++;
+    }
+    *cursor = c;
+    return c < size && sorted_tags[c] == tag ? c : -1;
 }
 
 /* Note wanted tag k's value (it lies inside buf); return a status. */
@@ -188,6 +220,7 @@ static int scan_one(Scan *s, const uint8_t *buf, int64_t n, int whole, int64_t o
     int64_t pos = 0;
     int64_t header, length, group, element, tag, vr, size;
     Py_ssize_t k;
+    Py_ssize_t cursor = 0; /* find_next's, for the file meta and the top-level data set */
     int status;
 
     if (n >= 132 && buf[128] == 68 && buf[129] == 73 && buf[130] == 67 && buf[131] == 77) {
@@ -233,7 +266,7 @@ static int scan_one(Scan *s, const uint8_t *buf, int64_t n, int whole, int64_t o
                    reads, and fails on such a value: leave every such file to it. */
                 return BAD_STRUCTURE;
             }
-            k = find(s->wanted, s->n_wanted, tag_at(buf, pos));
+            k = find_next(s->wanted, s->n_wanted, tag_at(buf, pos), &cursor);
             if (k >= 0) {
                 status = record_value(s, buf, k, pos + header, length, vr, offset, fields);
                 if (status != OK) {
@@ -385,7 +418,7 @@ static int scan_one(Scan *s, const uint8_t *buf, int64_t n, int whole, int64_t o
             if (depth == 0) {
                 if (tag == PER_FRAME_FUNCTIONAL_GROUPS) {
                     info[INFO_ENHANCED] = 1;
-                } else if (group != 2 && find(s->wanted, s->n_wanted, tag) >= 0) {
+                } else if (group != 2 && find_next(s->wanted, s->n_wanted, tag, &cursor) >= 0) {
                     return BAD_STRUCTURE; /* a wanted tag holding a sequence */
                 }
             }
@@ -406,7 +439,7 @@ static int scan_one(Scan *s, const uint8_t *buf, int64_t n, int whole, int64_t o
             if (tag == PER_FRAME_FUNCTIONAL_GROUPS) {
                 info[INFO_ENHANCED] = 1;
             } else if (group != 2) { /* group 0002 in the data set is not file meta to pydicom */
-                k = find(s->wanted, s->n_wanted, tag);
+                k = find_next(s->wanted, s->n_wanted, tag, &cursor);
                 if (k >= 0) {
                     status = record_value(s, buf, k, pos + header, length, vr, offset, fields);
                     if (status != OK) {

@@ -23,11 +23,14 @@ CSA, :class:`MosaicInfo`). numpy, numba and pydicom load on first use.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..dicom import (
+    EXPANSION_FIELDS,
     HEADER_FIELDS,
     NOT_ADDRESSABLE,
     PER_FRAME_FUNCTIONAL_GROUPS,
@@ -36,6 +39,7 @@ from ..dicom import (
     UNDEFINED_LENGTH,
     HeaderRecord,
 )
+from .._ckernels import group_by_slots, types_of
 from ..errors import FastvolError, NotDicomError, UnreadableError, map_exceptions
 from .sniff import is_dicom_source
 from ..sources import ByteSource, LocalFile
@@ -136,6 +140,13 @@ def read_headers(
         from .scan import scan_headers  # compiled fast path
 
         scanned = scan_headers(sources, extra_tags=[x.tag for x in extras])
+    done = list(filter(_is_record, scanned))
+    if len(done) == len(sources):
+        # Every file scanned: the records are final unless a mosaic's (one record per ImageType
+        # says; is_mosaic reads only it).
+        by_type = group_by_slots(done, HeaderRecord, ("image_type",))
+        if not any(same[0].is_mosaic for same in by_type.values()):
+            return list(done)  # type: ignore[arg-type]  # None filtered out
     out: list[HeaderRecord | FastvolError] = []
     tags = [x.tag for x in extras]
     mosaic_types: dict[tuple[str, ...], bool] = {}  # ImageType values repeat: test each once
@@ -157,6 +168,13 @@ def read_headers(
         finally:
             source.close()
     return out
+
+
+_is_record = functools.partial(operator.is_not, None)
+_IS_REGULAR = operator.methodcaller("is_regular")
+_PIXEL_LENGTH = operator.attrgetter("pixel_length")
+#: What the tests of :func:`read_records` read of a record: it tests one per combination.
+_KIND_FIELDS = ("sop_class_uid", *EXPANSION_FIELDS, "pixel_offset", "pixel_length", "file_size")
 
 
 def _finish_header(
@@ -222,13 +240,21 @@ def read_records(
     errors: dict[str, str] = {}
     records: list[HeaderRecord] = []
     pixelless: list[tuple[str, str, str]] = []
-    regular = []
-    for source in sources:
-        if source.is_regular():
-            regular.append(source)
-        else:
-            skipped.setdefault("not a regular file", []).append(source.name)
-    for source, rec in zip(regular, read_headers(regular, extra_tags=extra_tags)):
+    regular = list(sources)
+    if not LocalFile.all_listed_regular(regular):  # else each is, known from its listing
+        flags = list(map(_IS_REGULAR, regular))
+        if not all(flags):
+            regular = [source for source, ok in zip(sources, flags) if ok]
+            skipped["not a regular file"] = [source.name for source, ok in zip(sources, flags) if not ok]
+    results = read_headers(regular, extra_tags=extra_tags)
+    if types_of(results) <= {HeaderRecord} and -1 not in map(_PIXEL_LENGTH, results):
+        # Only image records (has_pixels): final unless a DICOMDIR or one to expand, which one
+        # record per combination of what those tests read tells.
+        kinds = group_by_slots(results, HeaderRecord, _KIND_FIELDS).values()
+        if not any(same[0].sop_class_uid == DICOMDIR_SOP_CLASS or same[0].needs_expansion
+                   or _pixels_cut(same[0]) for same in kinds):  # fmt: skip
+            return results, skipped, errors, pixelless  # type: ignore[return-value]
+    for source, rec in zip(regular, results):
         name = source.name
         if isinstance(rec, NotDicomContent):
             skipped.setdefault("not DICOM", []).append(name)

@@ -6,6 +6,10 @@ module reads the first block of every file of a batch through
 re-reads (doubling) the few files whose header runs past the first block, and converts the
 wanted values to a :class:`~fastvol.dicom.HeaderRecord` by the converters of
 :mod:`fastvol.headers.convert`, field by field as :data:`~fastvol.dicom.HEADER_FIELDS` declares.
+Where the C converter is built, the records of plain files (every value provably converted,
+the common encodings) are built whole in C, a batch per call (:func:`_c_plan`: the same values,
+transfer syntax and :meth:`~fastvol.dicom.HeaderRecord.completed` rules); :func:`_record`
+stays the rule for the rest and the reference the C records are tested against.
 
 The contract is strict: a record from :func:`scan_header` is equal (``==``) to the record
 :func:`~fastvol.headers.read_header_pydicom` gives for the same file. Whenever the scanner
@@ -14,6 +18,7 @@ cannot be sure of that it gives ``None`` and the caller reads the file with pydi
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import functools
 import threading
@@ -41,9 +46,9 @@ from .._pykernels.scan import (  # the kernel's constants, without importing num
     VR_KIND,
     vr_code,
 )
-from ..dicom import HEADER_FIELDS, PIXEL_KINDS, TS, HeaderRecord
+from ..dicom import _OTHER_DEFAULTS, HEADER_FIELDS, PIXEL_KINDS, TS, HeaderRecord
 from ..errors import FastvolError
-from ..sources import ByteSource, prefetch
+from ..sources import ByteSource, LocalFile, prefetch
 from .convert import (
     LATIN1_CHARSETS,
     RAW_CONVERTERS,
@@ -58,8 +63,10 @@ from .convert import ui as _ui
 __all__ = ["BATCH", "FIRST_BLOCK", "scan_header", "scan_headers"]
 
 #: Bytes read first from each file: most headers (CT, MR without vendor blobs) fit in 16 KiB,
-#: and reading less saves little (a page-cache copy of 16 KiB costs about a microsecond).
-FIRST_BLOCK = 16 * 1024
+#: and reading less saves little (a page-cache copy of 16 KiB costs about a microsecond). Not a
+#: multiple of 4 KiB: a batch's blocks lie at multiples of it in one buffer, and the headers the
+#: scanner reads would otherwise all start in the same few cache sets.
+FIRST_BLOCK = 16 * 1024 + 320
 #: Files read per kernel call in :func:`scan_headers`: bounds the buffer (reused per thread,
 #: since first-touch page faults of a fresh buffer cost as much as the scan).
 BATCH = 256
@@ -298,10 +305,68 @@ def _record_slots() -> tuple[tuple[str, Any, Any], ...] | None:
     return tuple((f.name, HeaderRecord.__dict__[f.name], f.default) for f in found)
 
 
+#: HeaderRecord.completed's rules, for the C record builder (:func:`_c_plan`): attribute ->
+#: (rule, constant, attribute the rule reads). The text fields' None -> default rule
+#: (``_OTHER_DEFAULTS``) is added by :func:`_c_plan`. tests/test_crecords.py proves records built
+#: by these equal to ``HeaderRecord.build``'s on generated values.
+_C_RULES: dict[str, tuple[str, Any, str | None]] = {
+    "bits_allocated": ("R_OR", 0, None),
+    "bits_stored": ("R_NONE_SAME", None, "bits_allocated"),
+    "high_bit": ("R_NONE_MINUS_ONE", None, "bits_stored"),
+    "rows": ("R_OR", 0, None),
+    "columns": ("R_OR", 0, None),
+    "pixel_representation": ("R_OR", 0, None),
+    "planar_configuration": ("R_OR", 0, None),
+    "samples_per_pixel": ("R_OR", 1, None),
+    "number_of_frames": ("R_FRAMES", 1, None),
+    "sop_class_uid": ("R_FALSY_FROM", "", "media_storage_sop_class_uid"),
+}
+#: Record attributes the builder sets from the scan itself, not from a value of the file.
+_C_FROM_SCAN = {"path": "H_PATH", "file_size": "H_SIZE", "transfer_syntax": "H_TS",
+                "is_enhanced": "H_ENHANCED", "pixel_offset": "H_PIXEL_OFFSET",
+                "pixel_length": "H_PIXEL_LENGTH", "pixel_kind": "H_PIXEL_KIND", "source": "H_SOURCE"}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _c_plan() -> Any:
+    """The C record builder's plan for records without extra tags (``_values.make_plan``), or
+    None where records are not built by slots (:func:`_record_slots`)."""
+    values, slots = _c_values(), _record_slots()
+    if values is None or slots is None:
+        return None
+    lay = layout()
+    index = {int(tag): i for i, tag in enumerate(lay.wanted)}
+    by_name = {f.name: f for f in HEADER_FIELDS}
+    rules = dict(_C_RULES)
+    rules.update((name, ("R_NONE_DEFAULT", default, None)) for name, default in _OTHER_DEFAULTS)
+    names = [name for name, _, _ in slots] + ["media_storage_sop_class_uid"]
+    plan_values = []
+    for name in names:
+        if name in by_name or name == "media_storage_sop_class_uid":
+            tag, kind = ((by_name[name].tag, by_name[name].kind) if name in by_name
+                         else (MEDIA_STORAGE_SOP_CLASS_UID, "uid"))  # fmt: skip
+            how, wanted, code = values.H_FIELD, index[tag], C_KINDS[kind]
+        else:
+            how, wanted, code = getattr(values, _C_FROM_SCAN.get(name, "H_DEFAULT")), 0, 0
+        rule, constant, ref = rules.get(name, ("R_KEEP", None, None))
+        plan_values.append((name, how, wanted, code, getattr(values, rule), constant,
+                            -1 if ref is None else names.index(ref)))  # fmt: skip
+    info = (INFO_STATUS, INFO_IMPLICIT, INFO_META_TS, INFO_FIRST_VR_VALID, INFO_FIRST_GROUP,
+            INFO_ENHANCED, INFO_PIXEL_OFFSET, INFO_PIXEL_LENGTH, INFO_PIXEL_ELEMENT, INFO_COLUMNS)  # fmt: skip
+    return values.make_plan(
+        HeaderRecord, slots, tuple(plan_values), index[TRANSFER_SYNTAX_UID],
+        index[SPECIFIC_CHARACTER_SET], info, OK,
+        (TS.IMPLICIT_LE, TS.EXPLICIT_LE, TS.EXPLICIT_BE, TS.DEFLATED_LE), (PIXEL_KINDS, "int"),
+        LocalFile,  # its instances hold a path and descriptor state only: records of them are
+        # left out of the garbage collector's tracking (no cycle can pass through one)
+    )  # fmt: skip
+
+
 def _scan(
     buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray, whole: np.ndarray, lay: Layout
-) -> tuple[np.ndarray, list[list[int]]]:
-    """Run the kernel; return the fields table (n_files, len(wanted), 3) and the info rows."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the kernel; return the fields table (n_files, len(wanted), 3) and the info table
+    (n_files, INFO_COLUMNS)."""
     n_files = starts.shape[0]
     fields = np.empty((n_files, len(lay.wanted), 3), dtype=np.int64)
     info = np.empty((n_files, INFO_COLUMNS), dtype=np.int64)
@@ -311,34 +376,46 @@ def _scan(
     if sq_tags is _NO_SQ_TAGS and (info[:, INFO_STATUS] == NEED_DICTIONARY).any():
         args = (buf, starts, sizes, whole, VR_KIND, _sq_tags(), lay.wanted, lay.expected_vr, fields, info)
         kernels.scan_buffers(*args, n_files=0)  # the same files again: counted once
-    return fields, info.tolist()
+    return fields, info
 
 
 def _records(
     data: bytes | bytearray,
     fields: np.ndarray,
-    infos: list[list[int]],
-    todo: list[tuple[int, ByteSource, int]],
+    info: np.ndarray,
+    todo: list[int],
+    sources: Sequence[ByteSource],
+    sizes: Sequence[int],
     lay: Layout,
-) -> dict[int, HeaderRecord | None]:
-    """Records of the files ``todo`` (index, source, size) of one kernel call, by index.
+) -> list[HeaderRecord | None]:
+    """Records of the files ``todo`` (indices) of one kernel call, in that order; ``sources``
+    and ``sizes`` are per file of the call.
 
-    The C converter turns every value it can prove equal to the Python converters' in one call;
+    With the C converter, whole records of the plain files are built in one call
+    (:func:`_c_plan`) and the others go through :func:`_record` with the values C could convert;
     without it each value is converted in Python.
     """
     values = _c_values()
-    out: dict[int, HeaderRecord | None] = {}
-    if values is not None:
-        ok = [i for i, _, _ in todo if infos[i][INFO_STATUS] == OK]
+    if values is None:
+        rows_list = fields.reshape(len(fields), -1).tolist()
+        infos = info.tolist()
+        return [_record(data, rows_list[i], infos[i], sources[i], sizes[i], lay) for i in todo]
+    plan = _c_plan() if not lay.extras else None
+    out: list[HeaderRecord | None]
+    if plan is not None:
+        out = values.build_records(plan, data, fields, info, todo, sources, sizes)
+        left = [k for k, rec in enumerate(out) if rec is None] if type(None) in _ckernels.types_of(out) else []
+    else:
+        out = [None] * len(todo)
+        left = list(range(len(todo)))
+    if left:  # values C left to Python, other statuses and encodings: _record decides
+        ok = [todo[k] for k in left if info[todo[k], INFO_STATUS] == OK]  # others: None at once
         converted = dict(zip(ok, values.convert_rows(data, fields, lay.c_spec, ok)))
         rows = fields.reshape(len(fields), -1)  # read for a few offsets only: no list made
-        for i, source, size in todo:
-            out[i] = _record(data, rows[i], infos[i], source, size, lay, converted.get(i),  # type: ignore[arg-type]
+        for k in left:
+            i = todo[k]
+            out[k] = _record(data, rows[i], info[i].tolist(), sources[i], sizes[i], lay, converted.get(i),
                              values.new_record)  # fmt: skip
-        return out
-    rows_list = fields.reshape(len(fields), -1).tolist()
-    for i, source, size in todo:
-        out[i] = _record(data, rows_list[i], infos[i], source, size, lay)
     return out
 
 
@@ -356,19 +433,27 @@ def _scan_growing(source: ByteSource, first_block: int, lay: Layout) -> HeaderRe
                 return None  # the file shrank while being read
             data += chunk
             whole = len(data) >= file_size
-            fields, infos = _scan(
+            fields, info = _scan(
                 np.frombuffer(data, dtype=np.uint8),
                 np.zeros(1, np.int64),
                 np.array([len(data)], np.int64),
                 np.array([whole]),
                 lay,
             )
-            if infos[0][INFO_STATUS] != NEED_MORE or whole:
+            if info[0, INFO_STATUS] != NEED_MORE or whole:
                 break
             size = min(2 * size, file_size)
     except (OSError, FastvolError):
         return None  # pydicom raises the right error for unreadable files
-    return _records(data, fields, infos, [(0, source, file_size)], lay)[0]
+    return _records(data, fields, info, [0], [source], [file_size], lay)[0]
+
+
+def _grown(source: ByteSource, first_block: int, lay: Layout) -> HeaderRecord | None:
+    """:func:`_scan_growing`, the source closed after."""
+    try:
+        return _scan_growing(source, first_block, lay)
+    finally:
+        source.close()
 
 
 def scan_header(
@@ -429,13 +514,19 @@ def scan_headers(
         Per source, as :func:`scan_header`: ``None`` where pydicom must read the file.
     """
     lay = layout(resolve_extra_tags(extra_tags))
-    if any(type(s).prefetch_many is not None for s in sources):
+    if any(getattr(kind, "prefetch_many", None) is not None for kind in _ckernels.types_of(sources)):
         # Remote sources fetch every first block now, concurrently; local ones are not touched.
         prefetch([(s, 0, first_block) for s in sources if s.is_regular()], errors="defer")
     records: list[HeaderRecord | None] = []
     for first in range(0, len(sources), BATCH):
         records.extend(_scan_batch(sources[first : first + BATCH], first_block, lay))
     return records
+
+
+def _int64s(values: list[int]) -> np.ndarray:
+    """A list of ints as an int64 array (through ``array``: numpy's own conversion inspects
+    each item's type)."""
+    return np.frombuffer(array.array("q", values), dtype=np.int64)
 
 
 def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) -> list[HeaderRecord | None]:
@@ -446,12 +537,13 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
     sizes = np.zeros(n_files, dtype=np.int64)
     whole = np.zeros(n_files, dtype=np.bool_)
     file_sizes = [-1] * n_files
+    total: np.ndarray | None = None
     try:
         read_heads = type(sources[0]).read_heads  # it refuses (None) sources not all its own
         heads = read_heads(sources, data, first_block) if read_heads is not None else None
         if heads is not None:  # one call for the batch (local files, in C); -1: unreadable
             file_sizes = heads[1]
-            read, total = np.array(heads[0], dtype=np.int64), np.array(file_sizes, dtype=np.int64)
+            read, total = _int64s(heads[0]), _int64s(file_sizes)
             sizes[:] = np.maximum(read, 0)
             whole[:] = (total >= 0) & (read >= total)
         for i, source in enumerate(sources if heads is None else ()):
@@ -473,18 +565,22 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
             sizes[i] = got
             whole[i] = got >= file_size
             file_sizes[i] = file_size
-        fields, infos = _scan(np.frombuffer(data, dtype=np.uint8), starts, sizes, whole, lay)
+        fields, info = _scan(np.frombuffer(data, dtype=np.uint8), starts, sizes, whole, lay)
     finally:
         view.release()
-    scanned = _records(data, fields, infos, [(i, source, file_sizes[i]) for i, source in enumerate(sources)
-                                             if file_sizes[i] >= 0 and infos[i][INFO_STATUS] != NEED_MORE], lay)  # fmt: skip
-    records: list[HeaderRecord | None] = []
-    for i, source in enumerate(sources):
-        if file_sizes[i] < 0:  # could not be read: the pydicom path names the error
-            records.append(None)
-        elif infos[i][INFO_STATUS] == NEED_MORE:
-            records.append(_scan_growing(source, 2 * first_block, lay))
-        else:
-            records.append(scanned[i])
-        source.close()
+    # A file that could not be read (size -1): the pydicom path names the error.
+    readable = (_int64s(file_sizes) if total is None else total) >= 0
+    more = readable & (info[:, INFO_STATUS] == NEED_MORE)  # its header runs past the first block
+    todo = np.flatnonzero(readable & ~more).tolist()
+    records = _records(data, fields, info, todo, sources, file_sizes, lay)
+    if len(todo) < n_files:
+        scanned = dict(zip(todo, records))
+        grow = set(np.flatnonzero(more).tolist())
+        records = [_grown(source, 2 * first_block, lay) if i in grow else scanned.get(i)
+                   for i, source in enumerate(sources)]  # fmt: skip
+    if heads is not None:
+        LocalFile.close_all(sources)
+    else:
+        for source in sources:
+            source.close()
     return records

@@ -8,6 +8,7 @@ never end, so :meth:`LocalFile.is_regular` says so before anything is opened.
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
 import threading
@@ -23,6 +24,11 @@ _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC"
 #: preadv accepts at most IOV_MAX buffers (1024 on Linux).
 _IOV_MAX = 1024
 _preadv = getattr(os, "preadv", None)
+_REGULAR = operator.attrgetter("_regular")
+_NAME = operator.attrgetter("name")
+_FD = operator.attrgetter("_fd")
+#: Held while a LocalFile makes its lock (once per file, on its first open).
+_MAKING_LOCKS = threading.Lock()
 
 
 def _read_heads(sources: Sequence[LocalFile], buf: Buffer, block: int) -> tuple[list[int], list[int]] | None:
@@ -30,13 +36,29 @@ def _read_heads(sources: Sequence[LocalFile], buf: Buffer, block: int) -> tuple[
     None where the C reader is not built or ``FASTVOL_NATIVE=0``."""
     from .. import _ckernels
 
-    if not _ckernels.enabled() or any(type(s) is not LocalFile for s in sources):
+    if not _ckernels.enabled() or _ckernels.types_of(sources) != {LocalFile}:
         return None  # a subclass may read otherwise (its own read())
     try:
         from .._ckernels import _heads  # type: ignore[attr-defined]
     except ImportError:
         return None
-    return _heads.read_heads([s.name for s in sources], buf, block)  # type: ignore[no-any-return]
+    return _heads.read_heads(list(map(_NAME, sources)), buf, block)  # type: ignore[no-any-return]
+
+
+class _Descriptor:
+    """An open descriptor of a :class:`LocalFile`, closed when dropped unless closed before."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __del__(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
 
 
 class LocalFile(ByteSource):
@@ -53,22 +75,83 @@ class LocalFile(ByteSource):
 
     read_heads = staticmethod(_read_heads)
 
+    # The state of a file not opened yet, as class attributes: an instance holds only what
+    # differs (a scan makes one per file and opens few of them itself).
+    _regular: bool | None = None  # known from the folder listing (no stat needed), else None
+    _fd = -1
+    _size = -1
+    _readers = 0  # reads in progress: close() waits for them to end
+    _close_pending = False
+    _lock: threading.Lock | None = None  # made on first open (_locked)
+    #: Closes the open descriptor if the file is dropped without close(): only an opened file
+    #: pays for a finalizer, not each of the many a scan lists and never opens itself.
+    _open: _Descriptor | None = None
+
     def __init__(self, path: str | os.PathLike[str], *, regular: bool | None = None) -> None:
         self.name = os.fspath(path)
         if "\x00" in self.name:  # os.open would raise a bare ValueError at the first read
             raise InputError(f"{self.name!r}: a path cannot hold a NUL byte", files=[self.name])
-        self._regular = regular  # known from the folder listing (no stat needed), else None
+        self._regular = regular
         self._fd = -1
         self._size = -1
-        self._readers = 0  # reads in progress: close() waits for them to end
+        self._readers = 0
         self._close_pending = False
-        self._lock = threading.Lock()
+        self._lock = None
+        self._open = None
+
+    @classmethod
+    def listed(cls, paths: Sequence[str]) -> list[LocalFile]:
+        """Sources of regular files a folder listing found (names from ``os.scandir``, which
+        never hold a NUL byte): as ``LocalFile(path, regular=True)`` each, made cheaply.
+
+        A LocalFile holds its path and descriptor state only (strings, numbers, a lock, a
+        :class:`_Descriptor`), nothing that could refer back to it: those made here (a scan
+        makes one per file and keeps them in its records) are left out of the cyclic garbage
+        collector, which would otherwise traverse each at every full collection.
+        """
+        from .. import _ckernels
+
+        new = object.__new__
+        out = []
+        for path in paths:
+            source = new(cls)
+            source.name = path
+            source._regular = True
+            out.append(source)
+        if cls is LocalFile:  # a subclass may hold more
+            _ckernels.leave_gc(out)
+        return out
+
+    @staticmethod
+    def all_listed_regular(sources: Sequence[ByteSource]) -> bool:
+        """Whether every source is a LocalFile (not a subclass) that a folder listing saw as a
+        regular file: then each ``is_regular()`` is True, known without a call or a stat."""
+        from .._ckernels import types_of
+
+        return types_of(sources) == {LocalFile} and set(map(_REGULAR, sources)) == {True}
+
+    @staticmethod
+    def close_all(sources: Sequence[ByteSource]) -> None:
+        """``close()`` each source; those never opened (a scan's, read in C) without a call."""
+        if sources and max(map(_FD, sources)) >= 0:
+            for source in sources:
+                source.close()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def _locked(self) -> threading.Lock:
+        """This file's lock, made on first use (one lock, whichever thread asks first)."""
+        lock = self._lock
+        if lock is None:
+            with _MAKING_LOCKS:
+                lock = self._lock
+                if lock is None:
+                    lock = self._lock = threading.Lock()
+        return lock
+
     def _acquire(self) -> int:
         """The open descriptor, counted as in use until :meth:`_release`."""
-        with self._lock:
+        with self._locked():
             if self._fd < 0:
                 fd = os.open(self.name, _READ_FLAGS | getattr(os, "O_NONBLOCK", 0))
                 st = os.fstat(fd)
@@ -77,18 +160,22 @@ class LocalFile(ByteSource):
                     raise CorruptFileError(f"{self.name}: not a regular file", files=[self.name])
                 self._size = st.st_size
                 self._fd = fd
+                self._open = _Descriptor(fd)
             self._readers += 1
             self._close_pending = False
             return self._fd
 
     def _release(self) -> None:
-        with self._lock:
+        with self._locked():
             self._readers -= 1
             if self._readers == 0 and self._close_pending:
                 self._close_now()
 
     def _close_now(self) -> None:
         if self._fd >= 0:
+            if self._open is not None:
+                self._open.fd = -1  # closed here, not again when dropped
+                self._open = None
             os.close(self._fd)
             self._fd = -1
         self._close_pending = False
@@ -96,18 +183,13 @@ class LocalFile(ByteSource):
     def close(self) -> None:
         # Never close a descriptor another thread is reading: its number could be reused by
         # another file. The last reader closes it instead.
-        with self._lock:
+        if self._fd < 0 and not self._close_pending:
+            return  # not open (readers hold it open): nothing to close, no lock to take
+        with self._locked():
             if self._readers:
                 self._close_pending = True
             else:
                 self._close_now()
-
-    def __del__(self) -> None:
-        if getattr(self, "_fd", -1) >= 0:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
 
     def __getstate__(self) -> dict[str, Any]:
         return {"name": self.name}  # the descriptor and lock stay in this process
