@@ -190,7 +190,7 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
             skipped.pop("no pixel data", None)
         skipped.setdefault(DAMAGED_IMAGE, []).extend(damaged)
         errors.update((name, f"{name}: no pixel data, though files of its SOP class hold images: "
-                             f"truncated or damaged") for name in damaged)  # fmt: skip
+                             + "truncated or damaged") for name in damaged)  # fmt: skip
     if records and flagged:
         uids = {r.series_instance_uid for r in records}
         known = {name: uid for name, _, uid in pixelless if name in flagged}
@@ -209,7 +209,7 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
             skipped.setdefault(DAMAGED_IMAGE, []).extend(cut)
             damaged.update((name, "") for name in cut)
             errors.update((name, f"{name}: empty, or cut before its DICOM header (or named as DICOM "
-                                 f"but not DICOM): truncated or damaged") for name in cut)  # fmt: skip
+                                 + "but not DICOM): truncated or damaged") for name in cut)  # fmt: skip
     found = group_series(records, services=_SERVICES)
     beside = _beside(found, damaged, skipped.get(UNREADABLE_FILE, []), unlisted, errors)
     for i, marks in beside.items():  # few: the others are made once, as they are
