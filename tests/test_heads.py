@@ -138,3 +138,30 @@ def test_a_path_with_a_nul_byte_is_an_input_error():
     # os.open raises a bare ValueError for it, in the C reader and in Python alike
     with pytest.raises(fastvol.InputError, match="NUL"):
         LocalFile("/tmp/a\x00b")
+
+
+def test_batches_read_ahead_on_a_thread_give_the_same_records(tmp_path, heads, monkeypatch):
+    """Many batches: each one's first blocks are read on a thread while the previous batch is
+    scanned (alternate buffers). Records equal the one-batch-at-a-time reading, file for file,
+    with unreadable, empty, long-header and non-DICOM files among them."""
+    fx.write_series(tmp_path / "a", n=9, seed=1)
+    fx.write_series(tmp_path / "b", n=7, seed=2, transfer_syntax=fx.ImplicitVRLittleEndian)
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "junk").write_bytes(b"not dicom" * 100)
+    os.mkdir(tmp_path / "folder.dcm")  # its read fails: -1
+    paths = sorted(str(p) for p in tmp_path.rglob("*"))
+    monkeypatch.setattr(header_scan, "BATCH", 4)  # 6 batches
+    ahead = header_scan.scan_headers([LocalFile(p) for p in paths], first_block=512)
+    monkeypatch.setattr(header_scan, "READ_AHEAD_BATCHES", 10**9)
+    in_turn = header_scan.scan_headers([LocalFile(p) for p in paths], first_block=512)
+    assert ahead == in_turn and sum(r is not None for r in ahead) == 16
+    threads = {t.name for t in threading.enumerate()}
+    assert "fastvol-read-ahead" not in threads  # each read-ahead thread has ended
+
+    def broken(sources, buf, block):
+        raise MemoryError("no buffer")
+
+    monkeypatch.setattr(header_scan, "READ_AHEAD_BATCHES", 3)
+    monkeypatch.setattr(LocalFile, "read_heads", staticmethod(broken))
+    with pytest.raises(MemoryError, match="no buffer"):  # raised where the batch is taken
+        header_scan.scan_headers([LocalFile(p) for p in paths], first_block=512)

@@ -487,11 +487,54 @@ def scan_header(
 _buffers = threading.local()
 
 
-def _batch_buffer(size: int) -> bytearray:
-    buf: bytearray | None = getattr(_buffers, "buf", None)
+def _batch_buffer(size: int, which: int = 0) -> bytearray:
+    """This thread's reused buffer ``which`` (0 or 1: a batch is read into one while the
+    previous is scanned from the other) of at least ``size`` bytes."""
+    name = ("buf", "buf1")[which]
+    buf: bytearray | None = getattr(_buffers, name, None)
     if buf is None or len(buf) < size:
-        buf = _buffers.buf = bytearray(size)
+        buf = bytearray(size)
+        setattr(_buffers, name, buf)
     return buf
+
+
+#: Batches a scan must have for their first blocks to be read ahead on a thread of its own.
+READ_AHEAD_BATCHES = 3
+
+
+class _ReadAhead:
+    """The first blocks of the next batch, read on a short-lived thread (the batch reader is C
+    and releases the GIL) while the calling thread scans and builds the current batch's
+    records: the system calls then cost the scan little more than the work beside them."""
+
+    def __init__(self, read_heads: Callable[..., Any], first_block: int) -> None:
+        self.read_heads = read_heads
+        self.first_block = first_block
+        self.thread: threading.Thread | None = None
+        self.out: tuple[bytearray, Any] | None = None
+        self.error: BaseException | None = None
+
+    def start(self, batch: Sequence[ByteSource], which: int) -> None:
+        data = _batch_buffer(len(batch) * self.first_block, which)  # made here: buffers are per thread
+
+        def read() -> None:
+            try:
+                self.out = (data, self.read_heads(batch, data, self.first_block))
+            except BaseException as exc:  # raised where the batch is taken
+                self.error = exc
+
+        self.thread = threading.Thread(target=read, name="fastvol-read-ahead", daemon=True)
+        self.thread.start()
+
+    def take(self) -> tuple[bytearray, Any]:
+        assert self.thread is not None
+        self.thread.join()
+        self.thread = None
+        if self.error is not None:
+            raise self.error
+        assert self.out is not None
+        out, self.out = self.out, None
+        return out
 
 
 def scan_headers(
@@ -518,8 +561,23 @@ def scan_headers(
         # Remote sources fetch every first block now, concurrently; local ones are not touched.
         prefetch([(s, 0, first_block) for s in sources if s.is_regular()], errors="defer")
     records: list[HeaderRecord | None] = []
-    for first in range(0, len(sources), BATCH):
-        records.extend(_scan_batch(sources[first : first + BATCH], first_block, lay))
+    batches = [sources[first : first + BATCH] for first in range(0, len(sources), BATCH)]
+    read_heads = type(sources[0]).read_heads if sources else None
+    if read_heads is None or len(batches) < READ_AHEAD_BATCHES:
+        for batch in batches:
+            records.extend(_scan_batch(batch, first_block, lay))
+        return records
+    ahead = _ReadAhead(read_heads, first_block)
+    ahead.start(batches[0], 0)
+    try:
+        for k, batch in enumerate(batches):
+            taken = ahead.take()
+            if k + 1 < len(batches):
+                ahead.start(batches[k + 1], (k + 1) % 2)
+            records.extend(_scan_batch(batch, first_block, lay, taken))
+    finally:
+        if ahead.thread is not None:  # an error here: let the read in flight end first
+            ahead.thread.join()
     return records
 
 
@@ -529,9 +587,11 @@ def _int64s(values: list[int]) -> np.ndarray:
     return np.frombuffer(array.array("q", values), dtype=np.int64)
 
 
-def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) -> list[HeaderRecord | None]:
+def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout,
+                ahead: tuple[bytearray, Any] | None = None) -> list[HeaderRecord | None]:  # fmt: skip
+    """Records of one batch; ``ahead``: its buffer and ``read_heads``' answer, when read ahead."""
     n_files = len(sources)
-    data = _batch_buffer(n_files * first_block)
+    data = _batch_buffer(n_files * first_block) if ahead is None else ahead[0]
     view = memoryview(data)
     starts = np.arange(n_files, dtype=np.int64) * first_block
     sizes = np.zeros(n_files, dtype=np.int64)
@@ -539,8 +599,11 @@ def _scan_batch(sources: Sequence[ByteSource], first_block: int, lay: Layout) ->
     file_sizes = [-1] * n_files
     total: np.ndarray | None = None
     try:
-        read_heads = type(sources[0]).read_heads  # it refuses (None) sources not all its own
-        heads = read_heads(sources, data, first_block) if read_heads is not None else None
+        if ahead is not None:
+            heads = ahead[1]
+        else:
+            read_heads = type(sources[0]).read_heads  # it refuses (None) sources not all its own
+            heads = read_heads(sources, data, first_block) if read_heads is not None else None
         if heads is not None:  # one call for the batch (local files, in C); -1: unreadable
             file_sizes = heads[1]
             read, total = _int64s(heads[0]), _int64s(file_sizes)
