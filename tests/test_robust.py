@@ -671,3 +671,24 @@ def test_one_slice_with_a_damaged_position_is_named_as_damaged_not_as_a_projecti
     with pytest.raises(fastvol.CorruptFileError, match="damaged headers") as info:
         fastvol.load(tmp_path)
     assert list(info.value.files) == [str(path)] and "DX/CR" not in str(info.value)
+
+
+def test_a_file_cut_before_its_series_uid_is_not_laid_on_a_series_of_another_sop_class(tmp_path):
+    """In a flat folder of an MR and a CT series, a CT file cut after its SOP class but before
+    its SeriesInstanceUID may be a CT slice, not an MR one: the MR loads, the CT refuses."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for kind, seed in (("MR", 1), ("CT", 2)):
+        written = fx.write_series(tmp_path / kind, n=3, seed=seed, modality=kind)
+        for path in written.paths:
+            os.rename(path, flat / f"{kind}-{Path(path).name}")
+    victim = str(flat / "CT-IM0003")
+    data = Path(victim).read_bytes()
+    Path(victim).write_bytes(data[: data.find(b"\x20\x00\x0e\x00")])  # SOP class read, series UID not
+    found = fastvol.scan(flat)
+    mr = next(s for s in found if s.modality == "MR")
+    ct = next(s for s in found if s.modality == "CT")
+    assert mr.damaged == () and [name for name, _ in ct.damaged] == [victim]
+    assert fastvol.load(flat, series=mr.uid).shape[0] == 3
+    with pytest.raises(fastvol.UnreadableError):
+        fastvol.load(flat, series=ct.uid)

@@ -211,7 +211,8 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
             errors.update((name, f"{name}: empty, or cut before its DICOM header (or named as DICOM "
                                  + "but not DICOM): truncated or damaged") for name in cut)  # fmt: skip
     found = group_series(records, services=_SERVICES)
-    beside = _beside(found, damaged, skipped.get(UNREADABLE_FILE, []), unlisted, errors)
+    classes = {name: sop_class for name, sop_class, _ in pixelless if sop_class}
+    beside = _beside(found, damaged, skipped.get(UNREADABLE_FILE, []), unlisted, errors, classes)
     for i, marks in beside.items():  # few: the others are made once, as they are
         found[i] = dataclasses.replace(found[i], damaged=marks)
     return ScanResult(found, skipped, errors, damaged)
@@ -228,10 +229,12 @@ def _cut_files(records: Sequence[Any], not_dicom: Sequence[str]) -> list[str]:
 
 
 def _beside(found: Sequence[Series], damaged: dict[str, str], refused: Sequence[str],
-            unlisted: Sequence[str], errors: dict[str, str]) -> dict[int, tuple[tuple[str, str], ...]]:  # fmt: skip
+            unlisted: Sequence[str], errors: dict[str, str],
+            classes: dict[str, str]) -> dict[int, tuple[tuple[str, str], ...]]:  # fmt: skip
     """Series index -> ``(file, why)`` of what the scan could not read that may be its slices:
     damaged images of its UID; damaged images of no known series and files the OS refused, in
-    a folder holding its files; every folder that could not be listed."""
+    a folder holding its files (unless the damaged file's SOP class, read whole before the cut,
+    is another series' and not this one's); every folder that could not be listed."""
     if not (damaged or refused or unlisted):
         return {}
     by_uid: dict[str, list[str]] = {}
@@ -244,11 +247,14 @@ def _beside(found: Sequence[Series], damaged: dict[str, str], refused: Sequence[
     for name in refused:
         by_folder.setdefault(os.path.dirname(name), []).append(name)
     out = {}
+    found_classes = {r.sop_class_uid for s in found for r in s.records} if classes else set()
     for i, series in enumerate(found):
         names = list(by_uid.get(series.uid, ()))
         if by_folder:
+            own_classes = {r.sop_class_uid for r in series.records} if classes else set()
             for folder in sorted({os.path.dirname(r.path) for r in series.records} & by_folder.keys()):
-                names += by_folder[folder]
+                names += [name for name in by_folder[folder]
+                          if classes.get(name) not in found_classes or classes[name] in own_classes]  # fmt: skip
         names += unlisted
         if names:
             out[i] = tuple((name, errors.get(name, name)) for name in names)
@@ -421,7 +427,8 @@ def _damaged_error(series: Series, where: str) -> UnreadableError:
 
 
 def _nothing_found(found: ScanResult, where: str) -> Exception:
-    skipped = "; ".join(f"{len(v)} {k}" for k, v in found.skipped.items()) or "no files"
+    skipped = "; ".join(f"{len(v)} {k}" + (f": {', '.join(v[:3])}" if len(found.skipped) * len(v) <= 3 else "")
+                        for k, v in found.skipped.items()) or "no files"  # fmt: skip  # a few: named
     why = "".join(f"\n  {e}" for e in list(found.errors.values())[:5])
     if found.errors and "not DICOM" not in found.skipped:
         return CorruptFileError(f"{where}: no readable DICOM image series ({skipped}){why}",

@@ -142,7 +142,7 @@ class GeometryReport:
         if self.duplicates_dropped:
             lines.append(f"duplicates  {len(self.duplicates_dropped)} copies dropped")
         if self.skipped:
-            lines.append(f"skipped     {len(self.skipped)} files: "
+            lines.append(f"skipped     {len(self.skipped)} file{'s' if len(self.skipped) != 1 else ''}: "
                          f"{sorted({reason for _, reason in self.skipped})}")  # fmt: skip
         lines += [f"decision    {d}" for d in self.decisions]
         lines += [f"warning     {w}" for w in self.warnings]
