@@ -610,6 +610,9 @@ def test_empty_and_unparseable_files_beside_images_are_damaged_only_there(tmp_pa
     alone.mkdir()
     (alone / "empty.dcm").write_bytes(b"")
     assert fastvol.scan(alone).damaged == {}  # no images here: nothing lost
+    (tmp_path / "s" / "IM0099").unlink()
+    (tmp_path / "s" / "image.dcm").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))  # misnamed
+    assert fastvol.scan(tmp_path / "s").damaged == {}  # a suffix proves nothing: not a cut file
 
 
 def test_a_damaged_image_of_a_known_series_refuses_only_that_series(tmp_path):

@@ -54,9 +54,9 @@ class ScanResult(list[Series]):
     damaged
         File name -> SeriesInstanceUID (``""`` when unknown) of each damaged image: an image
         file without its pixel data (skipped as ``"damaged image"``), and, where images were
-        found, a DICOM file whose header cannot be parsed (``"unreadable"``), and a file named
-        as DICOM (``.dcm``, ``.dicom``, ``.ima``) that is not, or one cut inside the 128 zero
-        bytes that start a DICOM file (an empty file too), skipped as ``"damaged image"``.
+        found, a DICOM file whose header cannot be parsed (``"unreadable"``), and a file cut
+        before its header: shorter than the 132-byte preamble and ``DICM`` and equal to the
+        start of an image file beside it (an empty file too), skipped as ``"damaged image"``.
         Any of them may be a slice of a series found here.
     """
 
@@ -208,8 +208,8 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
                 del skipped["not DICOM"]
             skipped.setdefault(DAMAGED_IMAGE, []).extend(cut)
             damaged.update((name, "") for name in cut)
-            errors.update((name, f"{name}: empty, or cut before its DICOM header (or named as DICOM "
-                                 + "but not DICOM): truncated or damaged") for name in cut)  # fmt: skip
+            errors.update((name, f"{name}: empty, or cut before its DICOM header: truncated or "
+                                 + "damaged") for name in cut)  # fmt: skip
     found = group_series(records, services=_SERVICES)
     classes = {name: sop_class for name, sop_class, _ in pixelless if sop_class}
     beside = _beside(found, damaged, skipped.get(UNREADABLE_FILE, []), unlisted, errors, classes)
@@ -261,17 +261,12 @@ def _beside(found: Sequence[Series], damaged: dict[str, str], refused: Sequence[
     return out
 
 
-#: Suffixes that name a file as DICOM: such a file that is not DICOM is a damaged one.
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-
-
 def _cut_before_header(name: str, sibling: str | None) -> bool:
-    """Whether a file found not DICOM is a DICOM file cut before its header: named as DICOM,
-    or (a local file, not hidden, beside image files) shorter than the 132-byte preamble and
-    ``DICM`` magic and equal to the start of an image file beside it (``sibling``): a copy
-    that failed early, an empty file too. Vendors write the same preamble into every file."""
-    if name.lower().endswith(DICOM_SUFFIXES):
-        return True
+    """Whether a file found not DICOM is a DICOM file cut before its header: a local file, not
+    hidden, beside image files, shorter than the 132-byte preamble and ``DICM`` magic and equal
+    to the start of an image file beside it (``sibling``): a copy that failed early, an empty
+    file too. Vendors write the same preamble into every file. (A suffix proves nothing: a
+    ``.dcm`` file fastvol cannot read, such as a data set without preamble, is no cut file.)"""
     if sibling is None or "://" in name or os.path.basename(name).startswith("."):
         return False
     try:
