@@ -35,6 +35,7 @@ from fastvol.group import (
     SPACING_DECIMALS,
     Series,
     _group_key,
+    _rounded,  # unchanged: only the grouping around it was replaced
     group_series,
 )
 from fastvol.headers import read_header_pydicom
@@ -263,15 +264,6 @@ def test_types_of_is_set_of_types(cvalues, items):
 
 # ------------------------------------------------------------------------------------------
 # group_series equals the per-record grouping it replaced
-
-
-def _rounded(values, decimals, memo):
-    if values is None:
-        return None
-    key = (values, decimals)
-    if key not in memo:
-        memo[key] = tuple(round(v, decimals) + 0.0 for v in values)
-    return memo[key]
 
 
 def _reference_groups(records):

@@ -179,9 +179,11 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
     if unlisted:
         skipped[UNREADABLE_FOLDER] = unlisted
         errors.update((folder, f"{folder}: folder cannot be listed") for folder in unlisted)
-    # Skipped by the header pass, but perhaps images: their series, where it is known.
-    flagged = set(skipped.get("unreadable", [])) | set(skipped.get(DAMAGED_IMAGE, []))
-    damaged = _damaged_images(records, [p for p in pixelless if p[0] not in flagged])
+    # Skipped by the header pass, but perhaps images (header unparsed, frames not expanded,
+    # pixel data cut short): their series, where it is known.
+    flagged = [*skipped.get("unreadable", []), *skipped.get(DAMAGED_IMAGE, [])]
+    flagged_set = set(flagged)
+    damaged = _damaged_images(records, [p for p in pixelless if p[0] not in flagged_set])
     if damaged:
         kept = [name for name in skipped.get("no pixel data", []) if name not in damaged]
         if kept:
@@ -189,15 +191,15 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
         else:
             skipped.pop("no pixel data", None)
         skipped.setdefault(DAMAGED_IMAGE, []).extend(damaged)
-        errors.update((name, f"{name}: no pixel data, though files of its SOP class hold images: "
-                             + "truncated or damaged") for name in damaged)  # fmt: skip
+        why = "no pixel data, though files of its SOP class hold images: truncated or damaged"
+        errors.update((name, f"{name}: {why}") for name in damaged)
     if records and flagged:
         uids = {r.series_instance_uid for r in records}
-        known = {name: uid for name, _, uid in pixelless if name in flagged}
-        for name in (*skipped.get("unreadable", []), *skipped.get(DAMAGED_IMAGE, [])):
-            uid = known.get(name, "") if name in flagged else damaged.get(name, "")
+        known = {name: uid for name, _, uid in pixelless if name in flagged_set}
+        for name in flagged:
+            uid = known.get(name, "")
             if not uid:
-                damaged.setdefault(name, "")  # header not parsed: any series beside it may lack it
+                damaged[name] = ""  # header not parsed: any series beside it may lack it
             elif uid in uids:
                 damaged[name] = uid  # (else its whole series is unreadable: it costs no other)
     if records:
@@ -208,8 +210,8 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
                 del skipped["not DICOM"]
             skipped.setdefault(DAMAGED_IMAGE, []).extend(cut)
             damaged.update((name, "") for name in cut)
-            errors.update((name, f"{name}: empty, or cut before its DICOM header: truncated or "
-                                 + "damaged") for name in cut)  # fmt: skip
+            errors.update((name, f"{name}: empty, or cut before its DICOM header: truncated or damaged")
+                          for name in cut)  # fmt: skip
     found = group_series(records, services=_SERVICES)
     classes = {name: sop_class for name, sop_class, _ in pixelless if sop_class}
     beside = _beside(found, damaged, skipped.get(UNREADABLE_FILE, []), unlisted, errors, classes)
@@ -218,14 +220,16 @@ def scan_result(records: list[Any], skipped: dict[str, list[str]], errors: dict[
     return ScanResult(found, skipped, errors, damaged)
 
 
-def _cut_files(records: Sequence[Any], not_dicom: Sequence[str]) -> list[str]:
-    """The files found not DICOM that are DICOM files cut before their header."""
+def _cut_files(records: Sequence[Any], not_dicom: Sequence[str]) -> dict[str, None]:
+    """The files found not DICOM that are DICOM files cut before their header (in order)."""
     if not not_dicom:
-        return []
+        return {}
     first_image: dict[str, str] = {}  # folder -> one image file there: what a cut file starts as
     for r in records:
         first_image.setdefault(os.path.dirname(r.path), r.path)
-    return [name for name in not_dicom if _cut_before_header(name, first_image.get(os.path.dirname(name)))]
+    starts: dict[str, bytes] = {}  # image file -> its first 132 bytes, read once per folder
+    return {name: None for name in not_dicom
+            if _cut_before_header(name, first_image.get(os.path.dirname(name)), starts)}  # fmt: skip
 
 
 def _beside(found: Sequence[Series], damaged: dict[str, str], refused: Sequence[str],
@@ -261,17 +265,21 @@ def _beside(found: Sequence[Series], damaged: dict[str, str], refused: Sequence[
     return out
 
 
-def _cut_before_header(name: str, sibling: str | None) -> bool:
+def _cut_before_header(name: str, sibling: str | None, starts: dict[str, bytes]) -> bool:
     """Whether a file found not DICOM is a DICOM file cut before its header: a local file, not
     hidden, beside image files, shorter than the 132-byte preamble and ``DICM`` magic and equal
-    to the start of an image file beside it (``sibling``): a copy that failed early, an empty
-    file too. Vendors write the same preamble into every file. (A suffix proves nothing: a
+    to the start of an image file beside it (``sibling``, whose start ``starts`` keeps): a copy
+    that failed early, an empty file too. Vendors write the same preamble into every file. (A suffix proves nothing: a
     ``.dcm`` file fastvol cannot read, such as a data set without preamble, is no cut file.)"""
     if sibling is None or "://" in name or os.path.basename(name).startswith("."):
         return False
     try:
         head = _start(name, 131)
-        return head is not None and (_start(sibling, None) or b"").startswith(head)
+        if head is None:
+            return False
+        if sibling not in starts:
+            starts[sibling] = _start(sibling, None) or b""
+        return starts[sibling].startswith(head)
     except (OSError, FastvolError):
         return False
 

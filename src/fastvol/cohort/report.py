@@ -10,7 +10,6 @@ lines back to skip finished series (:func:`read_lines`); a torn last line is ign
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
