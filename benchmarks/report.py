@@ -114,10 +114,13 @@ def machine_lines(data: Bench) -> list[str]:
     return lines
 
 
-def _find(benchmarks: Iterable[Bench], group: str, loader: str, case_part: str = "") -> Bench | None:
+def _find(benchmarks: Iterable[Bench], group: str, loader: str, case_part: str = "",
+          exact: bool = False) -> Bench | None:  # fmt: skip
     for b in benchmarks:
         info = b.get("extra_info", {})
-        if b.get("group") == group and info.get("loader") == loader and case_part in str(info.get("case", "")):
+        case = str(info.get("case", ""))
+        if (b.get("group") == group and info.get("loader") == loader
+                and (case == case_part if exact else case_part in case)):  # fmt: skip
             return b
     return None
 
@@ -139,6 +142,13 @@ def target_lines(benchmarks: list[Bench]) -> list[str]:
     e2e = "end-to-end"
     check("load 300x512x512 / floor", ratio(_find(benchmarks, e2e, "fastvol", "300x512x512 explicit"),
                                            _find(benchmarks, e2e, "floor", "300x512x512 explicit")), 3)  # fmt: skip
+    for kind, case in (("int16", "300x512x512 explicit"), ("int32", "300x512x512 explicit int32")):
+        for loader, how in (("fastvol", ""), ("fastvol-fresh", ", fresh output memory")):
+            mine = _find(benchmarks, e2e, loader, case, exact=True)
+            check(f"load 300x512x512 {kind}{how}: dicomsdl / fastvol",
+                  ratio(_find(benchmarks, e2e, "dicomsdl", case, exact=True), mine), 2, True)  # fmt: skip
+            check(f"load 300x512x512 {kind}{how} / floor",
+                  ratio(mine, _find(benchmarks, e2e, "floor", case, exact=True)), 3)  # fmt: skip
     check("scan 300 files / floor", ratio(_find(benchmarks, "headers", "fastvol-scan"),
                                          _find(benchmarks, "headers", "floor")), 0.5)  # fmt: skip
     mem = _find(benchmarks, "memory", "fastvol")

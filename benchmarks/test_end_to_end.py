@@ -17,14 +17,16 @@ import os
 import re
 import subprocess
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import recipes  # benchmarks/recipes.py: peer recipes shared with test_startup
 
 import fastvol
-import recipes  # benchmarks/recipes.py: peer recipes shared with test_startup
+from fastvol import buffers
 
 pytestmark = pytest.mark.benchmark(group="end-to-end")
 
@@ -36,7 +38,9 @@ CASES = ([("explicit", n) for n in SIZES] + [("explicit-int32", 300)]
          + [(s, COMPRESSED_SLICES) for s in COMPRESSED])  # fmt: skip
 PEERS = ("pydicom", "pydicom-prealloc", "highdicom", "simpleitk", "dicom-numpy", "dicomsdl",
          "dcm2niix")
-LOADERS = ("fastvol", "fastvol-serial", "fastvol-cli", "floor", *PEERS)
+#: "fastvol-fresh": fastvol.load with recycled output blocks off (fastvol.buffers), so each round
+#: pays the kernel's zeroing of a new output, as a process's first load does.
+LOADERS = ("fastvol", "fastvol-fresh", "fastvol-serial", "fastvol-cli", "floor", *PEERS)
 
 
 # ----------------------------------------------------------------------------------- loaders
@@ -122,6 +126,8 @@ def _loader(name: str, exe: Callable[[str], str], floor: Callable[[Any], int], t
     """The function timed for loader ``name`` (skips when its package or program is absent)."""
     if name == "fastvol":
         return lambda folder: fastvol.load(folder).array
+    if name == "fastvol-fresh":
+        return lambda folder: fastvol.load(folder).array
     if name == "fastvol-serial":
         return lambda folder: fastvol.load(folder, executor=None).array
     if name == "fastvol-cli":
@@ -145,11 +151,16 @@ def _loader(name: str, exe: Callable[[str], str], floor: Callable[[Any], int], t
 @pytest.mark.parametrize(("syntax", "n"), CASES, ids=[f"{s}-{n}" for s, n in CASES])
 def test_load(benchmark: Any, ct_series: Callable[..., Any], bench_size: Callable[..., Any],
               exe: Callable[[str], str], floor: Callable[[Any], int],
-              timed_median: Callable[..., float], tmp_path: Path,
+              timed_median: Callable[..., float], tmp_path: Path, request: pytest.FixtureRequest,
               syntax: str, n: int, loader: str) -> None:  # fmt: skip
     """Time ``loader`` on one series; fastvol rows also record their ratio to the floor."""
     if loader == "fastvol-serial" and syntax.startswith("explicit") and n != 300:
         pytest.skip("one thread vs the pool: compressed series and the 300-slice case only")
+    if loader == "fastvol-fresh":
+        if not syntax.startswith("explicit") or n != 300 or benchmark.disabled:
+            pytest.skip("fresh output memory: the 300-slice uncompressed cases, when timing")
+        request.addfinalizer(partial(buffers.set_limit, buffers.limit()))
+        buffers.set_limit(0)
     if loader == "fastvol-cli" and (syntax != "explicit" or (benchmark.disabled and n != 300)):
         pytest.skip("process start to first volume: uncompressed series only (300 when not timing)")
     wide = syntax == "explicit-int32"
@@ -157,7 +168,7 @@ def test_load(benchmark: Any, ct_series: Callable[..., Any], bench_size: Callabl
         pytest.skip("not timing: the int32 case runs for fastvol and dicomsdl only")
     series = ct_series(*bench_size(n), syntax="explicit" if wide else syntax, wide=wide)
     fn = _loader(loader, exe, floor, tmp_path)
-    if loader not in ("fastvol", "fastvol-serial", "fastvol-cli", "floor"):
+    if not loader.startswith("fastvol") and loader != "floor":
         try:  # a peer that cannot read this syntax is skipped, not failed
             fn(series.folder)
         except Exception as exc:  # noqa: BLE001

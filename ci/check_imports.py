@@ -36,7 +36,7 @@ LAYERS: list[set[str]] = [
     {"find"},
     {"kernels"},
     {"_kernels", "_pykernels"},
-    {"sources", "report", "atomic"},
+    {"sources", "report", "atomic", "buffers"},
     # _ckernels imports nothing of fastvol; its file reader (_heads) is called by sources.local
     {"dicom", "options", "errors", "pixels", "colour", "numeric", "_frozen", "_ckernels"},
 ]

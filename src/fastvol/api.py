@@ -515,7 +515,10 @@ def load(
         (``scan`` then ``Series.geometry.shape`` tell the shape before reading pixels; pass
         ``dtype=`` to fix the dtype). ``Volume.array`` is then ``out``. Otherwise an
         :class:`~fastvol.InputError` naming the expected shape and dtype, before any pixel is
-        read.
+        read. Without ``out``, an output of 16 MiB or more is made on a block this process
+        recycles once every array made from it is gone (:mod:`fastvol.buffers`; the
+        ``FASTVOL_BUFFER_CACHE`` environment variable sets its limit, 1 GiB by default, ``0``
+        turns it off), so a loop of loads pays the kernel's zeroing of fresh pages once.
 
     Raises
     ------

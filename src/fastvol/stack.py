@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import buffers
 from .colour import to_rgb
 from .dicom import TS, UNDEFINED_LENGTH
 from .errors import CorruptFileError, DecodeError, FastvolError, InputError
@@ -414,7 +415,7 @@ def execute(
     dtype = np.dtype(plan.dtype)
     work_dtype = dtype if plan.resample is None else np.dtype(np.float32) if dtype.kind != "f" else dtype
     direct = out is not None and plan.resample is None and plan.mosaic is None and work_dtype == dtype
-    given, out = out, (out if direct else np.empty(plan.read_shape, dtype=work_dtype))
+    given, out = out, (out if direct else buffers.empty(plan.read_shape, work_dtype))
     assert out is not None
     frame_axes = 3 if plan.pixel.is_colour else 2  # (row, column[, channel]) of one slot
     flat = out.reshape((-1,) + out.shape[-frame_axes:])
@@ -534,7 +535,7 @@ def _resample(read: np.ndarray, plan: LoadPlan, dtype: np.dtype) -> np.ndarray:
     stacks = read.reshape((-1, *read.shape[-3:]))
     n_read = stacks.shape[1]
     index = np.asarray(spec.slice_index if spec.slice_index else range(n_read), dtype=np.float64)
-    out = np.empty(plan.shape, dtype=dtype)
+    out = buffers.empty(plan.shape, dtype)
     out_stacks = out.reshape((-1, *out.shape[-3:]))
     fill = stacks.dtype.type(plan.fill_value)
     for v in range(stacks.shape[0]):
