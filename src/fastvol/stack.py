@@ -461,7 +461,7 @@ def execute(
     finally:  # every task has ended (_run waits for all)
         closer.close_all()
     if plan.resample is not None:
-        out = _resample(out, plan, dtype)
+        out = _resample(out, plan, dtype, into=given)
     if plan.mosaic is not None:
         from .mosaic import demosaic
 
@@ -527,7 +527,9 @@ def _multiframe_ranges(sources: tuple[FrameSource, ...], frame_bytes: int) -> di
     return out
 
 
-def _resample(read: np.ndarray, plan: LoadPlan, dtype: np.dtype) -> np.ndarray:
+def _resample(read: np.ndarray, plan: LoadPlan, dtype: np.dtype, into: np.ndarray | None = None
+              ) -> np.ndarray:  # fmt: skip
+    """The resampled volume, written into ``into`` (a caller's ``out=``) when given."""
     from ._kernels.resample import interpolate_slices, shift_slices
 
     spec = plan.resample
@@ -535,7 +537,7 @@ def _resample(read: np.ndarray, plan: LoadPlan, dtype: np.dtype) -> np.ndarray:
     stacks = read.reshape((-1, *read.shape[-3:]))
     n_read = stacks.shape[1]
     index = np.asarray(spec.slice_index if spec.slice_index else range(n_read), dtype=np.float64)
-    out = buffers.empty(plan.shape, dtype)
+    out = buffers.empty(plan.shape, dtype) if into is None else into
     out_stacks = out.reshape((-1, *out.shape[-3:]))
     fill = stacks.dtype.type(plan.fill_value)
     for v in range(stacks.shape[0]):
