@@ -75,7 +75,7 @@ class _Holder:
                         _settle(limit())
                     finally:
                         _lock.release()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: module state may be gone
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown: module state may be gone
             pass
 
 
