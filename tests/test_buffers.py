@@ -16,12 +16,18 @@ from fastvol import buffers
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    """Recycle blocks of any size, under a 64 MiB limit, starting with none kept."""
-    buffers.release()
+    """Recycle blocks of any size, under a 64 MiB limit, starting with none kept or counted.
+
+    A new generation (as in a forked child) keeps blocks under arrays that other tests still
+    hold out of this test's counts.
+    """
     monkeypatch.setattr(buffers, "MIN_BYTES", 1)
     monkeypatch.setattr(buffers, "_limit", 64 << 20)
+    monkeypatch.setattr(buffers, "_idle", [])
+    monkeypatch.setattr(buffers, "_returned", [])
+    monkeypatch.setattr(buffers, "_in_use", 0)
+    monkeypatch.setattr(buffers, "_generation", buffers._generation + 1)
     yield
-    buffers.release()
 
 
 def _block(array: np.ndarray) -> int:

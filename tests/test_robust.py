@@ -695,3 +695,34 @@ def test_a_file_cut_before_its_series_uid_is_not_laid_on_a_series_of_another_sop
     assert fastvol.load(flat, series=mr.uid).shape[0] == 3
     with pytest.raises(fastvol.UnreadableError):
         fastvol.load(flat, series=ct.uid)
+
+
+def test_a_compressed_file_found_damaged_only_at_load_is_skippable(tmp_path):
+    """An encapsulated file cut inside its pixel data passes the header scan; its load names
+    the file and the option, and unreadable='skip' loads the series without it."""
+    written = fx.write_series(tmp_path / "s", n=5, transfer_syntax=fx.RLELossless)
+    whole = fastvol.load(written.folder).array
+    cut = written.paths[2]
+    fx.truncate(cut, 40)
+    with pytest.raises(CorruptFileError, match="unreadable='skip'") as raised:
+        fastvol.load(written.folder)
+    assert raised.value.files == (cut,)
+    with pytest.raises(fastvol.MissingSlicesError):  # the middle slice is gone: a gap
+        fastvol.load(written.folder, unreadable="skip")
+    vol = fastvol.load(written.folder, unreadable="skip", gaps="fill")
+    assert vol.meta["unreadable_skipped"] == [cut]
+    assert any("unreadable='skip'" in w for w in vol.geometry.warnings)
+    (missing,) = vol.geometry.missing
+    kept = [i for i in range(5) if i != missing]
+    np.testing.assert_array_equal(vol.array[kept], whole[kept])
+    series = fastvol.scan(written.folder)[0]  # the scan alone cannot see it
+    assert series.damaged == ()
+    assert series.load(unreadable="skip", gaps="fill").meta["unreadable_skipped"] == [cut]
+
+
+def test_a_damaged_single_file_series_is_not_skipped_to_nothing(tmp_path):
+    written = fx.write_series(tmp_path / "s", n=1, transfer_syntax=fx.RLELossless)
+    fx.truncate(written.paths[0], 40)
+    with pytest.raises(CorruptFileError) as raised:
+        fastvol.load(written.folder, unreadable="skip")
+    assert "unreadable='skip'" not in str(raised.value)

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CorruptFileError,
+    DecodeError,
     FastvolError,
     InputError,
+    MissingDependencyError,
     MixedGeometryError,
     NotDicomError,
     SeriesSelectionError,
@@ -408,14 +410,44 @@ def load_series(
     opts = Options.resolve(options, overrides)
     if series.damaged and opts.unreadable == "raise":
         raise _damaged_error(series, f"series {series.id}")
-    # The load boundary: whatever a lower layer raises on bad input leaves as a fastvol error.
-    with map_exceptions(f"series {series.id}", files=series.files[:3], uid=series.uid):
-        plan = make_plan(series, opts)
-        array = execute(plan, executor=executor, threads=opts.threads, out=out)
+    while True:
+        # The load boundary: whatever a lower layer raises on bad input leaves as a fastvol error.
+        with map_exceptions(f"series {series.id}", files=series.files[:3], uid=series.uid):
+            plan = make_plan(series, opts)
+            try:
+                array = execute(plan, executor=executor, threads=opts.threads, out=out)
+                break
+            except (CorruptFileError, DecodeError) as exc:
+                # Pixel data found damaged only when read (a compressed frame cut short or not
+                # what its header says): the file is one more damaged image of the series.
+                bad = _damaged_pixels(exc, series)
+                if not bad:
+                    raise
+                if opts.unreadable == "raise":
+                    raise type(exc)(f"{exc.message}; pass unreadable='skip' to load the series "
+                                    f"without {'it' if len(bad) == 1 else 'them'}",
+                                    files=exc.files, uid=exc.uid or series.uid, **exc._data) from exc  # fmt: skip
+                series = dataclasses.replace(
+                    series, records=tuple(r for r in series.records if r.path not in bad),
+                    damaged=(*series.damaged, *((name, exc.message) for name in bad)), _report=[],
+                )  # fmt: skip
     volume = Volume(array=array, affine=plan.affine, geometry=plan.report, meta=plan.meta)
     if series.damaged:  # unreadable="skip": said where the volume is looked at
         return _with_skipped(volume, [name for name, _ in series.damaged])
     return volume
+
+
+def _damaged_pixels(exc: FastvolError, series: Series) -> set[str]:
+    """The files of ``series`` whose pixel data ``exc`` (raised while reading them) found
+    damaged; empty when it names none, names a file of no frame left after them, or is a
+    missing codec (not damage)."""
+    if isinstance(exc, MissingDependencyError):
+        return set()
+    named = set(exc.files)
+    files = set(series.files)
+    if not named or not named <= files or named == files:
+        return set()
+    return named
 
 
 def _damaged_error(series: Series, where: str) -> UnreadableError:
@@ -495,7 +527,9 @@ def load(
         - ``unreadable``: ``"raise"`` when a file that may be a slice of the series could not
           be read (permission denied, I/O error; or damaged: truncated, empty, unparseable;
           see ``Series.damaged``), or ``"skip"`` it (the volume's report and
-          ``meta["unreadable_skipped"]`` say so).
+          ``meta["unreadable_skipped"]`` say so). Compressed pixel data found damaged only
+          when read (a frame cut short, or not in the codec its header names) is a
+          :class:`~fastvol.CorruptFileError` naming the file, or skipped the same way.
         - ``threads``: ``None`` (the process's shared pool), ``1`` (the calling thread; for
           DataLoader and Dask workers) or a count.
         - tolerances: ``spacing_rtol``, ``orientation_tolerance``, ``position_rtol``,
