@@ -170,3 +170,17 @@ def test_degenerate_orientation_is_refused_whatever_the_tolerance():
     for iop in ([1, 0, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0], [1e-9, 0, 0, 0, 1e-9, 0]):
         with pytest.raises(BadOrientationError, match="spans no plane"):
             unit_vectors(iop, tolerance=10.0)
+
+
+def test_one_absurd_position_of_three_does_not_merge_the_other_two(tmp_path):
+    """Of two steps (2.5 and 997.5 mm) the tolerance for "same position" follows the smaller:
+    an averaged median (5 mm) merged the two true slices and read them as repeats."""
+    import factory as fx
+    import fastvol
+
+    written = fx.write_series(tmp_path / "s", n=3, positions=[(0, 0, 8.76), (0, 0, 6.26), (0, 0, -991.24)])
+    with pytest.raises(fastvol.GeometryError, match="a position is wrong") as raised:
+        fastvol.load(written.folder)
+    assert not isinstance(raised.value, fastvol.RepeatedPositionsError)
+    repeated = fx.write_series(tmp_path / "r", n=3, repeats=2)  # true repeats still cluster
+    assert fastvol.load(repeated.folder).shape == (2, 3, 16, 12)

@@ -206,10 +206,12 @@ def affine_from(
 
 def _same_position_tolerance(distances: np.ndarray, rtol: float) -> float:
     steps = np.diff(np.sort(distances))
-    moving = steps[steps > SAME_POSITION_ATOL]
+    moving = np.sort(steps[steps > SAME_POSITION_ATOL])
     if moving.size == 0:
         return SAME_POSITION_ATOL
-    return max(SAME_POSITION_ATOL, rtol * median(moving))
+    # The low median: of two steps, the smaller. An averaged median lets one absurd position
+    # (3 slices, one a metre off) widen "same position" until two true slices merge.
+    return max(SAME_POSITION_ATOL, rtol * float(moving[(moving.size - 1) // 2]))
 
 
 def position_clusters(distances: np.ndarray, *, rtol: float = SAME_POSITION_RTOL) -> np.ndarray:
