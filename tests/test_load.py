@@ -512,3 +512,20 @@ def test_series_as_the_listing_spells_it(tmp_path):
     assert fastvol.load(tmp_path, series="[0]").shape[0] == 4
     with pytest.raises(fastvol.SeriesSelectionError, match="'#N'"):
         fastvol.load(tmp_path, series="#9")
+
+
+def test_orientations_either_side_of_a_rounding_boundary_are_one_series(tmp_path):
+    """Files are grouped by orientation rounded to 4 decimals; 0.0000499 and 0.0000501 round
+    apart but are one orientation (a mutation trial split a series on a 1e-5 change)."""
+
+    def edit(i: int, ds) -> None:
+        if i == 2:
+            ds.ImageOrientationPatient = [1, 0.0000501, 0, 0, 1, 0]
+
+    written = fx.write_series(tmp_path / "s", n=5, orientation=(1, 0.0000499, 0, 0, 1, 0), edit=edit)
+    found = fastvol.scan(written.folder)
+    assert len(found) == 1 and found[0].n_files == 5
+    assert fastvol.load(written.folder).shape == (5, 16, 12)
+    far = fx.write_series(tmp_path / "f", n=5, edit=lambda i, ds: setattr(
+        ds, "ImageOrientationPatient", [1, 0.0003, 0, 0, 1, 0]) if i == 2 else None)  # fmt: skip
+    assert len(fastvol.scan(far.folder)) == 2  # three rounding steps apart: another orientation

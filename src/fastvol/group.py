@@ -208,6 +208,53 @@ def _by_uid_and_key(records: Sequence[HeaderRecord]) -> dict[str, dict[tuple[Any
     return by_uid
 
 
+#: Places in a group key holding rounded values, and the step of their rounding.
+_ROUNDED_PARTS = {1: 10.0**-ORIENTATION_DECIMALS, 4: 10.0**-SPACING_DECIMALS}
+
+
+def _join_rounding_neighbours(groups: dict[tuple[Any, ...], list[HeaderRecord]],
+                              records: Sequence[HeaderRecord]) -> dict[tuple[Any, ...], list[HeaderRecord]]:  # fmt: skip
+    """Join groups of one UID whose keys differ only by rounded values one rounding step apart.
+
+    Rounding sorts files fast but is no tolerance: values 1e-9 apart can round to either side of
+    a boundary (0.12345 and 0.1234499999). Joined groups are checked again by the plan, against
+    the orientation tolerance, like any series.
+    """
+    keys = list(groups)
+    parent = list(range(len(keys)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(len(keys)):
+        for j in range(i):
+            if _neighbours(keys[i], keys[j]):
+                parent[root(i)] = root(j)
+    if all(parent[i] == i for i in range(len(keys))):
+        return groups
+    joined: dict[tuple[Any, ...], list[HeaderRecord]] = {}
+    members = {id(r): keys[root(k)] for k, key in enumerate(keys) for r in groups[key]}
+    for rec in records:  # scan order, as every group is
+        key = members.get(id(rec))
+        if key is not None:
+            joined.setdefault(key, []).append(rec)
+    return joined
+
+
+def _neighbours(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x == y:
+            continue
+        step = _ROUNDED_PARTS.get(i)
+        if step is None or x is None or y is None or len(x) != len(y):
+            return False
+        if not all(abs(u - v) <= step * 1.001 for u, v in zip(x, y)):  # NaN: never near
+            return False
+    return True
+
+
 def group_series(records: Iterable[HeaderRecord], *, services: tuple[Any, ...] = ()) -> list[Series]:
     """Group header records into stackable series.
 
@@ -218,6 +265,9 @@ def group_series(records: Iterable[HeaderRecord], *, services: tuple[Any, ...] =
     if not isinstance(records, (list, tuple)):
         records = list(records)  # read more than once
     by_uid = _by_uid_and_key(records)
+    for uid, groups in by_uid.items():
+        if len(groups) > 1:
+            by_uid[uid] = _join_rounding_neighbours(groups, records)
     # A UID split into groups keeps the others' records as siblings, in scan order.
     split: dict[str, list[HeaderRecord]] = {uid: [] for uid, groups in by_uid.items() if len(groups) > 1}
     if split:
