@@ -180,7 +180,7 @@ def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str,
     spacing_values = {r.pixel_spacing for r in records}
     if None in spacing_values:
         pixel_spacing = (1.0, 1.0)
-        notes.append(Decision("pixel_spacing_missing"))
+        notes.append(Decision("pixel_spacing_missing", series=name))
     else:
         pixel_spacing = tuple(np.mean(np.array(list(spacing_values)), axis=0).tolist())
     try:
@@ -206,7 +206,8 @@ def _check_plausible(records: Sequence[HeaderRecord], *, name: str, uid: str) ->
     BadOrientationError
         ImageOrientationPatient not finite.
     CorruptFileError
-        PixelSpacing zero, negative, not finite or above :data:`MAX_POSITION_MM`.
+        PixelSpacing zero, negative, not finite or above :data:`MAX_POSITION_MM`, or present
+        but not two numbers (read as :data:`~fastvol.headers.convert.INVALID_SPACING`).
     """
     positions = np.array([r.image_position for r in records], dtype=np.float64)
     far = ~np.all(np.isfinite(positions) & (np.abs(positions) <= MAX_POSITION_MM), axis=1)
@@ -227,8 +228,9 @@ def _check_plausible(records: Sequence[HeaderRecord], *, name: str, uid: str) ->
     bad = [r.path for r in records if r.pixel_spacing in bad_spacings] if bad_spacings else []
     if bad:
         raise CorruptFileError(
-            f"series {name}: PixelSpacing is zero, negative, not finite or absurd in {len(bad)} "
-            f"file(s) (e.g. {bad[:3]})", files=bad, uid=uid,
+            f"series {name}: PixelSpacing is not two numbers, or is zero, negative, not finite or "
+            f"absurd, in {len(bad)} file(s) (e.g. {bad[:3]}); fastvol does not guess the pixel size "
+            f"of such files", files=bad, uid=uid,
         )  # fmt: skip
 
 
