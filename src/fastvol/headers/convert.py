@@ -18,6 +18,7 @@ readers: :func:`extra_from_raw` and :func:`extra_from_element`.
 from __future__ import annotations
 
 import functools
+import math
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -131,7 +132,7 @@ def _spacing(value: Any) -> tuple[float, float] | None:
         out = tuple(float(v) for v in items)
     except (TypeError, ValueError):
         return INVALID_SPACING
-    if len(out) != 2 or any(v != v for v in out):
+    if len(out) != 2 or any(math.isnan(v) for v in out):
         return INVALID_SPACING
     return out  # type: ignore[return-value]
 
