@@ -13,13 +13,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+import factory as fx
+import factory_enhanced as fe
 import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-import factory as fx
-import factory_enhanced as fe
 import fastvol
 from fastvol.errors import CorruptFileError, FastvolError, FastvolWarning
 from fastvol.headers import convert, read_header_pydicom
