@@ -26,7 +26,8 @@ from fastvol.headers import convert, read_header_pydicom
 from fastvol.headers import scan as header_scan
 from fastvol.sources import LocalFile
 
-KINDS = ("text", "uid", "lo", "int", "float", "scale", "fd", "floats2", "floats3", "floats6", "image_type")
+KINDS = ("text", "uid", "lo", "int", "float", "scale", "spacing", "fd", "floats2", "floats3", "floats6",
+         "image_type")
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +60,9 @@ def _check(cvalues, kind: str, raw: bytes) -> bool:
 
 def test_kind_codes_are_the_modules(cvalues):
     names = {"text": "K_TEXT", "uid": "K_UID", "lo": "K_LO", "int": "K_INT", "float": "K_FLOAT",
-             "scale": "K_FLOAT", "fd": "K_FD", "floats2": "K_FLOATS2", "floats3": "K_FLOATS3",
-             "floats6": "K_FLOATS6", "image_type": "K_IMAGE_TYPE", "us": "K_US"}  # fmt: skip
+             "scale": "K_SCALE", "fd": "K_FD", "floats2": "K_FLOATS2", "floats3": "K_FLOATS3",
+             "floats6": "K_FLOATS6", "image_type": "K_IMAGE_TYPE", "us": "K_US",
+             "spacing": "K_SPACING"}  # fmt: skip
     assert header_scan.C_KINDS == {kind: getattr(cvalues, name) for kind, name in names.items()}
     assert {f.kind for f in header_scan.HEADER_FIELDS} <= set(header_scan.C_KINDS)
 
@@ -84,7 +86,7 @@ _UID = st.builds(lambda parts, pad: ".".join(parts) + pad,
 
 
 @settings(max_examples=600, deadline=None)
-@given(value=_VALUE, kind=st.sampled_from(["int", "float", "scale", "floats2", "floats3", "floats6"]))
+@given(value=_VALUE, kind=st.sampled_from(["int", "float", "scale", "spacing", "floats2", "floats3", "floats6"]))
 def test_numbers_agree(cvalues, value, kind):
     _check(cvalues, kind, value.encode("utf-8"))
 
@@ -120,6 +122,7 @@ def test_common_values_are_sure(cvalues):
     for kind, raw in [("uid", b"1.2.840.10008.5.1.4.1.1.2\x00"), ("text", b"CT"), ("lo", b"ACME Medical "),
                       ("int", b"12 "), ("float", b"-1024 "), ("scale", b"1"), ("floats3", b"-125.0\\-125.0\\37.5 "),
                       ("floats6", b"1\\0\\0\\0\\1\\0 "), ("floats2", b"0.703125\\0.703125"),
+                      ("spacing", b"0.703125\\0.703125 "), ("scale", b"-1024.0 "),
                       ("image_type", b"ORIGINAL\\PRIMARY\\AXIAL "), ("fd", struct.pack("<d", 800.0))]:  # fmt: skip
         assert _check(cvalues, kind, raw), (kind, raw)
 

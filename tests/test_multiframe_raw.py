@@ -186,6 +186,17 @@ def _odd_strings(i: int, item: Dataset) -> None:
     item.FrameContentSequence[0].StackID = "é" if i % 2 else " 2 "  # Latin-1 (ISO_IR 100)
 
 
+def _unusable_numbers(i: int, item: Dataset) -> None:
+    # Present but unusable: several slopes, one spacing value, a blank intercept item. Both paths
+    # give the markers the plan refuses (convert.INVALID_SCALE / INVALID_SPACING), not absent.
+    item.PixelValueTransformationSequence = _seq(RescaleSlope="1", RescaleIntercept="0")
+    transform = item.PixelValueTransformationSequence[0]
+    transform["RescaleSlope"]._value = ["2\\3", "1", " 1.5 "][i % 3]
+    transform["RescaleIntercept"]._value = ["0\\", "", "-4"][i % 3]
+    item.PixelMeasuresSequence = _seq(PixelSpacing="1\\1")
+    item.PixelMeasuresSequence[0]["PixelSpacing"]._value = ["0.5", "\\", "0.5\\0.6", " "][i % 4]
+
+
 def _private(i: int, item: Dataset) -> None:
     block = item.private_block(0x0021, "FASTVOL TEST", create=True)
     inner = Dataset()
@@ -218,6 +229,7 @@ CASES: dict[str, dict[str, Any]] = {
     "echo 4D": {"dimension": "EchoTime", "n_volumes": 2},
     "diffusion 4D": {"dimension": "Diffusion", "n_volumes": 4},
     "per-frame rescale": {"slopes": np.linspace(0.5, 2.0, 6), "intercepts": np.arange(6.0)},
+    "unusable numbers": {"edit_frame": _unusable_numbers, "edit_shared": _drop_shared},
     "CT": {"modality": "CT"},
 }
 

@@ -212,8 +212,8 @@ _WANTED = {
     "BitsStored": st.integers(1, 16),
     "HighBit": st.integers(0, 15),
     "PixelRepresentation": st.integers(0, 1),
-    "RescaleIntercept": _DS_ITEM,
-    "RescaleSlope": _DS_ITEM,
+    "RescaleIntercept": _multi(_DS_ITEM, 2),  # several values: INVALID_SCALE from both readers
+    "RescaleSlope": _multi(_DS_ITEM, 2),
     "SpecificCharacterSet": st.sampled_from(["ISO_IR 100", "ISO_IR 192", "", "ISO_IR 6"]),
 }
 

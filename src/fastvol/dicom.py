@@ -72,7 +72,9 @@ class HeaderField:
     kind
         Converter: ``text`` (CS/TM/...), ``uid``, ``lo`` (text that depends on the character
         set), ``int`` (IS, first value), ``us`` (US, first value), ``float`` (DS, first value),
-        ``scale`` (DS, first value, NaN and inf kept so the plan can refuse them),
+        ``scale`` (DS, one value, NaN and inf kept so the plan can refuse them; a value
+        present but not one number, such as text or several values, is NaN), ``spacing``
+        (DS, two values; present but not two numbers is ``(inf, inf)``, refused by the plan),
         ``floats2``/``floats3``/``floats6`` (DS with exactly that many values), ``fd`` (FD,
         first value), ``image_type`` (CS, all values).
     default
@@ -168,7 +170,7 @@ class HeaderRecord:
     image_orientation: tuple[float, float, float, float, float, float] | None = header_field(
         "ImageOrientationPatient", 0x00200037, "DS", "floats6"
     )
-    pixel_spacing: tuple[float, float] | None = header_field("PixelSpacing", 0x00280030, "DS", "floats2")
+    pixel_spacing: tuple[float, float] | None = header_field("PixelSpacing", 0x00280030, "DS", "spacing")
     slice_thickness: float | None = header_field("SliceThickness", 0x00180050, "DS", "float")
     spacing_between_slices: float | None = header_field(
         "SpacingBetweenSlices", 0x00180088, "DS", "float"

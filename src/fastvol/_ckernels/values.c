@@ -31,13 +31,16 @@ enum {
     K_UID = 2,    /* ui */
     K_LO = 3,     /* lo: text that depends on the character set */
     K_INT = 4,    /* is_first */
-    K_FLOAT = 5,  /* ds_first (kinds float and scale) */
+    K_FLOAT = 5,  /* ds_first */
     K_FD = 6,     /* fd_first */
     K_FLOATS2 = 7,
     K_FLOATS3 = 8,
     K_FLOATS6 = 9,
     K_IMAGE_TYPE = 10,
-    K_US = 11     /* the kernel's decoded first US value (fields[..., 2]) */
+    K_US = 11,    /* the kernel's decoded first US value (fields[..., 2]) */
+    K_SCALE = 12, /* ds_scale: a value present but not one number is left to Python's marker */
+    K_SPACING = 13, /* ds_spacing: likewise for a value present but not two numbers */
+    K_LAST = K_SPACING
 };
 
 /* Converters: 1 = sure (*out set, a new reference), 0 = unsure, -1 = error raised. */
@@ -319,6 +322,43 @@ static int conv_float(const uint8_t *p, Py_ssize_t n, PyObject **out) {
     return *out == NULL ? -1 : 1;
 }
 
+static int conv_floats(const uint8_t *p, Py_ssize_t n, Py_ssize_t want, PyObject **out);
+
+/* ds_scale: as conv_float for a blank or single value; several values are unsure (Python
+ * gives them convert.INVALID_SCALE, one object for both readers). */
+static int conv_scale(const uint8_t *p, Py_ssize_t n, PyObject **out) {
+    if (n == 0) {
+        *out = Py_NewRef(Py_None);
+        return 1;
+    }
+    double values[6];
+    int present[6];
+    Py_ssize_t count = ds_values(p, n, values, present, 6);
+    if (count != 1) {
+        return 0;
+    }
+    *out = present[0] ? PyFloat_FromDouble(values[0]) : Py_NewRef(Py_None);
+    return *out == NULL ? -1 : 1;
+}
+
+/* ds_spacing: two numbers, or None for a blank value; anything else is unsure (Python gives it
+ * convert.INVALID_SPACING). */
+static int conv_spacing(const uint8_t *p, Py_ssize_t n, PyObject **out) {
+    if (n > 0) {
+        double values[7];
+        int present[7];
+        Py_ssize_t count = ds_values(p, n, values, present, 7);
+        if (count == 1 && !present[0]) {
+            *out = Py_NewRef(Py_None);
+            return 1;
+        }
+        if (count != 2 || !present[0] || !present[1]) {
+            return 0;
+        }
+    }
+    return conv_floats(p, n, 2, out);
+}
+
 static int conv_floats(const uint8_t *p, Py_ssize_t n, Py_ssize_t want, PyObject **out) {
     if (n == 0) {
         *out = Py_NewRef(Py_None);
@@ -448,6 +488,10 @@ static int convert(int kind, const uint8_t *p, Py_ssize_t n, PyObject **out) {
         return conv_float(p, n, out);
     case K_FD:
         return conv_fd(p, n, out);
+    case K_SCALE:
+        return conv_scale(p, n, out);
+    case K_SPACING:
+        return conv_spacing(p, n, out);
     case K_FLOATS2:
         return conv_floats(p, n, 2, out);
     case K_FLOATS3:
@@ -506,7 +550,7 @@ static int read_spec(PyObject *spec, Py_ssize_t n_wanted, Spec **out, Py_ssize_t
             return -1;
         }
         if (items[i].index < 0 || items[i].index >= n_wanted || items[i].kind < K_TEXT ||
-            items[i].kind > K_US) {
+            items[i].kind > K_LAST) {
             PyErr_SetString(PyExc_ValueError, "convert_rows: spec index or kind out of range");
             PyMem_Free(items);
             return -1;
@@ -1008,7 +1052,7 @@ static PyObject *make_plan(PyObject *self, PyObject *const *args, Py_ssize_t nar
         Py_ssize_t ref = plan->ref[i];
         int bad = how < H_DEFAULT || how > H_SOURCE || (i >= n_slots && how != H_FIELD) ||
                   (how == H_FIELD && (plan->wanted[i] < 0 || plan->kind[i] < K_TEXT ||
-                                      plan->kind[i] > K_US)) ||
+                                      plan->kind[i] > K_LAST)) ||
                   rule < R_KEEP || rule > R_NONE_DEFAULT || (i >= n_slots && rule != R_KEEP);
         /* a rule reads a completed value of an earlier slot, or a value no rule changes */
         if (rule == R_NONE_SAME || rule == R_NONE_MINUS_ONE) {
@@ -1752,6 +1796,7 @@ static int add_constants(PyObject *module) {
                      {"K_INT", K_INT},         {"K_FLOAT", K_FLOAT},     {"K_FD", K_FD},
                      {"K_FLOATS2", K_FLOATS2}, {"K_FLOATS3", K_FLOATS3}, {"K_FLOATS6", K_FLOATS6},
                      {"K_IMAGE_TYPE", K_IMAGE_TYPE}, {"K_US", K_US},
+                     {"K_SCALE", K_SCALE},       {"K_SPACING", K_SPACING},
                      {"H_DEFAULT", H_DEFAULT},   {"H_FIELD", H_FIELD},     {"H_PATH", H_PATH},
                      {"H_SIZE", H_SIZE},         {"H_TS", H_TS},           {"H_ENHANCED", H_ENHANCED},
                      {"H_PIXEL_OFFSET", H_PIXEL_OFFSET}, {"H_PIXEL_LENGTH", H_PIXEL_LENGTH},

@@ -18,6 +18,7 @@ readers: :func:`extra_from_raw` and :func:`extra_from_element`.
 from __future__ import annotations
 
 import functools
+import math
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,6 +29,8 @@ from ..errors import InputError
 
 __all__ = [
     "ELEMENT_CONVERTERS",
+    "INVALID_SCALE",
+    "INVALID_SPACING",
     "RAW_CONVERTERS",
     "ExtraTag",
     "Unsure",
@@ -87,19 +90,51 @@ def _float(value: Any) -> float | None:
     return None if out != out else out
 
 
+#: A RescaleSlope/RescaleIntercept present but not one number (text, several values): NaN,
+#: which the plan refuses (:func:`fastvol.plan.values.check_rescale`) as it does a "nan" value.
+#: One object, so the records of both readers compare equal.
+INVALID_SCALE = float("nan")
+#: A PixelSpacing present but not two numbers (one value, text, a NaN item): infinite, which the
+#: plan refuses as it does 0\0; not NaN, which would differ from itself in series keys.
+INVALID_SPACING = (float("inf"), float("inf"))
+
+
+def _blank(value: Any) -> bool:
+    return isinstance(value, (str, bytes)) and not value.strip()
+
+
 def _scale(value: Any) -> float | None:
-    """``_float``, but NaN and inf are kept: a rescale that is not a number must be refused,
-    not read as absent (slope 1)."""
+    """``_float``, but NaN and inf are kept and a value present but not one number is
+    :data:`INVALID_SCALE`: a rescale that is not a number must be refused, not read as absent
+    (slope 1) or as its first value."""
     if value is None or value == "":
         return None
     if not isinstance(value, (str, bytes, int, float)):
-        value = value[0] if len(value) else None
-        if value is None:
-            return None
+        items = list(value)
+        if len(items) != 1:
+            return INVALID_SCALE if items else None
+        value = items[0]
     try:
         return float(value)
     except (TypeError, ValueError):
+        return None if _blank(value) else INVALID_SCALE
+
+
+def _spacing(value: Any) -> tuple[float, float] | None:
+    """PixelSpacing: two numbers; ``None`` when absent or blank; :data:`INVALID_SPACING` for
+    anything else present (one value, three, text, NaN), which the plan refuses."""
+    if value is None or value == "":
         return None
+    items = list(value) if not isinstance(value, (str, bytes, int, float)) else [value]
+    if not items or (len(items) == 1 and _blank(items[0])):
+        return None
+    try:
+        out = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        return INVALID_SPACING
+    if len(out) != 2 or any(math.isnan(v) for v in out):
+        return INVALID_SPACING
+    return out  # type: ignore[return-value]
 
 
 def _int(value: Any) -> int | None:
@@ -128,6 +163,7 @@ ELEMENT_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "scale": _scale,
     "fd": _float,
     "floats2": lambda v: _floats(v, 2),
+    "spacing": _spacing,
     "floats3": lambda v: _floats(v, 3),
     "floats6": lambda v: _floats(v, 6),
     "image_type": _image_type_value,
@@ -248,6 +284,26 @@ def ds_first(raw: _Bytes) -> float | None:
     return ds_values(raw)[0] if raw else None
 
 
+def ds_scale(raw: _Bytes) -> float | None:
+    """_scale of a DS value: its one item, None when empty or blank, INVALID_SCALE for more."""
+    if not raw:
+        return None
+    values = ds_values(raw)
+    return values[0] if len(values) == 1 else INVALID_SCALE
+
+
+def ds_spacing(raw: _Bytes) -> tuple[float, float] | None:
+    """_spacing of a DS value: two items, None when empty or blank, else INVALID_SPACING."""
+    if not raw:
+        return None
+    values = ds_values(raw)
+    if len(values) == 1 and values[0] is None:
+        return None
+    if len(values) != 2 or None in values:
+        return INVALID_SPACING
+    return tuple(values)  # type: ignore[return-value]
+
+
 def ds_n(raw: _Bytes, n: int) -> tuple[float, ...] | None:
     """_floats of a DS value: exactly n non-blank items, else None."""
     if not raw:
@@ -319,7 +375,8 @@ RAW_CONVERTERS: dict[str, Callable[..., Any]] = {
     "int": _cached(is_first),
     "float": _cached(ds_first),
     # NaN/inf text has letters, which the scanner leaves to pydicom: only finite values here.
-    "scale": _cached(ds_first),
+    "scale": _cached(ds_scale),
+    "spacing": _cached(ds_spacing),
     "fd": _cached(fd_first),
     "floats2": _cached(lambda raw: ds_n(raw, 2)),
     "floats3": _cached(lambda raw: ds_n(raw, 3)),

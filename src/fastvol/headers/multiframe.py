@@ -22,7 +22,7 @@ from typing import Any
 from ..dicom import HeaderRecord
 from ..errors import CorruptFileError, FastvolError
 from ..sources import ByteSource, LocalFile
-from .convert import Unsure, _float, _floats, _int, _text
+from .convert import Unsure, _float, _floats, _int, _scale, _spacing, _text
 from .frame_records import extended_offsets, grid_frames, replace, unplaced_frames
 from .groups import Unparsed
 
@@ -171,9 +171,10 @@ def _enhanced_frame(record: HeaderRecord, index: int, groups: tuple[Any, ...]) -
 
     position = _floats(get("PlanePositionSequence", "ImagePositionPatient"), 3)
     orientation = _floats(get("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
-    spacing = _floats(get("PixelMeasuresSequence", "PixelSpacing"), 2)
-    slope = _float(get("PixelValueTransformationSequence", "RescaleSlope"))
-    intercept = _float(get("PixelValueTransformationSequence", "RescaleIntercept"))
+    # As the file's own: present but unusable is a marker the plan refuses, not absent.
+    spacing = _spacing(get("PixelMeasuresSequence", "PixelSpacing"))
+    slope = _scale(get("PixelValueTransformationSequence", "RescaleSlope"))
+    intercept = _scale(get("PixelValueTransformationSequence", "RescaleIntercept"))
     dims = get("FrameContentSequence", "DimensionIndexValues")
     dimension_index: tuple[int, ...] = ()
     if dims is not None:

@@ -85,7 +85,9 @@ _SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", 
 _UNDEFINED = 0xFFFFFFFF
 
 # Converters of raw values, each exactly the pydicom path's conversion of pydicom's value.
-_FLOATS2, _FLOATS3, _FLOATS6 = RAW_CONVERTERS["floats2"], RAW_CONVERTERS["floats3"], RAW_CONVERTERS["floats6"]
+_FLOATS3, _FLOATS6 = RAW_CONVERTERS["floats3"], RAW_CONVERTERS["floats6"]
+_SPACING = RAW_CONVERTERS["spacing"]  # _spacing: two values; present but unusable: INVALID_SPACING
+_SCALE = RAW_CONVERTERS["scale"]  # _scale: one value; present but not one number: INVALID_SCALE
 _DS = RAW_CONVERTERS["float"]  # _float(DS): first value
 _IS = RAW_CONVERTERS["int"]  # _int(IS): first value, if integral
 _FD = RAW_CONVERTERS["fd"]  # _float(FD): first value, NaN -> None
@@ -292,9 +294,9 @@ class _FrameReader:
             return raw if raw is not None and (is_text or raw) else common[k]
 
         iop = _FLOATS6(orientation) if orientation is not None else None
-        pixel_spacing = _FLOATS2(spacing) if spacing is not None else None
-        slope_value = _DS(slope) if slope else None
-        intercept_value = _DS(intercept) if intercept else None
+        pixel_spacing = _SPACING(spacing) if spacing is not None else None
+        slope_value = _SCALE(slope) if slope else None
+        intercept_value = _SCALE(intercept) if intercept else None
         temporal_id: int | None
         acquisition_number: int | None
         if temporal:

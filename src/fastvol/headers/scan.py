@@ -166,8 +166,8 @@ def layout(extras: tuple[ExtraTag, ...] = ()) -> Layout:
 _LO = RAW_CONVERTERS["lo"]
 #: Field kind -> kind code of the C converter (:mod:`fastvol._ckernels._values`; a test checks
 #: them against its constants).
-C_KINDS = {"text": 1, "uid": 2, "lo": 3, "int": 4, "float": 5, "scale": 5, "fd": 6, "floats2": 7,
-           "floats3": 8, "floats6": 9, "image_type": 10, "us": 11}  # fmt: skip
+C_KINDS = {"text": 1, "uid": 2, "lo": 3, "int": 4, "float": 5, "scale": 12, "fd": 6, "floats2": 7,
+           "floats3": 8, "floats6": 9, "image_type": 10, "us": 11, "spacing": 13}  # fmt: skip
 
 
 def _c_values() -> Any:

@@ -52,7 +52,10 @@ TEMPLATES: dict[str, str] = {
         "or other orientations)"
     ),
     # Warnings: what a reader of the volume should know.
-    "pixel_spacing_missing": "PixelSpacing missing: in-plane spacing taken as 1 mm",
+    "pixel_spacing_missing": (
+        "series {series}: PixelSpacing missing: in-plane spacing taken as 1 mm (as dcm2niix and "
+        "SimpleITK do); distances in the affine may not be millimetres"
+    ),
     "gaps_present": (
         "{n_missing} slice(s) missing at grid indices {missing:first20}: a load raises unless "
         "gaps='fill'"

@@ -180,7 +180,7 @@ def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str,
     spacing_values = {r.pixel_spacing for r in records}
     if None in spacing_values:
         pixel_spacing = (1.0, 1.0)
-        notes.append(Decision("pixel_spacing_missing"))
+        notes.append(Decision("pixel_spacing_missing", series=name))
     else:
         pixel_spacing = tuple(np.mean(np.array(list(spacing_values)), axis=0).tolist())
     try:
@@ -206,12 +206,13 @@ def _check_plausible(records: Sequence[HeaderRecord], *, name: str, uid: str) ->
     BadOrientationError
         ImageOrientationPatient not finite.
     CorruptFileError
-        PixelSpacing zero, negative, not finite or above :data:`MAX_POSITION_MM`.
+        PixelSpacing zero, negative, not finite or above :data:`MAX_POSITION_MM`, or present
+        but not two numbers (read as :data:`~fastvol.headers.convert.INVALID_SPACING`).
     """
     positions = np.array([r.image_position for r in records], dtype=np.float64)
     far = ~np.all(np.isfinite(positions) & (np.abs(positions) <= MAX_POSITION_MM), axis=1)
     if far.any():
-        bad = [r.path for r, f in zip(records, far) if f]
+        bad = list(dict.fromkeys(r.path for r, f in zip(records, far) if f))  # frames: file once
         raise GeometryError(
             f"series {name}: {len(bad)} file(s) have an ImagePositionPatient that is not finite or "
             f"lies more than {MAX_POSITION_MM:g} mm from the origin (e.g. {bad[:3]})",
@@ -219,16 +220,17 @@ def _check_plausible(records: Sequence[HeaderRecord], *, name: str, uid: str) ->
         )  # fmt: skip
     orient = np.array([r.image_orientation for r in records], dtype=np.float64)
     if not np.all(np.isfinite(orient)):
-        bad = [r.path for r, o in zip(records, orient) if not np.all(np.isfinite(o))]
+        bad = list(dict.fromkeys(r.path for r, o in zip(records, orient) if not np.all(np.isfinite(o))))
         raise BadOrientationError(f"series {name}: ImageOrientationPatient is not finite in "
                                   f"{bad[:3]}", files=bad, uid=uid)  # fmt: skip
     spacings = {r.pixel_spacing for r in records if r.pixel_spacing is not None}
     bad_spacings = {sp for sp in spacings if not all(0 < s <= MAX_POSITION_MM for s in sp)}
-    bad = [r.path for r in records if r.pixel_spacing in bad_spacings] if bad_spacings else []
+    bad = list(dict.fromkeys(r.path for r in records if r.pixel_spacing in bad_spacings)) if bad_spacings else []
     if bad:
         raise CorruptFileError(
-            f"series {name}: PixelSpacing is zero, negative, not finite or absurd in {len(bad)} "
-            f"file(s) (e.g. {bad[:3]})", files=bad, uid=uid,
+            f"series {name}: PixelSpacing is not two numbers, or is zero, negative, not finite or "
+            f"absurd, in {len(bad)} file(s) (e.g. {bad[:3]}); fastvol does not guess the pixel size "
+            f"of such files", files=bad, uid=uid,
         )  # fmt: skip
 
 

@@ -83,7 +83,9 @@ def apply(layout: Layout, options: Options, *, strict: bool, name: str, uid: str
     """
     stack = layout.stack
     _check_collinear(layout, options.tolerances.position_rtol, name=name, uid=uid)
-    grid = Grid(geometry=layout.geometry, slot_of=stack.slots)
+    # A guessed pixel size is raised as a warning too: dcm2niix and SimpleITK guess it silently.
+    missing = tuple(n for n in layout.warnings if n.code == "pixel_spacing_missing")
+    grid = Grid(geometry=layout.geometry, slot_of=stack.slots, alerts=missing if strict else ())
     if stack.kind == "gaps":
         grid = _gaps(grid, layout, options, strict=strict, name=name, uid=uid)
     elif stack.kind == "irregular":
@@ -177,7 +179,7 @@ def _tilt(grid: Grid, layout: Layout, options: Options, *, strict: bool, name: s
     lean = affine[:3, 0] - along * stack.axis
     if options.tilt != "resample":
         note = Decision("tilt_kept", series=name, tilt_deg=stack.tilt_deg)
-        return grid.but(warnings=grid.warnings + (note,), alerts=(note,) if strict else ())
+        return grid.but(warnings=grid.warnings + (note,), alerts=grid.alerts + ((note,) if strict else ()))
     # Output voxel (k, i, j) sits at the sheared voxel's world point less k lean vectors, so it
     # reads sheared slice k at (i, j) minus the lean in pixels: the shift is the negative lean.
     col, row = layout.place.col, layout.place.row

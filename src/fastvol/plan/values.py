@@ -154,7 +154,8 @@ def check_bytes(rec: HeaderRecord, fmt: PixelFormat) -> None:
 
 
 def check_rescale(records: Sequence[HeaderRecord], name: str) -> None:
-    """Refuse RescaleSlope 0, or a slope or intercept that is not finite (inf voxels).
+    """Refuse RescaleSlope 0, or a slope or intercept that is not finite (inf voxels) or not one
+    number (text or several values, read as NaN: :data:`~fastvol.headers.convert.INVALID_SCALE`).
 
     Raises
     ------
@@ -171,10 +172,12 @@ def check_rescale(records: Sequence[HeaderRecord], name: str) -> None:
     bad = [r.path for r in records
            if r.rescale_slope in bad_slopes or r.rescale_intercept in bad_intercepts]  # fmt: skip
     if bad:
+        bad = list(dict.fromkeys(bad))  # frames of one multi-frame file: the file once
         raise CorruptFileError(
-            f"series {name}: RescaleSlope is 0 or not finite, or RescaleIntercept is not finite, "
-            f"in {len(bad)} file(s) (e.g. {bad[:3]}); pass rescale=False for the stored values",
-            files=list(dict.fromkeys(bad)),
+            f"series {name}: RescaleSlope is 0, not finite or not one number, or RescaleIntercept "
+            f"is not finite or not one number, in {len(bad)} file(s) (e.g. {bad[:3]}); pass "
+            f"rescale=False for the stored values",
+            files=bad,
         )  # fmt: skip
 
 
