@@ -529,3 +529,18 @@ def test_orientations_either_side_of_a_rounding_boundary_are_one_series(tmp_path
     far = fx.write_series(tmp_path / "f", n=5, edit=lambda i, ds: setattr(
         ds, "ImageOrientationPatient", [1, 0.0003, 0, 0, 1, 0]) if i == 2 else None)  # fmt: skip
     assert len(fastvol.scan(far.folder)) == 2  # three rounding steps apart: another orientation
+
+
+def test_a_file_in_another_frame_of_reference_is_stacked_with_a_warning(tmp_path):
+    odd_uid = "1.2.826.0.1.3680043.8.498.99"
+    written = fx.write_series(tmp_path / "s", n=4, edit=lambda i, ds: setattr(
+        ds, "FrameOfReferenceUID", odd_uid) if i == 1 else None)  # fmt: skip
+    with pytest.warns(fastvol.FastvolWarning, match="FrameOfReferenceUID"):
+        vol = fastvol.load(written.folder)
+    assert vol.shape == (4, 16, 12)
+    (text,) = [w for w in vol.geometry.warnings if "FrameOfReferenceUID" in w]
+    assert written.paths[1] in text and "1 file(s)" in text
+    same = fx.write_series(tmp_path / "t", n=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fastvol.FastvolWarning)
+        assert not fastvol.load(same.folder).geometry.warnings

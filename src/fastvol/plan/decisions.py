@@ -56,6 +56,11 @@ TEMPLATES: dict[str, str] = {
         "series {series}: PixelSpacing missing: in-plane spacing taken as 1 mm (as dcm2niix and "
         "SimpleITK do); distances in the affine may not be millimetres"
     ),
+    "frames_of_reference": (
+        "series {series}: its files name {n_frames} FrameOfReferenceUIDs; {n_files} file(s) differ "
+        "from the rest ({files:first3}): their positions may be in another coordinate system "
+        "(stacked as given; move them out of the folder if they do not belong)"
+    ),
     "gaps_present": (
         "{n_missing} slice(s) missing at grid indices {missing:first20}: a load raises unless "
         "gaps='fill'"

@@ -9,6 +9,7 @@ incomplete, select); what to do with gaps, uneven spacing and tilt is the policy
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -177,6 +178,13 @@ def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str,
     _check_plausible(records, name=name, uid=uid)
     orientation = np.mean(np.array([r.image_orientation for r in records], dtype=np.float64), axis=0)
     notes: list[Decision] = []
+    frames = Counter(r.frame_of_reference_uid for r in records if r.frame_of_reference_uid)
+    if len(frames) > 1:  # positions in two coordinate systems: stacked, but never in silence
+        main_frame = frames.most_common(1)[0][0]
+        odd = list(dict.fromkeys(r.path for r in records
+                                 if r.frame_of_reference_uid and r.frame_of_reference_uid != main_frame))  # fmt: skip
+        notes.append(Decision("frames_of_reference", series=name, n_frames=len(frames),
+                              n_files=len(odd), files=odd))  # fmt: skip
     spacing_values = {r.pixel_spacing for r in records}
     if None in spacing_values:
         pixel_spacing = (1.0, 1.0)

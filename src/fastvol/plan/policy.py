@@ -84,7 +84,7 @@ def apply(layout: Layout, options: Options, *, strict: bool, name: str, uid: str
     stack = layout.stack
     _check_collinear(layout, options.tolerances.position_rtol, name=name, uid=uid)
     # A guessed pixel size is raised as a warning too: dcm2niix and SimpleITK guess it silently.
-    missing = tuple(n for n in layout.warnings if n.code == "pixel_spacing_missing")
+    missing = tuple(n for n in layout.warnings if n.code in ("pixel_spacing_missing", "frames_of_reference"))
     grid = Grid(geometry=layout.geometry, slot_of=stack.slots, alerts=missing if strict else ())
     if stack.kind == "gaps":
         grid = _gaps(grid, layout, options, strict=strict, name=name, uid=uid)
