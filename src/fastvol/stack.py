@@ -539,11 +539,13 @@ def _check_duplicate(dup: Duplicate, plan: LoadPlan, decoders: dict[str, Any],
     """
     from .plan.duplicates import conflict_error
 
-    try:
-        kept = np.array(_stored_frame(dup.kept, plan.pixel, decoders, None, ranges), copy=True)
-        copy = _stored_frame(dup.copy, plan.pixel, decoders, None, ranges)
-    except OSError as exc:
-        raise CorruptFileError(f"{dup.copy.path}: cannot be read ({exc})", files=[dup.copy.path]) from exc
+    frames = []
+    for src in (dup.kept, dup.copy):
+        try:  # a copy: the next read may reuse this thread's scratch buffer
+            frames.append(np.array(_stored_frame(src, plan.pixel, decoders, None, ranges), copy=True))
+        except OSError as exc:
+            raise CorruptFileError(f"{src.path}: cannot be read ({exc})", files=[src.path]) from exc
+    kept, copy = frames
     if kept.shape != copy.shape or not np.array_equal(kept, copy):
         raise conflict_error(dup.kept.path, dup.copy.path, dup.sop_instance_uid, dup.kept.frame,
                              dup.kept.n_frames, "pixel data", name=plan.report.series,
