@@ -17,7 +17,7 @@ from fastvol import cli, errors
 
 def test_exported_members_are_pinned():
     assert sorted(fastvol.__all__) == sorted([
-        "AlignmentError", "BadOrientationError", "CorruptFileError", "DecodeError", "FastvolError", "FastvolWarning",
+        "AlignmentError", "BadOrientationError", "CorruptFileError", "DecodeError", "DuplicateInstanceError", "FastvolError", "FastvolWarning",
         "GeometryError", "GeometryReport", "InputError", "IrregularSpacingError",
         "MissingCodecError", "MissingDependencyError", "MissingSlicesError", "MixedGeometryError",
         "NonCollinearError", "NotDicomError", "Options", "OutputError", "OverlapError", "PathNotFoundError",

@@ -16,7 +16,8 @@ from fastvol.group import Series
 from fastvol.options import Options
 from fastvol.plan import Decision, LoadPlan, make_plan
 from fastvol.plan.decisions import TEMPLATES, render
-from fastvol.plan.layout import arrange, dedupe
+from fastvol.plan.duplicates import dedupe
+from fastvol.plan.layout import arrange
 
 
 def _codes(items) -> list[str]:
@@ -106,8 +107,9 @@ def _record(k: int, position: float, **extra: object) -> HeaderRecord:
 
 def test_layout_orders_slots_and_places_records_without_reading_pixels():
     positions = [4.0, 0.0, 10.0, 2.0, 8.0]  # shuffled; one slice missing at 6 mm
-    records, dropped = dedupe([_record(k, z) for k, z in enumerate(positions)] + [_record(0, 4.0)])
-    assert dropped == ["/nonexistent/IM0000"]
+    deduped = dedupe([_record(k, z) for k, z in enumerate(positions)] + [_record(0, 4.0)])
+    records, dropped = list(deduped.records), deduped.dropped
+    assert dropped == ("/nonexistent/IM0000",)
     layout = arrange(records, dropped, Options(), name="s", uid="1.2.3")
     # Array order is descending along the normal (z): 10, 8, 4, 2, 0 mm; slot 1 -> 3 skips one.
     z = [layout.record(0, i).image_position[2] for i in range(5)]

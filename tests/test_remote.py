@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 
 pytest.importorskip("fsspec")
@@ -204,6 +205,30 @@ def test_large_files_cost_a_header_and_a_pixel_request(s3, tmp_path, small_block
         offset = int(ranges[1].split("=")[1].split("-")[0])
         end = int(ranges[1].split("-")[1]) + 1
         assert end - offset == 128 * 128 * 2  # exactly the pixel data, nothing more
+
+
+def test_copies_are_compared_from_the_prefetched_bytes(s3, tmp_path, small_blocks):
+    # A copy of one instance (same SOPInstanceUID) is read through its own remote source: still
+    # a header and a pixel request per file, the kept file's pixels fetched once for both reads.
+    w = fx.write_series(tmp_path / "s", n=6, rows=128, columns=128, duplicate=(2,))
+    url = upload(s3, tmp_path / "s", "dups/true")
+    vol = fastvol.load(url, storage_options=s3.storage_options)
+    assert_same(vol, fastvol.load(tmp_path / "s"))
+    (copy,) = [p for p, dup in zip(w.paths, w.is_duplicate) if dup]
+    assert vol.geometry.duplicates_dropped == (url + os.path.basename(copy),)
+    per_file: dict[str, int] = {}
+    for method, path, _ in s3.faults.requests:
+        if method == "GET" and path != "/bucket":
+            per_file[path] = per_file.get(path, 0) + 1
+    assert len(per_file) == 7 and set(per_file.values()) == {2}
+    # Other pixels under the same SOPInstanceUID: refused, both URLs named.
+    ds = pydicom.dcmread(copy)
+    ds.PixelData = (ds.pixel_array ^ 1).astype(ds.pixel_array.dtype).tobytes()
+    ds.save_as(copy)
+    url = upload(s3, tmp_path / "s", "dups/other")
+    with pytest.raises(fastvol.DuplicateInstanceError, match="pixel data") as info:
+        fastvol.load(url, storage_options=s3.storage_options)
+    assert url + os.path.basename(copy) in info.value.files and len(info.value.files) == 2
 
 
 def test_long_header_grows_for_that_file_only(s3, tmp_path, small_blocks):

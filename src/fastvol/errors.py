@@ -9,6 +9,7 @@
     │   ├── NotDicomError                   a path holds no readable DICOM image
     │   ├── CorruptFileError                truncated file, short pixel data, absurd sizes
     │   ├── UnsupportedError(NotImplementedError)  valid DICOM we do not load (yet)
+    │   ├── DuplicateInstanceError          files claim one SOPInstanceUID, contents differ
     │   └── DecodeError                     a codec failed on a frame
     │       └── MissingCodecError           no installed decoder for the syntax
     ├── MissingDependencyError(ImportError) an optional package is not installed
@@ -46,6 +47,7 @@ __all__ = [
     "BadOrientationError",
     "CorruptFileError",
     "DecodeError",
+    "DuplicateInstanceError",
     "FastvolError",
     "FastvolWarning",
     "GeometryError",
@@ -147,6 +149,15 @@ class CorruptFileError(InputError):
 
 class UnsupportedError(InputError, NotImplementedError):
     """Valid DICOM that fastvol does not load (e.g. colour images)."""
+
+
+class DuplicateInstanceError(InputError):
+    """Files claim the same SOPInstanceUID (and frame) but their headers or pixels differ.
+
+    A true copy is dropped (``GeometryReport.duplicates_dropped``); files that only share the
+    UID cannot both be the instance, and which one is right is not fastvol's guess to make.
+    Carries ``sop_instance_uid`` and ``frame``; ``files`` names both.
+    """
 
 
 class DecodeError(InputError):

@@ -26,11 +26,18 @@ import numpy as np
 from . import buffers
 from .colour import to_rgb
 from .dicom import TS, UNDEFINED_LENGTH
-from .errors import CorruptFileError, DecodeError, FastvolError, InputError
+from .errors import (
+    CorruptFileError,
+    DecodeError,
+    FastvolError,
+    InputError,
+    MissingCodecError,
+    UnsupportedError,
+)
 from .kernels import pixel_kernels
 from .options import check_threads
 from .pixels import unpack_bits
-from .plan.types import FrameSource, LoadPlan, PixelFormat
+from .plan.types import Duplicate, FrameSource, LoadPlan, PixelFormat
 from .sources import ByteSource, prefetch
 
 if TYPE_CHECKING:  # concurrent.futures (and logging) load only when a pool is made
@@ -425,20 +432,21 @@ def execute(
     kernels = pixel_kernels()
     if missing.size:
         kernels.fill_slots(flat, missing, flat.dtype.type(plan.fill_value))
-    decoders: dict[str, Any] = {}
-    if not plan.all_uncompressed:
-        from .decode import get_decoder  # resolved once per series, not per frame
-
-        syntaxes = {s.transfer_syntax for s in plan.sources} - TS.UNCOMPRESSED
-        decoders = {ts: get_decoder(ts) for ts in syntaxes if ts != TS.DEFLATED_LE}
-    pool = _choose_executor(plan, executor, threads, decoders)
     sources = plan.sources
-    closer = _Closer(sources)
+    duplicates = _read_duplicates(plan)
+    copies = tuple(d.copy for d in duplicates)
+    decoders = _decoders(sources + copies, plan)
+    pool = _choose_executor(plan, executor, threads, decoders)
+    closer = _Closer(sources + copies)
     try:
-        if any(type(s.source).prefetch_many is not None for s in sources):
+        if any(type(s.source).prefetch_many is not None for s in sources + copies):
             # Remote sources: every frame's bytes fetched now, concurrently (local: untouched).
-            prefetch(_pixel_ranges(sources, plan.pixel.frame_bytes, packed=plan.pixel.bits_allocated == 1))
-        ranges = _multiframe_ranges(sources, plan.pixel.frame_bytes)
+            prefetch(_pixel_ranges(sources + copies, plan.pixel.frame_bytes,
+                                   packed=plan.pixel.bits_allocated == 1))  # fmt: skip
+        ranges = _multiframe_ranges(sources + copies, plan.pixel.frame_bytes)
+        for dup in duplicates:  # before any fill: a conflicting copy leaves no partial output
+            _check_duplicate(dup, plan, decoders, ranges)
+            closer.done(dup.copy)
         if _is_process_pool(pool):
             frames = _run(pool, _ProcessTask(plan.pixel, decoders, ranges), sources)
             for src, stored in zip(sources, frames):
@@ -471,6 +479,77 @@ def execute(
         np.copyto(given, out)
         return given
     return out
+
+
+def _decoders(sources: tuple[FrameSource, ...], plan: LoadPlan) -> dict[str, Any]:
+    """The decoder of every compressed syntax the frames use, resolved once per load.
+
+    Raises
+    ------
+    UnsupportedError, MissingCodecError
+        As :func:`fastvol.decode.get_decoder`, naming the files of that syntax.
+    """
+    syntaxes = {s.transfer_syntax for s in sources if s.pixel_offset >= 0} - TS.UNCOMPRESSED
+    syntaxes.discard(TS.DEFLATED_LE)  # inflated by pydicom, no decoder
+    if not syntaxes:
+        return {}
+    from .decode import get_decoder  # resolved once per series, not per frame
+
+    decoders: dict[str, Any] = {}
+    for ts in sorted(syntaxes):
+        try:
+            decoders[ts] = get_decoder(ts)
+        except (UnsupportedError, MissingCodecError) as exc:
+            files = list(dict.fromkeys(s.path for s in sources if s.transfer_syntax == ts))
+            n_all = len({s.path for s in plan.sources})
+            advice = (
+                "install it, or move these files out of the folder"
+                if isinstance(exc, MissingCodecError)
+                else "an unknown syntax among readable files suggests damaged file meta; move these "
+                "files out of the folder, or convert them to a syntax fastvol reads (e.g. "
+                "gdcmconv --raw, or dcmtk's dcmdjpeg)"
+            )
+            raise type(exc)(
+                f"series {plan.report.series}: {len(files)} of its {n_all} files use transfer "
+                f"syntax {ts} (e.g. {files[:3]}): {exc.message}; {advice}",
+                files=files, uid=plan.meta.get("series_instance_uid"), **exc._data,
+            ) from None  # fmt: skip
+    return decoders
+
+
+def _read_duplicates(plan: LoadPlan) -> tuple[Duplicate, ...]:
+    """The plan's duplicates whose kept frame this load reads (a region reads only some)."""
+    if not plan.duplicates:
+        return ()
+    read = {(s.path, s.frame) for s in plan.sources}
+    return tuple(d for d in plan.duplicates if (d.kept.path, d.kept.frame) in read)
+
+
+def _check_duplicate(dup: Duplicate, plan: LoadPlan, decoders: dict[str, Any],
+                     ranges: dict[str, list[Any]]) -> None:  # fmt: skip
+    """Raise unless a dropped copy's stored values equal those of the frame kept.
+
+    Both frames are read (and decoded) as the fill reads them, through their own byte sources;
+    equal headers were checked by the plan (:mod:`fastvol.plan.duplicates`).
+
+    Raises
+    ------
+    DuplicateInstanceError
+        The two files claim one instance but hold different pixels.
+    """
+    from .plan.duplicates import conflict_error
+
+    frames = []
+    for src in (dup.kept, dup.copy):
+        try:  # a copy: the next read may reuse this thread's scratch buffer
+            frames.append(np.array(_stored_frame(src, plan.pixel, decoders, None, ranges), copy=True))
+        except OSError as exc:
+            raise CorruptFileError(f"{src.path}: cannot be read ({exc})", files=[src.path]) from exc
+    kept, copy = frames
+    if kept.shape != copy.shape or not np.array_equal(kept, copy):
+        raise conflict_error(dup.kept.path, dup.copy.path, dup.sop_instance_uid, dup.kept.frame,
+                             dup.kept.n_frames, "pixel data", name=plan.report.series,
+                             uid=plan.meta.get("series_instance_uid"))  # fmt: skip
 
 
 def check_out(out: np.ndarray | None, plan: LoadPlan) -> None:

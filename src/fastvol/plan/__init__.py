@@ -11,6 +11,7 @@ Modules, one step each:
 
 - :mod:`.types`: the value objects (:class:`LoadPlan`, :class:`FrameSource`, :class:`VolumeGeometry`, ...)
 - :mod:`.decisions`: :class:`Decision`, a code and its facts, its text derived from them
+- :mod:`.duplicates`: copies of one instance dropped, conflicting ones refused
 - :mod:`.layout`, :mod:`.volumes`: records -> volumes, slice order, slots, geometry (no pixels)
 - :mod:`.mosaic`: the layout of Siemens mosaics (tiles of one image per volume)
 - :mod:`.policy`: gaps, uneven spacing, tilt and collinearity under the options
@@ -27,6 +28,7 @@ from .planner import describe_series, make_plan
 from .types import (
     MAX_FRAME_PIXELS,
     MAX_OUTPUT_BYTES,
+    Duplicate,
     FrameSource,
     LoadPlan,
     Mosaic,
@@ -39,6 +41,7 @@ __all__ = [
     "MAX_FRAME_PIXELS",
     "MAX_OUTPUT_BYTES",
     "Decision",
+    "Duplicate",
     "FrameSource",
     "LoadPlan",
     "Mosaic",

@@ -19,7 +19,10 @@ __all__ = ["TEMPLATES", "Decision", "render"]
 #: items of a sequence as a list, and ``{name:?yes|no}`` writes ``yes`` when the fact is true.
 TEMPLATES: dict[str, str] = {
     # Decisions: choices taken while planning.
-    "duplicates_dropped": "dropped {n} duplicate instance(s) (same SOPInstanceUID)",
+    "duplicates_dropped": (
+        "dropped {n} duplicate file(s) (same SOPInstanceUID and headers as a file kept; a load "
+        "also compares their pixels): {files:first4}"
+    ),
     "multiframe": "{n_files} multi-frame file(s): frames placed by their own geometry",
     "repeats_first": "repeats='first': kept 1 of each repeated position, skipped {skipped} files",
     "select": "select={select}: volumes {volumes:first16} of {n_volumes}; the others are not read",

@@ -1,7 +1,7 @@
 """Layout: header records -> volumes, slice order and grid slots, and a geometry without pixels.
 
-:func:`arrange` reads nothing but the records: it drops duplicate instances, places every frame
-in patient space (:class:`Placement`), splits repeated positions into volumes
+:func:`arrange` reads nothing but the records (deduplicated by :func:`.duplicates.dedupe`): it
+places every frame in patient space (:class:`Placement`), splits repeated positions into volumes
 (:mod:`.volumes`) and orders the first volume's slices on a grid (:func:`fastvol.geometry.analyze_stack`).
 The options it applies are those that decide *which* frames form the volumes (repeats,
 incomplete, select); what to do with gaps, uneven spacing and tilt is the policy's job.
@@ -23,7 +23,7 @@ from .decisions import Decision
 from .types import VolumeGeometry
 from .volumes import split_volumes
 
-__all__ = ["MAX_POSITION_MM", "Layout", "Placement", "arrange", "dedupe", "place"]
+__all__ = ["MAX_POSITION_MM", "Layout", "Placement", "arrange", "place"]
 
 #: Largest distance from the origin (mm) of a plausible ImagePositionPatient, and largest
 #: plausible PixelSpacing: 1 km. Beyond it the value is garbage (1e308), not a patient, and
@@ -79,7 +79,7 @@ class Layout:
     place
         Positions and plane of every record.
     dropped
-        Paths of records dropped as duplicates (same SOPInstanceUID and frame).
+        Paths of the files dropped as copies (same SOPInstanceUID and frame, same headers).
     repeats
         Volumes: ``repeats.table[v, p]`` is the record at position ``p`` of volume ``v`` (after
         ``select``).
@@ -124,19 +124,6 @@ class Layout:
         """The grid of one volume as acquired, before the options act on gaps, spacing or tilt."""
         first = self.records[0]
         return VolumeGeometry.from_stack(self.stack, self.place.orientation, first.rows, first.columns)
-
-
-def dedupe(records: Sequence[HeaderRecord]) -> tuple[list[HeaderRecord], list[str]]:
-    """Records with each (SOPInstanceUID, frame) once, in path order, and the paths dropped."""
-    seen: dict[tuple[str, int], HeaderRecord] = {}
-    dropped: list[str] = []
-    for rec in sorted(records, key=lambda r: (r.path, r.frame)):
-        key = (rec.sop_instance_uid or rec.path, rec.frame)
-        if key in seen:
-            dropped.append(rec.path)
-        else:
-            seen[key] = rec
-    return list(seen.values()), dropped
 
 
 def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str, uid: str
@@ -260,7 +247,7 @@ def arrange(records: Sequence[HeaderRecord], dropped: Sequence[str], options: Op
     ----------
     records, dropped
         Records with pixels, each instance once, and the paths of the copies dropped
-        (:func:`dedupe`).
+        (:func:`.duplicates.dedupe`).
     options
         ``repeats``, ``incomplete``, ``select`` and the tolerances are applied here.
     name, uid
@@ -277,7 +264,7 @@ def arrange(records: Sequence[HeaderRecord], dropped: Sequence[str], options: Op
     """
     decisions: list[Decision] = []
     if dropped:
-        decisions.append(Decision("duplicates_dropped", n=len(dropped)))
+        decisions.append(Decision("duplicates_dropped", n=len(dropped), files=tuple(dropped)))
     if any(r.number_of_frames > 1 for r in records):
         n_files = sum(r.number_of_frames > 1 for r in records if r.frame == 0)
         decisions.append(Decision("multiframe", n_files=n_files))

@@ -19,9 +19,10 @@ from ..options import Options
 from ..report import GeometryReport
 from . import mosaic as mosaic_step
 from . import policy, values
-from .layout import arrange, dedupe
+from .duplicates import dedupe
+from .layout import arrange
 from .report import build_meta, build_report, skipped_siblings
-from .sources import frame_sources
+from .sources import duplicate_sources, frame_sources
 from .types import LoadPlan
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
         Subclasses name the files and the option that loads the series anyway.
     UnsupportedError, CorruptFileError
         Pixel formats fastvol cannot read, or sizes the files cannot hold.
+    DuplicateInstanceError
+        Files claim one SOPInstanceUID (and frame) but their headers differ.
     """
     options = options or Options()
     name, uid = series.id, series.uid
@@ -58,7 +61,9 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
         raise UnsupportedError(f"series {name} is a DICOM Segmentation: load it with "
                                f"fastvol.load_segmentation(path, reference=...)",
                                files=[r.path for r in series.records[:3]], uid=uid)  # fmt: skip
-    records, dropped = dedupe([r for r in series.records if r.has_pixels])
+    # Copies must agree on headers here; their pixels are compared when a load reads them.
+    deduped = dedupe([r for r in series.records if r.has_pixels], name=name, uid=uid)
+    records = list(deduped.records)
     info = mosaic_step.detect(records, name)
     fmt = values.pixel_format(records, name)
     for rec in records:
@@ -66,7 +71,7 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
             values.check_bytes(rec, fmt)
     if options.rescale and strict:  # values, not geometry: a report is still possible
         values.check_rescale(records, name)
-    layout = arrange(records, dropped, options, name=name, uid=uid, single_slice=info is None)
+    layout = arrange(records, deduped.dropped, options, name=name, uid=uid, single_slice=info is None)
     grid = policy.apply(layout, options, strict=strict, name=name, uid=uid)
     for alert in grid.alerts:  # stacklevel 4: the caller of fastvol.load
         warnings.warn(str(alert), FastvolWarning, stacklevel=4)
@@ -100,7 +105,7 @@ def make_plan(series: Series, options: Options | None = None, *, strict: bool = 
                     sources=frames.sources, fill_value=vals.fill_value, resample=grid.resample,
                     affine=geometry.affine, report=report,
                     meta=build_meta(series, layout, fmt, frames, mosaic), mosaic=mosaic,
-                    palette=palette)  # fmt: skip
+                    palette=palette, duplicates=duplicate_sources(deduped.pairs, frames))  # fmt: skip
 
 
 def _palette(records: list[HeaderRecord], name: str) -> np.ndarray:

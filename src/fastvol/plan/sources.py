@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .._frozen import frozen
 from ..dicom import HeaderRecord
 from ..sources import LocalFile
 from .layout import Layout
 from .policy import Grid
-from .types import FrameSource
+from .types import Duplicate, FrameSource
 
-__all__ = ["Frames", "frame_sources"]
+__all__ = ["Frames", "duplicate_sources", "frame_source", "frame_sources"]
 
 
 @frozen
@@ -57,13 +59,36 @@ def frame_sources(layout: Layout, grid: Grid, *, rescale: bool) -> Frames:
             records.append(rec)
             slopes.append(float(slope))
             intercepts.append(float(icpt))
-            sources.append(FrameSource(
-                path=rec.path, slot=v * per_volume + int(grid.slot_of[p]),
-                transfer_syntax=rec.transfer_syntax, pixel_offset=rec.pixel_offset,
-                source=rec.source if rec.source is not None else LocalFile(rec.path),
-                pixel_length=rec.pixel_length, file_size=rec.file_size,
-                frame=rec.frame, n_frames=rec.number_of_frames,
-                slope=float(slope), intercept=float(icpt), extended_offsets=rec.extended_offsets,
-            ))  # fmt: skip
+            sources.append(frame_source(rec, v * per_volume + int(grid.slot_of[p]), float(slope),
+                                        float(icpt)))  # fmt: skip
     return Frames(sources=tuple(sources), records=tuple(records), slopes=tuple(slopes),
                   intercepts=tuple(intercepts))  # fmt: skip
+
+
+def frame_source(rec: HeaderRecord, slot: int, slope: float = 1.0, intercept: float = 0.0) -> FrameSource:
+    """The frame of ``rec``, read through its byte source, into ``slot``."""
+    return FrameSource(
+        path=rec.path, slot=slot, transfer_syntax=rec.transfer_syntax,
+        pixel_offset=rec.pixel_offset,
+        source=rec.source if rec.source is not None else LocalFile(rec.path),
+        pixel_length=rec.pixel_length, file_size=rec.file_size,
+        frame=rec.frame, n_frames=rec.number_of_frames,
+        slope=slope, intercept=intercept, extended_offsets=rec.extended_offsets,
+    )  # fmt: skip
+
+
+def duplicate_sources(pairs: Sequence[tuple[HeaderRecord, HeaderRecord]], frames: Frames
+                      ) -> tuple[Duplicate, ...]:  # fmt: skip
+    """The ``(kept, copy)`` pairs whose kept frame the load reads, as frame sources.
+
+    The kept side is the load's own :class:`FrameSource` (its byte source shared with the
+    fill); the copy reads through its own record's source, into no slot.
+    """
+    read = {(s.path, s.frame): s for s in frames.sources}
+    out: list[Duplicate] = []
+    for kept, copy in pairs:
+        src = read.get((kept.path, kept.frame))
+        if src is not None:
+            out.append(Duplicate(kept=src, copy=frame_source(copy, -1),
+                                 sop_instance_uid=copy.sop_instance_uid))  # fmt: skip
+    return tuple(out)

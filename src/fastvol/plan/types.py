@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_FRAME_PIXELS",
     "MAX_OUTPUT_BYTES",
+    "Duplicate",
     "FrameSource",
     "LoadPlan",
     "Mosaic",
@@ -109,6 +110,17 @@ class FrameSource:
     slope: float = 1.0
     intercept: float = 0.0
     extended_offsets: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+
+
+@frozen(slots=True)
+class Duplicate:
+    """A frame read (``kept``) and a copy dropped from the load (``copy``): same
+    SOPInstanceUID and frame, same headers; a load compares their stored values before filling
+    (:mod:`fastvol.plan.duplicates`). ``copy.slot`` is -1: it fills nothing."""
+
+    kept: FrameSource
+    copy: FrameSource
+    sop_instance_uid: str
 
 
 @frozen(slots=True)
@@ -220,6 +232,8 @@ class LoadPlan:
     mosaic: Mosaic | None = None
     #: PALETTE COLOR: ``(2**BitsStored, 3)`` RGB table indexed by stored value.
     palette: np.ndarray | None = None
+    #: Copies dropped from the load whose pixels must equal those of a frame read.
+    duplicates: tuple[Duplicate, ...] = ()
 
     @property
     def all_uncompressed(self) -> bool:
