@@ -182,5 +182,6 @@ def test_one_absurd_position_of_three_does_not_merge_the_other_two(tmp_path):
     with pytest.raises(fastvol.GeometryError, match="a position is wrong") as raised:
         fastvol.load(written.folder)
     assert not isinstance(raised.value, fastvol.RepeatedPositionsError)
+    assert raised.value.files == (written.paths[2],)  # the one far from the others, named
     repeated = fx.write_series(tmp_path / "r", n=3, repeats=2)  # true repeats still cluster
     assert fastvol.load(repeated.folder).shape == (2, 3, 16, 12)

@@ -544,3 +544,11 @@ def test_a_file_in_another_frame_of_reference_is_stacked_with_a_warning(tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("error", fastvol.FastvolWarning)
         assert not fastvol.load(same.folder).geometry.warnings
+
+
+def test_a_file_without_the_frame_of_reference_of_the_rest_is_named(tmp_path):
+    written = fx.write_series(tmp_path / "s", n=4, edit=lambda i, ds: delattr(
+        ds, "FrameOfReferenceUID") if i == 3 else None)  # fmt: skip
+    with pytest.warns(fastvol.FastvolWarning, match="FrameOfReferenceUID") as caught:
+        fastvol.load(written.folder)
+    assert any(written.paths[3] in str(w.message) for w in caught)

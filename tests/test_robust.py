@@ -726,3 +726,12 @@ def test_a_damaged_single_file_series_is_not_skipped_to_nothing(tmp_path):
     with pytest.raises(CorruptFileError) as raised:
         fastvol.load(written.folder, unreadable="skip")
     assert "unreadable='skip'" not in str(raised.value)
+
+
+def test_skipping_every_damaged_file_says_so(tmp_path):
+    written = fx.write_series(tmp_path / "s", n=3, transfer_syntax=fx.RLELossless)
+    for path in written.paths:
+        fx.truncate(path, 40)
+    with pytest.raises(CorruptFileError, match="every file is damaged: 2 skipped") as raised:
+        fastvol.load(written.folder, unreadable="skip")
+    assert sorted(raised.value.files) == sorted(written.paths)

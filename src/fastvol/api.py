@@ -410,6 +410,7 @@ def load_series(
     opts = Options.resolve(options, overrides)
     if series.damaged and opts.unreadable == "raise":
         raise _damaged_error(series, f"series {series.id}")
+    n_damaged = len(series.damaged)
     while True:
         # The load boundary: whatever a lower layer raises on bad input leaves as a fastvol error.
         with map_exceptions(f"series {series.id}", files=series.files[:3], uid=series.uid):
@@ -422,6 +423,14 @@ def load_series(
                 # what its header says): the file is one more damaged image of the series.
                 bad = _damaged_pixels(exc, series)
                 if not bad:
+                    every = set(exc.files) == set(series.files)
+                    if opts.unreadable == "skip" and every and len(series.damaged) > n_damaged:
+                        dropped = [name for name, _ in series.damaged[n_damaged:]]
+                        raise type(exc)(
+                            f"series {series.id}: the pixel data of every file is damaged: {len(dropped)} "
+                            f"skipped (unreadable='skip'), then {exc.message}", files=[*dropped, *exc.files],
+                            uid=series.uid,
+                        ) from exc  # fmt: skip
                     raise
                 if opts.unreadable == "raise":
                     raise type(exc)(f"{exc.message}; pass unreadable='skip' to load the series "

@@ -276,7 +276,14 @@ def analyze_stack(
             origin=pos[0], row=row, col=col, normal=normal, pixel_spacing=spacing,
         )  # fmt: skip
     steps = np.diff(distances)
-    kind, slots = _grid_slots(steps, spacing_rtol)
+    try:
+        kind, slots = _grid_slots(steps, spacing_rtol)
+    except GeometryError as exc:
+        # The widest step at either end isolates one slice: most likely the wrong position.
+        end = {0: 0, n - 2: n - 1}.get(exc._data.get("widest_step", -1))
+        if end is None:
+            raise
+        raise GeometryError(exc.message, **exc._data, suspect=int(order[end])) from None
     sorted_pos = pos[order]
     if kind == "irregular":
         origin, step_vector, residual, tilt = _line_through_ends(sorted_pos, axis)
@@ -308,7 +315,7 @@ def _check_grid_size(multiples: np.ndarray) -> None:
         raise GeometryError(
             f"slice positions imply a grid of {n_grid:.4g} slices for {n_acquired} acquired "
             f"(more than {MAX_GRID_RATIO} per slice): a position is wrong, not slices missing",
-            grid_slices=n_grid,
+            grid_slices=n_grid, widest_step=int(np.argmax(multiples)),
         )
 
 

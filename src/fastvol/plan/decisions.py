@@ -60,8 +60,8 @@ TEMPLATES: dict[str, str] = {
         "SimpleITK do); distances in the affine may not be millimetres"
     ),
     "frames_of_reference": (
-        "series {series}: its files name {n_frames} FrameOfReferenceUIDs; {n_files} file(s) differ "
-        "from the rest ({files:first3}): their positions may be in another coordinate system "
+        "series {series}: its files name {n_frames} FrameOfReferenceUIDs (or none); {n_files} "
+        "file(s) differ from the rest ({files:first3}): their positions may be in another coordinate system "
         "(stacked as given; move them out of the folder if they do not belong)"
     ),
     "gaps_present": (

@@ -165,11 +165,10 @@ def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str,
     _check_plausible(records, name=name, uid=uid)
     orientation = np.mean(np.array([r.image_orientation for r in records], dtype=np.float64), axis=0)
     notes: list[Decision] = []
-    frames = Counter(r.frame_of_reference_uid for r in records if r.frame_of_reference_uid)
+    frames = Counter(r.frame_of_reference_uid for r in records)  # "": none given
     if len(frames) > 1:  # positions in two coordinate systems: stacked, but never in silence
         main_frame = frames.most_common(1)[0][0]
-        odd = list(dict.fromkeys(r.path for r in records
-                                 if r.frame_of_reference_uid and r.frame_of_reference_uid != main_frame))  # fmt: skip
+        odd = list(dict.fromkeys(r.path for r in records if r.frame_of_reference_uid != main_frame))
         notes.append(Decision("frames_of_reference", series=name, n_frames=len(frames),
                               n_files=len(odd), files=odd))  # fmt: skip
     spacing_values = {r.pixel_spacing for r in records}
@@ -285,7 +284,13 @@ def arrange(records: Sequence[HeaderRecord], dropped: Sequence[str], options: Op
     except GeometryError as exc:
         if exc.files:
             raise
-        raise type(exc)(f"series {name}: {exc.message}", files=placement.files, uid=uid,
+        suspect = exc._data.get("suspect")
+        if suspect is None:
+            raise type(exc)(f"series {name}: {exc.message}", files=placement.files, uid=uid,
+                            **exc._data) from None  # fmt: skip
+        odd = placement.records[int(first_volume[suspect])].path
+        raise type(exc)(f"series {name}: {exc.message}; most likely {odd}, far from all the others "
+                        f"(move it out of the folder to load the rest)", files=[odd], uid=uid,
                         **exc._data) from None  # fmt: skip
     return Layout(place=placement, dropped=tuple(dropped), repeats=repeats,
                   unselected=tuple(unselected), stack=stack, decisions=tuple(decisions),
