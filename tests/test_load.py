@@ -552,3 +552,18 @@ def test_a_file_without_the_frame_of_reference_of_the_rest_is_named(tmp_path):
     with pytest.warns(fastvol.FastvolWarning, match="FrameOfReferenceUID") as caught:
         fastvol.load(written.folder)
     assert any(written.paths[3] in str(w.message) for w in caught)
+
+
+def test_a_file_of_another_pixel_format_is_the_one_named(tmp_path):
+    import pydicom
+
+    written = fx.write_series(tmp_path / "s", n=4)
+    odd = written.paths[2]
+    ds = pydicom.dcmread(odd)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = ds.pixel_array.astype(np.int8).tobytes()
+    ds.save_as(odd)
+    with pytest.raises(fastvol.UnsupportedError, match="1 file.* 8 bits allocated") as raised:
+        fastvol.load(written.folder)
+    assert raised.value.files == (odd,)
+    assert "3 file(s) 16x12" in str(raised.value)

@@ -362,3 +362,15 @@ def test_extended_offset_table_locates_frames(tmp_path):
     ds.save_as(path)
     vol = fastvol.load(path)
     np.testing.assert_array_equal(vol.array, truth.volume(rescaled=True))
+
+
+def test_a_frame_without_its_position_is_named_by_file_and_frame(tmp_path):
+    def no_position(i, item):
+        if i == 4:
+            del item.PlanePositionSequence
+
+    w = fe.write_enhanced(tmp_path, n_slices=8, edit_frame=no_position)
+    with pytest.raises(fastvol.CorruptFileError, match=r"1 of its 8 frames .* frame\(s\) \[5\]") as raised:
+        fastvol.load(tmp_path)
+    assert "move them out" not in str(raised.value)
+    assert len(raised.value.files) == 1 and raised.value.files[0].startswith(str(tmp_path))

@@ -140,6 +140,19 @@ def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str,
         ImageOrientationPatient missing, or not two orthonormal directions.
     """
     lacking = [r.path for r in records if r.image_position is None]
+    framed = [r for r in records if r.image_position is None and r.number_of_frames > 1]
+    if framed and len(lacking) < len(records):  # frames of a multi-frame file: not movable
+        where: dict[str, list[int]] = {}
+        for r in framed:
+            where.setdefault(r.path, []).append(r.frame + 1)
+        told = "; ".join(f"{path} frame(s) {frames[:8]}" for path, frames in list(where.items())[:3])
+        raise CorruptFileError(
+            f"series {name}: {len(framed)} of its {len(records)} frames have no usable "
+            f"ImagePositionPatient (PlanePositionSequence missing or not three numbers) though "
+            f"the others have one, so they cannot be placed: damaged per-frame headers ({told}); "
+            f"no option loads a multi-frame file without its frames' positions",
+            files=list(where), uid=uid,
+        )  # fmt: skip
     if lacking and len(lacking) < len(records):  # the others have one: damaged headers
         raise CorruptFileError(
             f"series {name}: {len(lacking)} of its {len(records)} files have no usable "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,13 @@ class Values:
     warnings: tuple[Decision, ...] = ()
 
 
+
+def _format_text(key: tuple[Any, ...]) -> str:
+    rows, columns, samples, allocated, stored, representation, photometric, kind, _ = key
+    sign = "signed" if representation else "unsigned"
+    return (f"{rows}x{columns}, {samples} sample(s), {allocated} bits allocated / {stored} stored, "
+            f"{sign} {kind}, {photometric}")  # fmt: skip
+
 def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
     """The one pixel format of ``records``.
 
@@ -53,17 +61,25 @@ def pixel_format(records: Sequence[HeaderRecord], name: str) -> PixelFormat:
     CorruptFileError
         BitsStored or the frame size is not plausible.
     """
-    formats = {
-        (r.rows, r.columns, r.samples_per_pixel, r.bits_allocated, r.bits_stored,
-         r.pixel_representation, r.photometric_interpretation, r.pixel_kind,
-         r.planar_configuration if r.samples_per_pixel > 1 else 0)
-        for r in records
-    }  # fmt: skip
+    by_format: dict[tuple[Any, ...], list[str]] = {}
+    for r in records:
+        key = (r.rows, r.columns, r.samples_per_pixel, r.bits_allocated, r.bits_stored,
+               r.pixel_representation, r.photometric_interpretation, r.pixel_kind,
+               r.planar_configuration if r.samples_per_pixel > 1 else 0)  # fmt: skip
+        by_format.setdefault(key, []).append(r.path)
+    formats = set(by_format)
     if len(formats) > 1:
+        # Most files first: the odd ones out are named where a reader looks.
+        groups = sorted(by_format.items(), key=lambda kv: -len(dict.fromkeys(kv[1])))
+        told = "; ".join(
+            f"{len(set(paths))} file(s) {_format_text(key)} (e.g. {list(dict.fromkeys(paths))[:3]})"
+            for key, paths in groups
+        )
+        odd = [p for _, paths in groups[1:] for p in dict.fromkeys(paths)]
         raise UnsupportedError(
-            f"series {name}: files differ in pixel format {sorted(formats)}; load them as "
-            f"separate series (pass a list of files)",
-            files=[r.path for r in records][:8],
+            f"series {name}: files differ in pixel format: {told}; load them as separate series "
+            f"(pass a list of files), or move the odd ones out of the folder",
+            files=odd[:20],
         )
     fmt = PixelFormat(*formats.pop())
     first = records[0].path
