@@ -253,3 +253,15 @@ def test_out_with_resampling_is_written_straight_into(small_blocks, tmp_path):
     # Only the pixels as read (before resampling) were on a block: one, idle now.
     in_use, idle = buffers.held()
     assert in_use == 0 and 0 < idle <= reference.size * 4
+
+
+def test_a_holder_is_never_duplicated(small_blocks):
+    import copy
+
+    array = buffers.empty((1000,), np.uint8)
+    holder = array.base
+    assert copy.copy(holder) is holder and copy.deepcopy(holder) is holder
+    with pytest.raises(TypeError, match="pickle the array"):
+        pickle.dumps(holder)
+    del holder, array
+    assert buffers.held() == (0, 1000)  # handed back once

@@ -198,3 +198,59 @@ def test_unknown_transfer_syntax_names_its_files(tmp_path):
     assert "move these files out of the folder" in str(err)
     os.remove(bad)
     assert fastvol.load(tmp_path, gaps="fill").shape[0] == 5
+
+
+# ------------------------------------------------------------------------------------------
+# Copies that are copies though a naive comparison says otherwise (from a review)
+
+
+def test_a_true_copy_with_an_unusable_rescale_is_still_a_copy(tmp_path):
+    def damage(i, ds):  # the raw string, as a damaged file holds it
+        if "RescaleSlope" not in ds:
+            ds.add_new("RescaleSlope", "DS", "1")
+        ds["RescaleSlope"]._value = "xyz"
+
+    written = fx.write_series(tmp_path / "s", n=4, edit=damage)
+    shutil.copyfile(written.paths[1], str(tmp_path / "s" / "ZZ_copy"))
+    with pytest.raises(fastvol.CorruptFileError, match="rescale=False"):  # refused for its slope
+        fastvol.load(written.folder)
+    vol = fastvol.load(written.folder, rescale=False)  # NaN marker equal in both: a copy
+    assert vol.shape == (4, 16, 12) and len(vol.geometry.duplicates_dropped) == 1
+
+
+def test_a_float_copy_holding_nan_is_a_copy(tmp_path):
+    written = fx.write_series(tmp_path / "s", n=4, rows=6, columns=7)
+    for k, path in enumerate(written.paths):
+        ds = pydicom.dcmread(path)
+        del ds.PixelData
+        for keyword in ("BitsStored", "HighBit", "PixelRepresentation", "RescaleSlope", "RescaleIntercept"):
+            if keyword in ds:
+                delattr(ds, keyword)
+        values = np.arange(42, dtype="<f4").reshape(6, 7) + k
+        values[0, 0] = np.nan
+        ds.BitsAllocated = 32
+        ds.FloatPixelData = values.tobytes()
+        ds.save_as(path)
+    shutil.copyfile(written.paths[2], written.paths[2] + "_copy")
+    vol = fastvol.load(written.folder)
+    assert vol.shape == (4, 6, 7) and np.isnan(vol.array[:, 0, 0]).all()
+
+
+def test_a_copy_differing_only_in_junk_high_bits_is_a_copy(tmp_path):
+    clean = fx.write_series(tmp_path / "a", n=4, seed=3, bits_stored=12, signed=False)
+
+    def same_instances(i, ds):
+        ds.SOPInstanceUID = clean.sop_uids[i]
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = clean.study_uid, clean.series_uid
+        ds.FrameOfReferenceUID = clean.frame_of_reference_uid
+
+    junk = fx.write_series(tmp_path / "b", n=4, seed=3, bits_stored=12, signed=False, junk_high_bits=True,
+                           edit=same_instances)  # fmt: skip
+    np.testing.assert_array_equal(fastvol.load(junk.folder).array, fastvol.load(clean.folder).array)
+    shutil.copyfile(junk.paths[2], str(tmp_path / "a" / "ZZ_copy"))
+    vol = fastvol.load(clean.folder)
+    assert len(vol.geometry.duplicates_dropped) == 1
+    other = fx.write_series(tmp_path / "c", n=4, seed=4, bits_stored=12, signed=False, edit=same_instances)
+    shutil.copyfile(other.paths[2], str(tmp_path / "a" / "ZZ_other"))
+    with pytest.raises(fastvol.DuplicateInstanceError, match="pixel data"):  # other voxels: refused
+        fastvol.load(clean.folder)

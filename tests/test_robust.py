@@ -735,3 +735,13 @@ def test_skipping_every_damaged_file_says_so(tmp_path):
     with pytest.raises(CorruptFileError, match="every file is damaged: 2 skipped") as raised:
         fastvol.load(written.folder, unreadable="skip")
     assert sorted(raised.value.files) == sorted(written.paths)
+
+
+def test_skipping_a_damaged_end_file_into_a_fixed_out_says_why_it_cannot(tmp_path):
+    written = fx.write_series(tmp_path / "s", n=5, transfer_syntax=fx.RLELossless)
+    fx.truncate(written.paths[0], 40)
+    out = np.empty((5, 16, 12), dtype=np.int16)
+    with pytest.raises(fastvol.InputError, match=r"shape \(4, 16, 12\) that out= \(shape \(5, 16, 12\)\)") as raised:
+        fastvol.load(written.folder, unreadable="skip", out=out)
+    assert raised.value.files == (written.paths[0],)
+    assert isinstance(raised.value.__cause__, CorruptFileError)

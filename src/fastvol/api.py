@@ -411,10 +411,20 @@ def load_series(
     if series.damaged and opts.unreadable == "raise":
         raise _damaged_error(series, f"series {series.id}")
     n_damaged = len(series.damaged)
+    skipped_error: FastvolError | None = None
     while True:
         # The load boundary: whatever a lower layer raises on bad input leaves as a fastvol error.
         with map_exceptions(f"series {series.id}", files=series.files[:3], uid=series.uid):
             plan = make_plan(series, opts)
+            given = tuple(getattr(out, "shape", ()))
+            if skipped_error is not None and out is not None and given != plan.shape:
+                raise InputError(
+                    f"series {series.id}: {len(series.damaged) - n_damaged} file(s) with damaged pixel "
+                    f"data skipped (unreadable='skip'), leaving a volume of shape {plan.shape} that "
+                    f"out= (shape {given}) cannot take; pass gaps='fill' to keep the "
+                    f"shape, or no out=", files=[name for name, _ in series.damaged[n_damaged:]],
+                    uid=series.uid,
+                ) from skipped_error  # fmt: skip
             try:
                 array = execute(plan, executor=executor, threads=opts.threads, out=out)
                 break
@@ -436,6 +446,7 @@ def load_series(
                     raise type(exc)(f"{exc.message}; pass unreadable='skip' to load the series "
                                     f"without {'it' if len(bad) == 1 else 'them'}",
                                     files=exc.files, uid=exc.uid or series.uid, **exc._data) from exc  # fmt: skip
+                skipped_error = exc
                 series = dataclasses.replace(
                     series, records=tuple(r for r in series.records if r.path not in bad),
                     damaged=(*series.damaged, *((name, exc.message) for name in bad)), _report=[],

@@ -66,6 +66,15 @@ class _Holder:
             "data": (block.__array_interface__["data"][0], False), "version": 3,
         }  # fmt: skip
 
+    def __copy__(self) -> _Holder:  # a second holder would hand the block back twice
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Holder:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a fastvol.buffers block holder cannot be pickled; pickle the array")
+
     def __del__(self) -> None:
         try:
             if self.generation == _generation:

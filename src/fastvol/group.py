@@ -228,18 +228,30 @@ def _join_rounding_neighbours(groups: dict[tuple[Any, ...], list[HeaderRecord]],
             i = parent[i]
         return i
 
-    for i in range(len(keys)):
-        for j in range(i):
-            if _neighbours(keys[i], keys[j]):
-                parent[root(i)] = root(j)
+    # Neighbours share every other part and lie within one step on each rounded value: sweep
+    # each bucket of other parts along the first orientation value, not over every pair (a
+    # folder whose files all carry one UID may hold thousands of groups).
+    buckets: dict[tuple[Any, ...], list[int]] = {}
+    for k, key in enumerate(keys):
+        if key[1] is not None and key[1] and key[1][0] == key[1][0]:  # an orientation, not NaN
+            buckets.setdefault(tuple(v for i, v in enumerate(key) if i not in _ROUNDED_PARTS), []).append(k)
+    reach = _ROUNDED_PARTS[1] * 1.001
+    for bucket in buckets.values():
+        bucket.sort(key=lambda k: keys[k][1][0])
+        for a, i in enumerate(bucket):
+            for j in bucket[a + 1:]:
+                if keys[j][1][0] - keys[i][1][0] > reach:
+                    break
+                if _neighbours(keys[i], keys[j]):
+                    parent[root(j)] = root(i)
     if all(parent[i] == i for i in range(len(keys))):
         return groups
     joined: dict[tuple[Any, ...], list[HeaderRecord]] = {}
-    members = {id(r): keys[root(k)] for k, key in enumerate(keys) for r in groups[key]}
+    key_of = {id(r): keys[root(k)] for k, key in enumerate(keys) for r in groups[key]}
     for rec in records:  # scan order, as every group is
-        key = members.get(id(rec))
-        if key is not None:
-            joined.setdefault(key, []).append(rec)
+        joined_key = key_of.get(id(rec))
+        if joined_key is not None:
+            joined.setdefault(joined_key, []).append(rec)
     return joined
 
 

@@ -546,10 +546,26 @@ def _check_duplicate(dup: Duplicate, plan: LoadPlan, decoders: dict[str, Any],
         except OSError as exc:
             raise CorruptFileError(f"{src.path}: cannot be read ({exc})", files=[src.path]) from exc
     kept, copy = frames
-    if kept.shape != copy.shape or not np.array_equal(kept, copy):
+    if kept.shape != copy.shape or not _same_values(kept, copy, plan.pixel):
         raise conflict_error(dup.kept.path, dup.copy.path, dup.sop_instance_uid, dup.kept.frame,
                              dup.kept.n_frames, "pixel data", name=plan.report.series,
                              uid=plan.meta.get("series_instance_uid"))  # fmt: skip
+
+
+def _same_values(a: np.ndarray, b: np.ndarray, pixel: PixelFormat) -> bool:
+    """Whether two frames of stored samples give the same voxels: integers compared on their
+    BitsStored bits (what every conversion keeps; a lossless re-encoding drops junk high bits),
+    floats with NaN equal to NaN."""
+    if a.dtype != b.dtype:
+        return False
+    if a.dtype.kind in "iu":
+        bits = min(pixel.bits_stored, a.dtype.itemsize * 8)
+        if bits < a.dtype.itemsize * 8:
+            unsigned = np.dtype(f"u{a.dtype.itemsize}")
+            mask = unsigned.type((1 << bits) - 1)
+            return bool(np.array_equal(a.view(unsigned) & mask, b.view(unsigned) & mask))
+        return bool(np.array_equal(a, b))
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
 def check_out(out: np.ndarray | None, plan: LoadPlan) -> None:

@@ -68,7 +68,9 @@ class Deduped:
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
-        return a == b or math.isclose(a, b, rel_tol=_REL_TOL, abs_tol=_ABS_TOL)
+        # NaN: a value present but unusable (convert.INVALID_SCALE) is the same in both copies
+        return (a == b or math.isclose(a, b, rel_tol=_REL_TOL, abs_tol=_ABS_TOL)
+                or (math.isnan(a) and math.isnan(b)))  # fmt: skip
     if isinstance(a, tuple) and isinstance(b, tuple):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return bool(a == b)
