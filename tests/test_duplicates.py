@@ -195,7 +195,9 @@ def test_unknown_transfer_syntax_names_its_files(tmp_path):
     err = info.value
     assert err.files == (bad,)
     assert bad in str(err) and "1.2.3.4" in str(err) and "1 of its 5 files" in str(err)
-    assert "move these files out of the folder" in str(err)
+    assert "move these files out of the folder" in str(err) and "unreadable='skip'" in str(err)
+    vol = fastvol.load(tmp_path, unreadable="skip", gaps="fill")  # damaged file meta: skippable
+    assert vol.meta["unreadable_skipped"] == [bad] and vol.shape[0] == 5
     os.remove(bad)
     assert fastvol.load(tmp_path, gaps="fill").shape[0] == 5
 

@@ -25,6 +25,7 @@ from .errors import (
     NotDicomError,
     SeriesSelectionError,
     UnreadableError,
+    UnsupportedError,
     map_exceptions,
 )
 from .find import Inputs, locate
@@ -428,7 +429,7 @@ def load_series(
             try:
                 array = execute(plan, executor=executor, threads=opts.threads, out=out)
                 break
-            except (CorruptFileError, DecodeError) as exc:
+            except (CorruptFileError, DecodeError, UnsupportedError) as exc:
                 # Pixel data found damaged only when read (a compressed frame cut short or not
                 # what its header says): the file is one more damaged image of the series.
                 bad = _damaged_pixels(exc, series)
@@ -463,6 +464,8 @@ def _damaged_pixels(exc: FastvolError, series: Series) -> set[str]:
     missing codec (not damage)."""
     if isinstance(exc, MissingDependencyError):
         return set()
+    if isinstance(exc, UnsupportedError) and not getattr(exc, "damaged_meta", False):
+        return set()  # valid data fastvol does not load (colour, ...): not damage
     named = set(exc.files)
     files = set(series.files)
     if not named or not named <= files or named == files:

@@ -509,10 +509,13 @@ def _decoders(sources: tuple[FrameSource, ...], plan: LoadPlan) -> dict[str, Any
                 "files out of the folder, or convert them to a syntax fastvol reads (e.g. "
                 "gdcmconv --raw, or dcmtk's dcmdjpeg)"
             )
+            # An unknown syntax (not a codec left uninstalled) marks the files damaged: a load
+            # with unreadable='skip' goes on without them.
+            damaged = {} if isinstance(exc, MissingCodecError) else {"damaged_meta": True}
             raise type(exc)(
                 f"series {plan.report.series}: {len(files)} of its {n_all} files use transfer "
                 f"syntax {ts} (e.g. {files[:3]}): {exc.message}; {advice}",
-                files=files, uid=plan.meta.get("series_instance_uid"), **exc._data,
+                files=files, uid=plan.meta.get("series_instance_uid"), **{**exc._data, **damaged},
             ) from None  # fmt: skip
     return decoders
 
