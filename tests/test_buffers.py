@@ -265,3 +265,14 @@ def test_a_holder_is_never_duplicated(small_blocks):
         pickle.dumps(holder)
     del holder, array
     assert buffers.held() == (0, 1000)  # handed back once
+
+
+def test_the_module_is_reachable_from_a_fresh_import():
+    """The README's `fastvol.buffers.release()` works before any load (a new user's first try)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import fastvol; print(fastvol.buffers.held())"],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(0, 0)"

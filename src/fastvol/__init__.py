@@ -119,10 +119,10 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{module}", __name__), attr)
         globals()[name] = value
         return value
-    if name == "idc":  # fastvol.idc.load(uid) without importing fastvol.idc first
+    if name in ("idc", "buffers"):  # fastvol.idc.load(uid), fastvol.buffers.release(): no import first
         import importlib
 
-        return importlib.import_module(".idc", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'fastvol' has no attribute {name!r}")
 
 

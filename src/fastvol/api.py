@@ -40,6 +40,8 @@ from .volume import Volume
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
+    from .plan import LoadPlan
+
 __all__ = ["ScanResult", "describe", "find_series", "load", "load_series", "scan", "select_series"]
 
 class ScanResult(list[Series]):
@@ -412,50 +414,59 @@ def load_series(
     if series.damaged and opts.unreadable == "raise":
         raise _damaged_error(series, f"series {series.id}")
     n_damaged = len(series.damaged)
-    skipped_error: FastvolError | None = None
+    skipped: FastvolError | None = None  # the last damage skipped, once a file was
     while True:
         # The load boundary: whatever a lower layer raises on bad input leaves as a fastvol error.
         with map_exceptions(f"series {series.id}", files=series.files[:3], uid=series.uid):
             plan = make_plan(series, opts)
-            given = tuple(getattr(out, "shape", ()))
-            if skipped_error is not None and out is not None and given != plan.shape:
-                raise InputError(
-                    f"series {series.id}: {len(series.damaged) - n_damaged} file(s) with damaged pixel "
-                    f"data skipped (unreadable='skip'), leaving a volume of shape {plan.shape} that "
-                    f"out= (shape {given}) cannot take; pass gaps='fill' to keep the "
-                    f"shape, or no out=", files=[name for name, _ in series.damaged[n_damaged:]],
-                    uid=series.uid,
-                ) from skipped_error  # fmt: skip
+            if skipped is not None and out is not None:
+                _check_out_after_skip(plan, out, series, n_damaged, skipped)
             try:
                 array = execute(plan, executor=executor, threads=opts.threads, out=out)
                 break
             except (CorruptFileError, DecodeError, UnsupportedError) as exc:
-                # Pixel data found damaged only when read (a compressed frame cut short or not
-                # what its header says): the file is one more damaged image of the series.
-                bad = _damaged_pixels(exc, series)
-                if not bad:
-                    every = set(exc.files) == set(series.files)
-                    if opts.unreadable == "skip" and every and len(series.damaged) > n_damaged:
-                        dropped = [name for name, _ in series.damaged[n_damaged:]]
-                        raise type(exc)(
-                            f"series {series.id}: the pixel data of every file is damaged: {len(dropped)} "
-                            f"skipped (unreadable='skip'), then {exc.message}", files=[*dropped, *exc.files],
-                            uid=series.uid,
-                        ) from exc  # fmt: skip
-                    raise
-                if opts.unreadable == "raise":
-                    raise type(exc)(f"{exc.message}; pass unreadable='skip' to load the series "
-                                    f"without {'it' if len(bad) == 1 else 'them'}",
-                                    files=exc.files, uid=exc.uid or series.uid, **exc._data) from exc  # fmt: skip
-                skipped_error = exc
-                series = dataclasses.replace(
-                    series, records=tuple(r for r in series.records if r.path not in bad),
-                    damaged=(*series.damaged, *((name, exc.message) for name in bad)), _report=[],
-                )  # fmt: skip
+                series = _without_damaged(exc, series, opts, n_damaged)
+                skipped = exc
     volume = Volume(array=array, affine=plan.affine, geometry=plan.report, meta=plan.meta)
     if series.damaged:  # unreadable="skip": said where the volume is looked at
         return _with_skipped(volume, [name for name, _ in series.damaged])
     return volume
+
+
+def _without_damaged(exc: FastvolError, series: Series, opts: Options, n_damaged: int) -> Series:
+    """``series`` without the files whose pixel data ``exc`` found damaged when read (a
+    compressed frame cut short or not what its header says: more damaged images of the series),
+    for ``unreadable="skip"``; otherwise the error to raise, saying what to do."""
+    bad = _damaged_pixels(exc, series)
+    if not bad:
+        dropped = [name for name, _ in series.damaged[n_damaged:]]
+        if opts.unreadable == "skip" and dropped and set(exc.files) == set(series.files):
+            raise type(exc)(
+                f"series {series.id}: the pixel data of every file is damaged: {len(dropped)} "
+                f"skipped (unreadable='skip'), then {exc.message}", files=[*dropped, *exc.files],
+                uid=series.uid,
+            ) from exc  # fmt: skip
+        raise exc
+    if opts.unreadable == "raise":
+        raise type(exc)(f"{exc.message}; pass unreadable='skip' to load the series "
+                        f"without {'it' if len(bad) == 1 else 'them'}",
+                        files=exc.files, uid=exc.uid or series.uid, **exc._data) from exc  # fmt: skip
+    return dataclasses.replace(
+        series, records=tuple(r for r in series.records if r.path not in bad),
+        damaged=(*series.damaged, *((name, exc.message) for name in bad)), _report=[],
+    )  # fmt: skip
+
+
+def _check_out_after_skip(plan: LoadPlan, out: Any, series: Series, n_damaged: int, skipped: FastvolError) -> None:
+    """Raise when the volume left after skipping damaged files no longer fits ``out``."""
+    given = tuple(getattr(out, "shape", ()))
+    if given != plan.shape:
+        raise InputError(
+            f"series {series.id}: {len(series.damaged) - n_damaged} file(s) with damaged pixel "
+            f"data skipped (unreadable='skip'), leaving a volume of shape {plan.shape} that out= "
+            f"(shape {given}) cannot take; pass gaps='fill' to keep the shape, or no out=",
+            files=[name for name, _ in series.damaged[n_damaged:]], uid=series.uid,
+        ) from skipped  # fmt: skip
 
 
 def _damaged_pixels(exc: FastvolError, series: Series) -> set[str]:

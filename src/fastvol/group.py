@@ -233,7 +233,7 @@ def _join_rounding_neighbours(groups: dict[tuple[Any, ...], list[HeaderRecord]],
     # folder whose files all carry one UID may hold thousands of groups).
     buckets: dict[tuple[Any, ...], list[int]] = {}
     for k, key in enumerate(keys):
-        if key[1] is not None and key[1] and key[1][0] == key[1][0]:  # an orientation, not NaN
+        if key[1] and key[1][0] == key[1][0]:  # an orientation, not None or NaN
             buckets.setdefault(tuple(v for i, v in enumerate(key) if i not in _ROUNDED_PARTS), []).append(k)
     reach = _ROUNDED_PARTS[1] * 1.001
     for bucket in buckets.values():

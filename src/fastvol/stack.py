@@ -434,16 +434,15 @@ def execute(
         kernels.fill_slots(flat, missing, flat.dtype.type(plan.fill_value))
     sources = plan.sources
     duplicates = _read_duplicates(plan)
-    copies = tuple(d.copy for d in duplicates)
-    decoders = _decoders(sources + copies, plan)
+    read = sources + tuple(d.copy for d in duplicates) if duplicates else sources  # all read
+    decoders = {} if plan.all_uncompressed and not duplicates else _decoders(read, plan)
     pool = _choose_executor(plan, executor, threads, decoders)
-    closer = _Closer(sources + copies)
+    closer = _Closer(read)
     try:
-        if any(type(s.source).prefetch_many is not None for s in sources + copies):
+        if any(type(s.source).prefetch_many is not None for s in read):
             # Remote sources: every frame's bytes fetched now, concurrently (local: untouched).
-            prefetch(_pixel_ranges(sources + copies, plan.pixel.frame_bytes,
-                                   packed=plan.pixel.bits_allocated == 1))  # fmt: skip
-        ranges = _multiframe_ranges(sources + copies, plan.pixel.frame_bytes)
+            prefetch(_pixel_ranges(read, plan.pixel.frame_bytes, packed=plan.pixel.bits_allocated == 1))
+        ranges = _multiframe_ranges(read, plan.pixel.frame_bytes)
         for dup in duplicates:  # before any fill: a conflicting copy leaves no partial output
             _check_duplicate(dup, plan, decoders, ranges)
             closer.done(dup.copy)

@@ -648,6 +648,33 @@ PyDoc_STRVAR(convert_rows_doc,
 "Python converters' by name, absent ones left out, and the names of the values left to\n"
 "Python (a tuple, empty when none).");
 
+/* 0 when ``view`` is an aligned native int64 table, else -1 with a TypeError naming ``who``. */
+static int int64_table(Py_buffer *view, const char *who, const char *what) {
+    const char *format = view->format != NULL ? view->format : "B";
+    if (format[0] == '@' || format[0] == '=' || format[0] == '<') {
+        format++;
+    }
+    if (view->itemsize != 8 || (format[0] != 'l' && format[0] != 'q') || format[1] != '\0' ||
+        ((uintptr_t)view->buf) % sizeof(int64_t) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be int64", who, what);
+        return -1;
+    }
+    return 0;
+}
+
+/* Item ``item`` of a tuple of file indices as an index below ``n_files``, or -1 with an error. */
+static Py_ssize_t file_index(PyObject *item, Py_ssize_t n_files, const char *who) {
+    Py_ssize_t i = PyLong_AsSsize_t(item);
+    if (i == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (i < 0 || i >= n_files) {
+        PyErr_Format(PyExc_IndexError, "%s: file index out of range", who);
+        return -1;
+    }
+    return i;
+}
+
 static PyObject *convert_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 4) {
@@ -665,13 +692,10 @@ static PyObject *convert_rows(PyObject *self, PyObject *const *args, Py_ssize_t 
     PyObject *result = NULL, *empty = NULL, *files = NULL;
     Spec *spec = NULL;
     Py_ssize_t n_spec = 0;
-    const char *format = fields.format != NULL ? fields.format : "B";
-    if (format[0] == '@' || format[0] == '=' || format[0] == '<') {
-        format++;
+    if (int64_table(&fields, "convert_rows", "fields") < 0) {
+        goto done;
     }
-    if (fields.ndim != 3 || fields.itemsize != 8 || (format[0] != 'l' && format[0] != 'q') ||
-        format[1] != '\0' || fields.shape[2] != 3 ||
-        ((uintptr_t)fields.buf) % sizeof(int64_t) != 0) {
+    if (fields.ndim != 3 || fields.shape[2] != 3) {
         PyErr_SetString(PyExc_TypeError, "convert_rows: fields must be int64 (n_files, n, 3)");
         goto done;
     }
@@ -690,13 +714,8 @@ static PyObject *convert_rows(PyObject *self, PyObject *const *args, Py_ssize_t 
         goto done;
     }
     for (Py_ssize_t j = 0; j < n_out; j++) {
-        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(files, j));
-        if (i == -1 && PyErr_Occurred()) {
-            Py_CLEAR(result);
-            goto done;
-        }
-        if (i < 0 || i >= n_files) {
-            PyErr_SetString(PyExc_IndexError, "convert_rows: file index out of range");
+        Py_ssize_t i = file_index(PyTuple_GET_ITEM(files, j), n_files, "convert_rows");
+        if (i < 0) {
             Py_CLEAR(result);
             goto done;
         }
@@ -1482,19 +1501,6 @@ done:
     return result;
 }
 
-static int int64_table(Py_buffer *view, const char *what) {
-    const char *format = view->format != NULL ? view->format : "B";
-    if (format[0] == '@' || format[0] == '=' || format[0] == '<') {
-        format++;
-    }
-    if (view->itemsize != 8 || (format[0] != 'l' && format[0] != 'q') || format[1] != '\0' ||
-        ((uintptr_t)view->buf) % sizeof(int64_t) != 0) {
-        PyErr_Format(PyExc_TypeError, "build_records: %s must be int64", what);
-        return -1;
-    }
-    return 0;
-}
-
 PyDoc_STRVAR(build_records_doc,
 "build_records(plan, data, fields, info, files, sources, sizes)\n"
 "--\n\n"
@@ -1532,7 +1538,8 @@ static PyObject *build_records(PyObject *self, PyObject *const *args, Py_ssize_t
     Memo *memos = NULL;
     PyObject **vals = NULL;
     Memo ts_memo = {NULL, 0, NULL, 0};
-    if (int64_table(&fields, "fields") < 0 || int64_table(&info, "info") < 0) {
+    if (int64_table(&fields, "build_records", "fields") < 0 ||
+        int64_table(&info, "build_records", "info") < 0) {
         goto done;
     }
     if (fields.ndim != 3 || fields.shape[2] != 3 || info.ndim != 2 ||
@@ -1574,13 +1581,8 @@ static PyObject *build_records(PyObject *self, PyObject *const *args, Py_ssize_t
         goto done;
     }
     for (Py_ssize_t j = 0; j < n_out; j++) {
-        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(files, j));
-        if (i == -1 && PyErr_Occurred()) {
-            Py_CLEAR(result);
-            goto done;
-        }
-        if (i < 0 || i >= n_files) {
-            PyErr_SetString(PyExc_IndexError, "build_records: file index out of range");
+        Py_ssize_t i = file_index(PyTuple_GET_ITEM(files, j), n_files, "build_records");
+        if (i < 0) {
             Py_CLEAR(result);
             goto done;
         }

@@ -178,8 +178,9 @@ def place(records: Sequence[HeaderRecord], tolerances: Tolerances, *, name: str,
     _check_plausible(records, name=name, uid=uid)
     orientation = np.mean(np.array([r.image_orientation for r in records], dtype=np.float64), axis=0)
     notes: list[Decision] = []
-    frames = Counter(r.frame_of_reference_uid for r in records)  # "": none given
-    if len(frames) > 1:  # positions in two coordinate systems: stacked, but never in silence
+    if len({r.frame_of_reference_uid for r in records}) > 1:  # "": none given
+        # Positions in two coordinate systems: stacked, but never in silence.
+        frames = Counter(r.frame_of_reference_uid for r in records)
         main_frame = frames.most_common(1)[0][0]
         odd = list(dict.fromkeys(r.path for r in records if r.frame_of_reference_uid != main_frame))
         notes.append(Decision("frames_of_reference", series=name, n_frames=len(frames),
